@@ -1,0 +1,97 @@
+//! A per-request [`CancellationToken`](tokio_util::sync::CancellationToken)
+//! that is cancelled when the client is gone.
+//!
+//! [`DisconnectLayer`] gives every request a fresh token; handlers extract it
+//! with [`DisconnectToken`] (or use it through [`LongPoll`](crate::LongPoll)).
+//!
+//! # When the token is cancelled
+//!
+//! The token is cancelled when the request's work is abandoned before it
+//! completed:
+//!
+//! - the response future is dropped before it returned. hyper does this when
+//!   it sees the client go: FIN, RST or a half-close (`shutdown(SHUT_WR)`) on
+//!   HTTP/1.1; `RST_STREAM` or the loss of the connection on HTTP/2;
+//! - the response body is dropped before it ended: the client left while a
+//!   streaming body was being sent (or the body failed with an error).
+//!
+//! It is **never** cancelled by a normal completion: the future returned and
+//! the body ended. A body counts as ended when it returned `None`, when after
+//! a frame it reports `is_end_stream()` or an exact remaining size of 0 (hyper
+//! stops polling there and drops it), when it was empty from the start, and
+//! when the server sends no body at all (`HEAD`, `1xx`, `204`, `304`). The
+//! token stays uncancelled after that, also when the keep-alive connection
+//! later closes.
+//!
+//! Work the handler spawns can stop on the token (or a `child_token()` of
+//! it); the layer itself spawns nothing.
+//!
+//! # Caveats (hyper's, and what this crate does about them)
+//!
+//! On HTTP/1.1 hyper only watches the socket while no request-body bytes are
+//! owed to the handler. A handler that does not read its body never learns
+//! that a client which sent a partial (or a large) body went away.
+//! [`LongPoll`](crate::LongPoll) therefore reads the request body, up to
+//! [`LongPollConfig::max_body`](crate::LongPollConfig::max_body), before the
+//! handler waits. A plain [`DisconnectToken`] handler should read (or
+//! bound) its body itself.
+//!
+//! A peer that vanishes without FIN or RST (a pulled cable) is seen only when
+//! a write fails; turn on TCP keepalive on accepted sockets to bound that.
+//!
+//! # Cost
+//!
+//! Per request: one `CancellationToken` node and one request-extension entry
+//! holding two reference-counted pointers. No task, no timer, no lock on the
+//! normal path.
+//!
+//! # Compared with tower-http's `on_early_drop`
+//!
+//! tower-http calls a callback on early drop; it treats a body as finished
+//! only when it returned `None` or an error, so a `Full` body that hyper
+//! drops right after its only frame (because `is_end_stream()` turned true)
+//! is reported as dropped early. This layer hands out a token instead, which
+//! handlers and the tasks they spawn can await, and follows hyper's own rule
+//! for when a body is done.
+//!
+//! # Example
+//!
+//! ```
+//! use axum::{routing::get, Router};
+//! use axum_longpoll::{DisconnectLayer, DisconnectToken};
+//!
+//! async fn report(token: DisconnectToken) -> String {
+//!     // Stop the expensive part as soon as the client leaves; a normal
+//!     // completion never cancels the token.
+//!     let token = token.child_token();
+//!     let job = tokio::spawn(async move {
+//!         tokio::select! {
+//!             () = token.cancelled() => None,
+//!             rows = expensive_query() => Some(rows),
+//!         }
+//!     });
+//!     match job.await {
+//!         Ok(Some(rows)) => format!("{rows} rows"),
+//!         _ => String::new(), // the client is gone: nobody reads this
+//!     }
+//! }
+//! # async fn expensive_query() -> usize { 3 }
+//!
+//! let app: Router = Router::new()
+//!     .route("/report", get(report))
+//!     .layer(DisconnectLayer::new());
+//! ```
+
+mod body;
+mod extract;
+mod future;
+mod layer;
+mod service;
+
+pub use self::body::DisconnectBody;
+pub use self::extract::{DisconnectToken, MissingDisconnectLayer};
+pub use self::future::ResponseFuture;
+pub use self::layer::DisconnectLayer;
+pub use self::service::Disconnect;
+
+pub(crate) use self::extract::context;

@@ -1,0 +1,100 @@
+//! Counters and gauges an application can read and publish (for example on a
+//! `/stats` route).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use serde::Serialize;
+
+/// Live counters shared by every request that went through one
+/// [`DisconnectLayer`](crate::DisconnectLayer).
+///
+/// Cloning is cheap (one `Arc`). Read it with [`Stats::snapshot`].
+///
+/// Long-poll figures are recorded by [`LongPoll::wait`](crate::LongPoll::wait);
+/// a handler that writes its own `select!` over the extractor's futures is not
+/// counted.
+#[derive(Clone, Debug, Default)]
+pub struct Stats {
+    inner: Arc<Counters>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    parked: AtomicU64,
+    ready: AtomicU64,
+    timeout: AtomicU64,
+    shutdown: AtomicU64,
+    disconnected: AtomicU64,
+}
+
+/// A point-in-time copy of [`Stats`], serializable as JSON.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct StatsSnapshot {
+    /// Long-polls waiting right now (a gauge).
+    pub parked: u64,
+    /// Long-polls answered with an event, since start.
+    pub ready: u64,
+    /// Long-polls answered by their timeout (keepalive), since start.
+    pub timeout: u64,
+    /// Long-polls answered because the server was shutting down, since start.
+    pub shutdown: u64,
+    /// Long-polls ended because the client went away, since start.
+    pub disconnected: u64,
+}
+
+impl Stats {
+    /// Creates a new set of counters, all zero.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Returns the current values.
+    ///
+    /// Each field is read atomically but the fields are not read together, so
+    /// under load the snapshot may mix values from neighbouring instants.
+    #[must_use]
+    pub fn snapshot(&self) -> StatsSnapshot {
+        let c = &self.inner;
+        StatsSnapshot {
+            parked: c.parked.load(Ordering::Relaxed),
+            ready: c.ready.load(Ordering::Relaxed),
+            timeout: c.timeout.load(Ordering::Relaxed),
+            shutdown: c.shutdown.load(Ordering::Relaxed),
+            disconnected: c.disconnected.load(Ordering::Relaxed),
+        }
+    }
+
+    pub(crate) fn counters(&self) -> &Counters {
+        &self.inner
+    }
+}
+
+/// What ended a long-poll, for counting.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Ended {
+    Ready,
+    Timeout,
+    Shutdown,
+    Disconnected,
+}
+
+impl Counters {
+    pub(crate) fn park(&self) {
+        self.parked.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn unpark(&self, ended: Option<Ended>) {
+        self.parked.fetch_sub(1, Ordering::Relaxed);
+        let counter = match ended {
+            Some(Ended::Ready) => &self.ready,
+            Some(Ended::Timeout) => &self.timeout,
+            Some(Ended::Shutdown) => &self.shutdown,
+            Some(Ended::Disconnected) => &self.disconnected,
+            None => return,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
