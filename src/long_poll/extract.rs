@@ -1,0 +1,264 @@
+use std::future::Future;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{FromRequest, Request};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http::header::{CACHE_CONTROL, CONTENT_LENGTH, RETRY_AFTER};
+use http::{HeaderValue, StatusCode};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use tokio::time::{Instant, Sleep};
+use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
+
+use super::rejection::LongPollRejection;
+use super::timeout;
+use super::wait::{Outcome, Parked};
+use super::LongPollConfig;
+use crate::context::RequestContext;
+
+/// Status of the (never seen) answer to a client that is already gone, as
+/// nginx logs it: "499 Client Closed Request". Useful in access logs.
+pub(crate) const CLIENT_CLOSED_REQUEST: u16 = 499;
+
+/// The request body must arrive within the wait, or within this much time
+/// when the wait is shorter.
+const MIN_BODY_WAIT: Duration = Duration::from_secs(5);
+
+/// Extractor for a long-poll request: the wait the client asked for, the
+/// server's shutdown and the client's disconnect, ready to `select!` over.
+///
+/// See the [module docs](crate::long_poll). Requires
+/// [`DisconnectLayer`](crate::DisconnectLayer).
+///
+/// It implements [`FromRequest`] (it reads the request body; see
+/// [`LongPollConfig::max_body`]), so it must be the last argument of a
+/// handler. The body is available through [`body`](Self::body).
+#[derive(Debug)]
+pub struct LongPoll {
+    ctx: RequestContext,
+    config: LongPollConfig,
+    wait: Duration,
+    deadline: Instant,
+    body: Bytes,
+}
+
+impl<S: Send + Sync> FromRequest<S> for LongPoll {
+    type Rejection = LongPollRejection;
+
+    async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
+        let (parts, body) = req.into_parts();
+        let ctx = crate::disconnect::context(&parts)
+            .cloned()
+            .ok_or(LongPollRejection::MissingLayer)?;
+        let config = parts
+            .extensions
+            .get::<LongPollConfig>()
+            .unwrap_or(&ctx.shared.long_poll)
+            .clone();
+
+        let requested = timeout::requested(parts.uri.query(), &parts.headers, config.max_timeout)?;
+        let mut wait = requested
+            .unwrap_or(config.default_timeout)
+            .min(config.max_timeout);
+        if config.jitter && !wait.is_zero() {
+            wait -= wait.mul_f64(fastrand::f64() / 16.0);
+        }
+        let deadline = Instant::now() + wait;
+
+        let announced = parts
+            .headers
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        if announced.is_some_and(|n| n > config.max_body as u64) {
+            return Err(LongPollRejection::BodyTooLarge {
+                limit: config.max_body,
+            });
+        }
+        let body_deadline = Instant::now() + wait.max(MIN_BODY_WAIT);
+        let body = read_body(body, config.max_body, body_deadline).await?;
+
+        Ok(Self {
+            ctx,
+            config,
+            wait,
+            deadline,
+            body,
+        })
+    }
+}
+
+/// Reads the whole body (so that hyper goes back to watching the connection)
+/// within `limit` bytes and before `deadline`.
+async fn read_body(
+    body: Body,
+    limit: usize,
+    deadline: Instant,
+) -> Result<Bytes, LongPollRejection> {
+    use http_body::Body as _;
+    if body.is_end_stream() {
+        return Ok(Bytes::new());
+    }
+    let collect = Limited::new(body, limit).collect();
+    match tokio::time::timeout_at(deadline, collect).await {
+        Err(_) => Err(LongPollRejection::BodyTimeout),
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(err)) if err.is::<LengthLimitError>() => {
+            Err(LongPollRejection::BodyTooLarge { limit })
+        }
+        Ok(Err(err)) => Err(LongPollRejection::BodyRead(axum::Error::new(err))),
+    }
+}
+
+impl LongPoll {
+    /// How long this poll waits: the client's request (or the default),
+    /// clamped to the maximum, less jitter.
+    #[must_use]
+    pub fn wait_duration(&self) -> Duration {
+        self.wait
+    }
+
+    /// When the wait ends.
+    #[must_use]
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    /// The request body (empty for most long-polls).
+    #[must_use]
+    pub fn body(&self) -> &Bytes {
+        &self.body
+    }
+
+    /// The configuration in force for this request.
+    pub fn config(&self) -> &LongPollConfig {
+        &self.config
+    }
+
+    /// The client-disconnect token (see [`crate::disconnect`]).
+    #[must_use]
+    pub fn token(&self) -> &CancellationToken {
+        &self.ctx.token
+    }
+
+    /// The server's shutdown token.
+    #[must_use]
+    pub fn shutdown_token(&self) -> &CancellationToken {
+        &self.ctx.shared.shutdown
+    }
+
+    /// Completes when the wait has run out.
+    ///
+    /// # Cancellation safety
+    ///
+    /// Cancel safe: it only watches a timer.
+    pub fn timeout(&self) -> Sleep {
+        tokio::time::sleep_until(self.deadline)
+    }
+
+    /// Completes when the server begins to shut down.
+    ///
+    /// # Cancellation safety
+    ///
+    /// Cancel safe.
+    pub fn shutdown(&self) -> WaitForCancellationFuture<'_> {
+        self.ctx.shared.shutdown.cancelled()
+    }
+
+    /// Completes when the client is gone.
+    ///
+    /// While the handler itself is running this rarely completes: when hyper
+    /// sees the client go it drops the handler. It matters for tasks the
+    /// handler spawned and for work done after the wait.
+    ///
+    /// # Cancellation safety
+    ///
+    /// Cancel safe.
+    pub fn disconnected(&self) -> WaitForCancellationFuture<'_> {
+        self.ctx.token.cancelled()
+    }
+
+    /// Waits for `event`, the timeout, shutdown or disconnect, whichever
+    /// comes first, and counts the outcome in [`Stats`](crate::Stats).
+    ///
+    /// # Priority
+    ///
+    /// When several are ready at once: [`Disconnected`](Outcome::Disconnected),
+    /// then [`Shutdown`](Outcome::Shutdown), then [`Ready`](Outcome::Ready),
+    /// then [`Timeout`](Outcome::Timeout). `event` is not polled once the
+    /// client is gone or the server is stopping, so an event is never taken
+    /// for a client that cannot receive it; an event that is ready when the
+    /// time runs out is still delivered.
+    ///
+    /// # Cancellation safety
+    ///
+    /// As cancel safe as `event`: dropping the returned future drops `event`.
+    /// Take events from a source that loses nothing when a read is dropped (a
+    /// cursor into an [`EventLog`](crate::EventLog) is the recommended one;
+    /// `broadcast::Receiver::recv` and `watch::Receiver::changed` are also
+    /// cancel safe; `mpsc` is, but an event taken just before the client
+    /// left is lost with the response).
+    pub async fn wait<F: Future>(&self, event: F) -> Outcome<F::Output> {
+        let mut parked = Parked::new(self.ctx.shared.stats.counters(), &self.ctx.token);
+        let outcome = tokio::select! {
+            biased;
+            () = self.disconnected() => Outcome::Disconnected,
+            () = self.shutdown() => Outcome::Shutdown,
+            value = event => Outcome::Ready(value),
+            () = self.timeout() => Outcome::Timeout,
+        };
+        parked.finish(&outcome);
+        outcome
+    }
+
+    /// The keepalive answer for a wait that timed out:
+    /// [`timeout_status`](LongPollConfig::timeout_status) (default `204`)
+    /// with `Cache-Control: no-store`.
+    #[must_use]
+    pub fn timeout_response(&self) -> Response {
+        no_store((self.config.timeout_status, Body::empty()).into_response())
+    }
+
+    /// The answer for a server that is shutting down:
+    /// [`shutdown_status`](LongPollConfig::shutdown_status) (default `503`)
+    /// with `Retry-After` and `Cache-Control: no-store`.
+    #[must_use]
+    pub fn shutdown_response(&self) -> Response {
+        let secs = self.config.retry_after.as_secs()
+            + u64::from(self.config.retry_after.subsec_nanos() > 0);
+        let mut res = (
+            self.config.shutdown_status,
+            "server is shutting down; retry",
+        )
+            .into_response();
+        res.headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from(secs));
+        no_store(res)
+    }
+
+    /// Turns an [`Outcome`] into the usual answer: `Ready(v)` → `v` with
+    /// `Cache-Control: no-store`; `Timeout` → [`timeout_response`](Self::timeout_response);
+    /// `Shutdown` → [`shutdown_response`](Self::shutdown_response);
+    /// `Disconnected` → `499` (never seen by the client; useful in logs).
+    #[must_use]
+    pub fn respond<T: IntoResponse>(&self, outcome: Outcome<T>) -> Response {
+        match outcome {
+            Outcome::Ready(v) => no_store(v.into_response()),
+            Outcome::Timeout => self.timeout_response(),
+            Outcome::Shutdown => self.shutdown_response(),
+            Outcome::Disconnected => {
+                let status =
+                    StatusCode::from_u16(CLIENT_CLOSED_REQUEST).unwrap_or(StatusCode::BAD_REQUEST);
+                status.into_response()
+            }
+        }
+    }
+}
+
+/// Adds `Cache-Control: no-store`: a long-poll answer is for one client at
+/// one moment, never for a cache.
+pub fn no_store(mut res: Response) -> Response {
+    res.headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
