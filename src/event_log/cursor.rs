@@ -1,0 +1,125 @@
+use std::fmt;
+use std::str::FromStr;
+
+/// A position in an [`EventLog`](super::EventLog): "the client has seen
+/// everything up to here".
+///
+/// Clients treat it as an opaque string. It is written as
+/// `<epoch>-<position>`: the epoch (16 lowercase hex digits, chosen at random
+/// when the log is created) tells a cursor from another process (an earlier
+/// run, another server) from one of this log; the position counts events
+/// from 1. Position 0 is "before the first event".
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Cursor {
+    pub(crate) epoch: u64,
+    pub(crate) position: u64,
+}
+
+impl Cursor {
+    /// The epoch of the log that issued this cursor.
+    #[must_use]
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// The position of the last event seen (0: none).
+    #[must_use]
+    pub fn position(&self) -> u64 {
+        self.position
+    }
+}
+
+impl fmt::Display for Cursor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:016x}-{}", self.epoch, self.position)
+    }
+}
+
+/// A string that is not a cursor at all (wrong shape). A well-formed cursor
+/// that this log cannot serve is a [`CursorGone`](super::CursorGone).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MalformedCursor;
+
+impl fmt::Display for MalformedCursor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(
+            "not a cursor; a cursor is the `id` or `cursor` value of an earlier answer \
+             (16 hex digits, `-`, a decimal position)",
+        )
+    }
+}
+
+impl std::error::Error for MalformedCursor {}
+
+/// Longest decimal `u64`.
+const MAX_POSITION_DIGITS: usize = 20;
+
+impl FromStr for Cursor {
+    type Err = MalformedCursor;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (epoch, position) = s.split_once('-').ok_or(MalformedCursor)?;
+        let hex = |b: u8| b.is_ascii_digit() || (b'a'..=b'f').contains(&b);
+        if epoch.len() != 16 || !epoch.bytes().all(hex) {
+            return Err(MalformedCursor);
+        }
+        if position.is_empty()
+            || position.len() > MAX_POSITION_DIGITS
+            || !position.bytes().all(|b| b.is_ascii_digit())
+        {
+            return Err(MalformedCursor);
+        }
+        Ok(Self {
+            epoch: u64::from_str_radix(epoch, 16).map_err(|_| MalformedCursor)?,
+            position: position.parse().map_err(|_| MalformedCursor)?,
+        })
+    }
+}
+
+impl serde::Serialize for Cursor {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips() {
+        let c = Cursor {
+            epoch: 0x00ab_cdef_0123_4567,
+            position: 42,
+        };
+        assert_eq!(c.to_string(), "00abcdef01234567-42");
+        assert_eq!("00abcdef01234567-42".parse::<Cursor>(), Ok(c));
+        let max = Cursor {
+            epoch: u64::MAX,
+            position: u64::MAX,
+        };
+        assert_eq!(max.to_string().parse::<Cursor>(), Ok(max));
+    }
+
+    #[test]
+    fn rejects_other_shapes() {
+        for bad in [
+            "",
+            "-",
+            "00abcdef01234567",
+            "00abcdef01234567-",
+            "00ABCDEF01234567-1",
+            "0abcdef01234567-1",
+            "00abcdef01234567-+1",
+            "00abcdef01234567--1",
+            "00abcdef01234567-1-2",
+            "00abcdef01234567-18446744073709551616",
+            "00abcdef01234567-1 ",
+            "garbage",
+            "00abcdef0123456٣-1",
+        ] {
+            assert_eq!(bad.parse::<Cursor>(), Err(MalformedCursor), "{bad:?}");
+        }
+    }
+}
