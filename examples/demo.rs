@@ -1,0 +1,176 @@
+//! The demo server: publish messages, long-poll them with a cursor.
+//!
+//! Run it:
+//!
+//! ```text
+//! cargo run --example demo                     # ADDR=127.0.0.1:3000 RETAIN=1024
+//! ADDR=127.0.0.1:8080 RETAIN=100 cargo run --example demo
+//! ```
+//!
+//! Try it with curl (in a second terminal):
+//!
+//! ```text
+//! curl -i 'localhost:3000/poll?timeout=30'            # waits for the next message
+//! curl -d 'hello' localhost:3000/publish              # → {"id":"<cursor>"}
+//! curl -i 'localhost:3000/poll?from=oldest'           # everything retained, at once
+//! curl -i 'localhost:3000/poll?cursor=<id>&timeout=5' # after <id>; 204 + Cursor header on timeout
+//! curl -i 'localhost:3000/poll?cursor=garbage'        # 400 naming `cursor`
+//! curl -i 'localhost:3000/poll?timeout=-1'            # 400 naming `timeout`
+//! curl localhost:3000/stats                           # parked now, outcomes since start
+//! ```
+//!
+//! Ctrl-C (or SIGTERM) shuts it down: parked polls answer `503` with
+//! `Retry-After` at once, and the process exits.
+//!
+//! HTTP interface (a contract: names and shapes stay):
+//!
+//! - `POST /publish`: body is UTF-8 text (at most 64 KiB, else `413`) →
+//!   `200 {"id":"<cursor of this event>"}`.
+//! - `GET /poll?cursor=<c>&timeout=<s>` → `200
+//!   {"events":[{"id":"<cursor>","data":"…"}],"cursor":"<next>"}`; `204` with
+//!   header `Cursor: <next>` on timeout; `410` with a JSON body when the
+//!   cursor is too old or from before a restart; `400` on bad input; `503` +
+//!   `Retry-After` on shutdown. Without a cursor: from now; `?from=oldest`:
+//!   from the oldest retained event. Also `Last-Event-ID` and
+//!   `?last_event_id=`.
+//! - `GET /stats` → `{"parked":n,"ready":n,"timeout":n,"shutdown":n,
+//!   "disconnected":n,"retained":n,"head":"<cursor>"}`.
+//!
+//! Environment: `ADDR` (default `127.0.0.1:3000`), `RETAIN` (events kept,
+//! default 1024).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use axum_longpoll::event_log::{EventLog, Resume};
+use axum_longpoll::{DisconnectLayer, LongPoll, Stats};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+/// Largest message `/publish` accepts.
+const MAX_MESSAGE: usize = 64 * 1024;
+
+#[derive(Clone)]
+struct App {
+    log: EventLog<Arc<str>>,
+    stats: Stats,
+}
+
+async fn publish(State(app): State<App>, body: Body) -> Response {
+    let bytes = match axum::body::to_bytes(body, MAX_MESSAGE).await {
+        Ok(bytes) => bytes,
+        Err(_) => {
+            return (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "publish body too large: allowed at most {MAX_MESSAGE} bytes of UTF-8 text"
+                ),
+            )
+                .into_response()
+        }
+    };
+    let Ok(text) = std::str::from_utf8(&bytes) else {
+        return (
+            StatusCode::BAD_REQUEST,
+            "invalid publish body: allowed UTF-8 text only",
+        )
+            .into_response();
+    };
+    let id = app.log.publish(Arc::from(text));
+    Json(json!({ "id": id })).into_response()
+}
+
+async fn poll(State(app): State<App>, resume: Resume, lp: LongPoll) -> Response {
+    match resume.start(&app.log) {
+        Ok(after) => lp.respond_with_log(&app.log, after).await,
+        Err(gone) => gone.into_response(),
+    }
+}
+
+async fn stats(State(app): State<App>) -> Response {
+    let mut body = serde_json::to_value(app.stats.snapshot()).unwrap_or_default();
+    body["retained"] = json!(app.log.len());
+    body["head"] = json!(app.log.head());
+    Json(body).into_response()
+}
+
+/// The demo's router, for a given log and shutdown token.
+fn app(log: EventLog<Arc<str>>, shutdown: CancellationToken) -> Router {
+    let layer = DisconnectLayer::new().shutdown(shutdown);
+    let state = App {
+        log,
+        stats: layer.stats(),
+    };
+    Router::new()
+        .route("/publish", post(publish))
+        .route("/poll", get(poll))
+        .route("/stats", get(stats))
+        .with_state(state)
+        .layer(layer)
+}
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T, allowed: &str) -> Result<T, String> {
+    match std::env::var(name) {
+        Err(_) => Ok(default),
+        Ok(v) => v
+            .parse()
+            .map_err(|_| format!("invalid {name}={v:?}: allowed {allowed}")),
+    }
+}
+
+/// Cancels `token` on Ctrl-C or SIGTERM.
+async fn cancel_on_signal(token: CancellationToken) {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    token.cancel();
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let addr: SocketAddr = env_or(
+        "ADDR",
+        SocketAddr::from(([127, 0, 0, 1], 3000)),
+        "an address like 127.0.0.1:3000",
+    )?;
+    let retain: usize = env_or("RETAIN", 1024, "a whole number of events, at least 1")?;
+    if retain == 0 {
+        return Err("invalid RETAIN=0: allowed a whole number of events, at least 1".into());
+    }
+
+    let shutdown = CancellationToken::new();
+    tokio::spawn(cancel_on_signal(shutdown.clone()));
+
+    let log = EventLog::new(retain);
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    eprintln!(
+        "demo listening on http://{} (retaining {retain} events)",
+        listener.local_addr()?
+    );
+    axum::serve(listener, app(log, shutdown.clone()))
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await?;
+    eprintln!("demo stopped");
+    Ok(())
+}
