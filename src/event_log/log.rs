@@ -167,19 +167,22 @@ impl EventLogBuilder {
     }
 }
 
+impl EventLog<()> {
+    /// A builder with the defaults: capacity 1024, no age limit, batches of
+    /// at most 100 events, clients without a cursor start from now, a random
+    /// epoch. (On `EventLog<()>` so that the event type is chosen by
+    /// [`build`](EventLogBuilder::build), as in `EventLog::builder().build::<T>()`.)
+    pub fn builder() -> EventLogBuilder {
+        EventLogBuilder::default()
+    }
+}
+
 impl<T> EventLog<T> {
     /// A log that retains `capacity` events, with the other defaults of
     /// [`EventLogBuilder`].
     #[must_use]
     pub fn new(capacity: usize) -> Self {
-        Self::builder().capacity(capacity).build()
-    }
-
-    /// A builder with the defaults: capacity 1024, no age limit, batches of
-    /// at most 100 events, clients without a cursor start from now, a random
-    /// epoch.
-    pub fn builder() -> EventLogBuilder {
-        EventLogBuilder::default()
+        EventLog::builder().capacity(capacity).build()
     }
 
     // A panic while the lock is held cannot leave `State` half-updated
