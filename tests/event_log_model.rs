@@ -6,10 +6,10 @@
 #![allow(clippy::unwrap_used)]
 
 use std::future::Future;
-use std::pin::pin;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 
 use axum_longpoll::event_log::{Cursor, EventLog, GoneReason};
+use futures_util::task::noop_waker_ref;
 use proptest::prelude::*;
 
 #[derive(Clone, Debug)]
@@ -98,7 +98,7 @@ impl Model {
 }
 
 fn poll_once<F: Future>(fut: std::pin::Pin<&mut F>) -> Poll<F::Output> {
-    fut.poll(&mut Context::from_waker(Waker::noop()))
+    fut.poll(&mut Context::from_waker(noop_waker_ref()))
 }
 
 fn run(capacity: u64, max_batch: u64, ops: Vec<Op>) {
@@ -127,7 +127,7 @@ fn run(capacity: u64, max_batch: u64, ops: Vec<Op>) {
             Op::PollDropped(i) => {
                 let before = model.log.len();
                 let log = model.log.clone();
-                let mut wait = pin!(log.wait(clients[i].cursor));
+                let mut wait = Box::pin(log.wait(clients[i].cursor));
                 let _ = poll_once(wait.as_mut());
                 // dropped here: nothing consumed, the client keeps its cursor
                 drop(wait);
@@ -136,7 +136,7 @@ fn run(capacity: u64, max_batch: u64, ops: Vec<Op>) {
             Op::ParkThenPublish(i) => {
                 let caught_up = model.published == clients[i].cursor.position();
                 let log = model.log.clone();
-                let mut wait = pin!(log.wait(clients[i].cursor));
+                let mut wait = Box::pin(log.wait(clients[i].cursor));
                 if caught_up {
                     assert!(poll_once(wait.as_mut()).is_pending(), "nothing to read yet");
                 }
