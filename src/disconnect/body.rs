@@ -23,7 +23,13 @@ pin_project! {
 
 impl<B: Body> DisconnectBody<B> {
     pub(crate) fn new(inner: B, guard: Option<DropGuard>) -> Self {
-        let guard = guard.filter(|_| !is_done(&inner));
+        // Disarm, never just drop: dropping a `DropGuard` cancels.
+        let guard = if is_done(&inner) {
+            guard.map(DropGuard::disarm);
+            None
+        } else {
+            guard
+        };
         Self { guard, inner }
     }
 }

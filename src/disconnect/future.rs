@@ -63,7 +63,13 @@ where
         let guard = this.guard.take();
         Poll::Ready(match result {
             Ok(res) => {
-                let guard = guard.filter(|_| !has_no_body(*this.head, res.status()));
+                // No body will be sent: the response is complete now.
+                let guard = if has_no_body(*this.head, res.status()) {
+                    guard.map(DropGuard::disarm);
+                    None
+                } else {
+                    guard
+                };
                 Ok(res.map(|body| DisconnectBody::new(body, guard)))
             }
             // The service finished, with an error: that is not the client

@@ -76,7 +76,17 @@ impl<S: Send + Sync> FromRequest<S> for LongPoll {
             });
         }
         let body_deadline = Instant::now() + wait.max(MIN_BODY_WAIT);
-        let body = read_body(body, config.max_body, body_deadline).await?;
+        let body = match read_body(body, config.max_body, body_deadline).await {
+            Ok(body) => body,
+            Err(err @ LongPollRejection::BodyRead(_)) => {
+                // The body broke off: the client is gone (the answer below
+                // normally reaches nobody). Say so, even though hyper will
+                // go on to "complete" that answer.
+                ctx.token.cancel();
+                return Err(err);
+            }
+            Err(err) => return Err(err),
+        };
 
         Ok(Self {
             ctx,

@@ -78,7 +78,8 @@ pub enum LongPollRejection {
     /// The request body did not arrive whole within the wait (`408`).
     BodyTimeout,
     /// Reading the request body failed, usually because the client went away
-    /// (`400`; the client is normally no longer there to read it).
+    /// (`400`; the client is normally no longer there to read it). The
+    /// request's disconnect token is cancelled.
     BodyRead(axum::Error),
 }
 
