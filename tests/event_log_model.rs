@@ -76,7 +76,10 @@ impl Model {
     }
 
     fn poll(&self, client: &mut Client, max_batch: u64) {
-        match (self.log.read(client.cursor), self.expect(client.cursor, max_batch)) {
+        match (
+            self.log.read(client.cursor),
+            self.expect(client.cursor, max_batch),
+        ) {
             (Ok(batch), Some(expected)) => {
                 let got: Vec<u64> = batch.events.iter().map(|e| e.cursor.position()).collect();
                 assert_eq!(got, expected, "events after {}", client.cursor);
@@ -89,10 +92,15 @@ impl Model {
             (Err(gone), None) => {
                 assert_eq!(gone.reason(), GoneReason::Evicted);
                 assert_eq!(gone.restart().position(), self.first_retained() - 1);
-                client.gaps.push((client.cursor.position(), gone.restart().position() + 1));
+                client
+                    .gaps
+                    .push((client.cursor.position(), gone.restart().position() + 1));
                 client.cursor = gone.restart();
             }
-            (got, expected) => panic!("read after {}: got {got:?}, model {expected:?}", client.cursor),
+            (got, expected) => panic!(
+                "read after {}: got {got:?}, model {expected:?}",
+                client.cursor
+            ),
         }
     }
 }
@@ -184,7 +192,11 @@ fn run(capacity: u64, max_batch: u64, ops: Vec<Op>) {
                     break;
                 }
             }
-            assert_eq!(p, expected_next, "client saw {:?}, gaps {:?}", client.seen, client.gaps);
+            assert_eq!(
+                p, expected_next,
+                "client saw {:?}, gaps {:?}",
+                client.seen, client.gaps
+            );
             expected_next += 1;
         }
         for &(from, to) in gaps {

@@ -1,0 +1,502 @@
+//! Helpers shared by the integration tests: a server on a real socket, a
+//! probe that hands request tokens to the test, a raw HTTP/1.1 client and an
+//! HTTP/2 (prior knowledge) client.
+//!
+//! Every wait here is a hang guard, never a performance assertion.
+
+// Each test file uses a subset of the helpers.
+#![allow(dead_code, unreachable_pub)]
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::extract::{FromRequestParts, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use axum::Router;
+use axum_longpoll::{DisconnectToken, Stats, StatsSnapshot};
+use bytes::Bytes;
+use http_body_util::Empty;
+use hyper::body::Incoming;
+use hyper::client::conn::http2;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// How long a token that must be cancelled may take (a hang guard).
+pub const MUST_CANCEL: Duration = Duration::from_secs(5);
+
+/// How long a token that must stay uncancelled is watched after the event
+/// that could wrongly have cancelled it.
+pub const STAYS_UNCANCELLED: Duration = Duration::from_millis(300);
+
+/// Hang guard for socket reads and request round trips.
+pub const IO_GUARD: Duration = Duration::from_secs(10);
+
+// ---------------------------------------------------------------------------
+// Server
+// ---------------------------------------------------------------------------
+
+/// An app served with `axum::serve` on `127.0.0.1:0` in a task.
+///
+/// Dropping it aborts the server task.
+#[derive(Debug)]
+pub struct Server {
+    pub addr: SocketAddr,
+    shutdown: CancellationToken,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+/// Serves `app` until the server is dropped or [`Server::shutdown`] is called.
+pub async fn spawn(app: Router) -> Server {
+    spawn_with_shutdown(app, CancellationToken::new()).await
+}
+
+/// Serves `app` with `with_graceful_shutdown(shutdown.cancelled_owned())`.
+pub async fn spawn_with_shutdown(app: Router, shutdown: CancellationToken) -> Server {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind 127.0.0.1:0");
+    let addr = listener.local_addr().expect("local addr");
+    let signal = shutdown.clone().cancelled_owned();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(signal)
+            .await
+    });
+    Server {
+        addr,
+        shutdown,
+        task: Some(task),
+    }
+}
+
+impl Server {
+    /// The shutdown token passed to `with_graceful_shutdown`.
+    pub fn shutdown_token(&self) -> &CancellationToken {
+        &self.shutdown
+    }
+
+    /// Cancels the shutdown token and waits (at most `guard`) for the serve
+    /// future to return. Panics if it does not.
+    pub async fn shutdown(mut self, guard: Duration) -> std::io::Result<()> {
+        self.shutdown.cancel();
+        self.join(guard).await
+    }
+
+    /// Waits (at most `guard`) for the serve future to return.
+    pub async fn join(&mut self, guard: Duration) -> std::io::Result<()> {
+        let task = self.task.take().expect("server already joined");
+        tokio::time::timeout(guard, task)
+            .await
+            .expect("the serve future did not return in time")
+            .expect("server task panicked")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(task) = &self.task {
+            task.abort();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Token probe
+// ---------------------------------------------------------------------------
+
+/// Handler-side end of the probe: handlers (or the probe middleware) send
+/// their request's disconnect token to the test.
+#[derive(Clone, Debug)]
+pub struct Probe {
+    tx: mpsc::UnboundedSender<CancellationToken>,
+}
+
+/// Test-side end of the probe.
+#[derive(Debug)]
+pub struct Tokens {
+    rx: mpsc::UnboundedReceiver<CancellationToken>,
+}
+
+pub fn probe() -> (Probe, Tokens) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    (Probe { tx }, Tokens { rx })
+}
+
+impl Probe {
+    pub fn send(&self, token: &DisconnectToken) {
+        // The test may have finished and dropped its end; nothing to do then.
+        let _ = self.tx.send(token.token().clone());
+    }
+}
+
+impl Tokens {
+    /// The next request's token; panics if none arrives within the guard.
+    pub async fn next(&mut self) -> CancellationToken {
+        tokio::time::timeout(IO_GUARD, self.rx.recv())
+            .await
+            .expect("no request token reached the test")
+            .expect("probe channel closed")
+    }
+}
+
+/// Middleware for `axum::middleware::from_fn_with_state(probe, ..)`, placed
+/// inside `DisconnectLayer`: sends the request's token to the test before
+/// the handler (and its extractors) run.
+pub async fn probe_middleware(State(probe): State<Probe>, req: Request, next: Next) -> Response {
+    let (mut parts, body) = req.into_parts();
+    let token = <DisconnectToken as FromRequestParts<()>>::from_request_parts(&mut parts, &())
+        .await
+        .expect("DisconnectLayer must wrap the probe middleware");
+    probe.send(&token);
+    next.run(Request::from_parts(parts, body)).await
+}
+
+/// Asserts that `token` is (or becomes) cancelled within [`MUST_CANCEL`].
+pub async fn assert_cancelled(token: &CancellationToken, what: &str) {
+    assert!(
+        tokio::time::timeout(MUST_CANCEL, token.cancelled())
+            .await
+            .is_ok(),
+        "{what}: the token was not cancelled within {MUST_CANCEL:?}"
+    );
+}
+
+/// Gives a wrong cancellation [`STAYS_UNCANCELLED`] to happen, then asserts
+/// that it did not.
+pub async fn assert_not_cancelled(token: &CancellationToken, what: &str) {
+    tokio::time::sleep(STAYS_UNCANCELLED).await;
+    assert!(!token.is_cancelled(), "{what}: the token was cancelled");
+}
+
+/// Polls `stats` until `pred` holds; panics after 5 s.
+pub async fn wait_for_stats(
+    stats: &Stats,
+    what: &str,
+    pred: impl Fn(&StatsSnapshot) -> bool,
+) -> StatsSnapshot {
+    let deadline = tokio::time::Instant::now() + MUST_CANCEL;
+    loop {
+        let snap = stats.snapshot();
+        if pred(&snap) {
+            return snap;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: stats never got there; last {snap:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Raw HTTP/1.1
+// ---------------------------------------------------------------------------
+
+/// The status line and headers of a response.
+#[derive(Debug, Clone)]
+pub struct Head {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+}
+
+impl Head {
+    /// The first header named `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn is_chunked(&self) -> bool {
+        self.header("transfer-encoding")
+            .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"))
+    }
+
+    fn content_length(&self) -> Option<usize> {
+        self.header("content-length")
+            .map(|v| v.trim().parse().expect("numeric content-length"))
+    }
+}
+
+/// A whole response.
+#[derive(Debug, Clone)]
+pub struct RawResponse {
+    pub head: Head,
+    pub body: Vec<u8>,
+}
+
+impl RawResponse {
+    pub fn status(&self) -> u16 {
+        self.head.status
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head.header(name)
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// An HTTP/1.1 client connection written by hand over a `TcpStream`.
+#[derive(Debug)]
+pub struct RawConn {
+    pub stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl RawConn {
+    pub async fn connect(addr: SocketAddr) -> Self {
+        let stream = TcpStream::connect(addr).await.expect("connect");
+        stream.set_nodelay(true).expect("nodelay");
+        Self {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
+    /// Writes raw bytes.
+    pub async fn send(&mut self, bytes: &[u8]) {
+        tokio::time::timeout(IO_GUARD, self.stream.write_all(bytes))
+            .await
+            .expect("write hung")
+            .expect("write");
+    }
+
+    /// Writes a request without a body: `METHOD target HTTP/1.1` and the
+    /// given extra header lines (each without CRLF).
+    pub async fn request(&mut self, method: &str, target: &str, headers: &[&str]) {
+        let mut req = format!("{method} {target} HTTP/1.1\r\nhost: test\r\n");
+        for h in headers {
+            let _ = write!(req, "{h}\r\n");
+        }
+        req.push_str("\r\n");
+        self.send(req.as_bytes()).await;
+    }
+
+    pub async fn get(&mut self, target: &str) {
+        self.request("GET", target, &[]).await;
+    }
+
+    /// Reads more bytes into the buffer; returns how many (0 at EOF).
+    async fn fill(&mut self) -> usize {
+        let mut chunk = [0u8; 8192];
+        let n = tokio::time::timeout(IO_GUARD, self.stream.read(&mut chunk))
+            .await
+            .expect("read hung")
+            .expect("read");
+        self.buf.extend_from_slice(&chunk[..n]);
+        n
+    }
+
+    /// Bytes up to and including the next CRLF.
+    async fn read_line(&mut self) -> String {
+        loop {
+            if let Some(pos) = self.buf.windows(2).position(|w| w == b"\r\n") {
+                let line: Vec<u8> = self.buf.drain(..pos + 2).collect();
+                return String::from_utf8_lossy(&line[..pos]).into_owned();
+            }
+            assert!(self.fill().await > 0, "EOF in the middle of a line");
+        }
+    }
+
+    async fn read_exact_buf(&mut self, n: usize) -> Vec<u8> {
+        while self.buf.len() < n {
+            assert!(self.fill().await > 0, "EOF in the middle of a body");
+        }
+        self.buf.drain(..n).collect()
+    }
+
+    /// Reads a response head (skipping any `1xx`).
+    pub async fn read_head(&mut self) -> Head {
+        loop {
+            let status_line = self.read_line().await;
+            let status: u16 = status_line
+                .split(' ')
+                .nth(1)
+                .and_then(|s| s.parse().ok())
+                .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
+            let mut headers = Vec::new();
+            loop {
+                let line = self.read_line().await;
+                if line.is_empty() {
+                    break;
+                }
+                let (name, value) = line.split_once(':').expect("header line");
+                headers.push((name.trim().to_owned(), value.trim().to_owned()));
+            }
+            if !(100..200).contains(&status) {
+                return Head { status, headers };
+            }
+        }
+    }
+
+    /// Reads the next chunk of a chunked body; `None` at the last chunk
+    /// (trailers are consumed).
+    pub async fn read_chunk(&mut self) -> Option<Vec<u8>> {
+        let size_line = self.read_line().await;
+        let size_hex = size_line.split(';').next().unwrap_or_default().trim();
+        let size = usize::from_str_radix(size_hex, 16)
+            .unwrap_or_else(|_| panic!("bad chunk size line {size_line:?}"));
+        if size == 0 {
+            while !self.read_line().await.is_empty() {}
+            return None;
+        }
+        let data = self.read_exact_buf(size).await;
+        assert_eq!(self.read_line().await, "", "chunk not followed by CRLF");
+        Some(data)
+    }
+
+    /// Reads the body that follows `head`. `no_body` for responses to `HEAD`.
+    pub async fn read_body(&mut self, head: &Head, no_body: bool) -> Vec<u8> {
+        if no_body || head.status == 204 || head.status == 304 {
+            return Vec::new();
+        }
+        if head.is_chunked() {
+            let mut body = Vec::new();
+            while let Some(chunk) = self.read_chunk().await {
+                body.extend_from_slice(&chunk);
+            }
+            body
+        } else if let Some(len) = head.content_length() {
+            self.read_exact_buf(len).await
+        } else {
+            self.read_to_eof().await
+        }
+    }
+
+    /// Reads a whole response (not to a `HEAD` request).
+    pub async fn read_response(&mut self) -> RawResponse {
+        let head = self.read_head().await;
+        let body = self.read_body(&head, false).await;
+        RawResponse { head, body }
+    }
+
+    /// Reads until the server closes the connection (EOF or reset).
+    pub async fn read_to_eof(&mut self) -> Vec<u8> {
+        let mut chunk = [0u8; 8192];
+        loop {
+            let read = tokio::time::timeout(IO_GUARD, self.stream.read(&mut chunk))
+                .await
+                .expect("the server did not close the connection");
+            match read {
+                Ok(0) | Err(_) => return std::mem::take(&mut self.buf),
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+    }
+
+    /// Closes the connection with a FIN: the socket is dropped with nothing
+    /// unread in its receive buffer (else the kernel would send RST).
+    pub fn fin(self) {
+        drop(self.stream);
+    }
+
+    /// Closes the connection with a RST (`SO_LINGER` 0, then close).
+    pub fn rst(self) {
+        socket2::SockRef::from(&self.stream)
+            .set_linger(Some(Duration::ZERO))
+            .expect("set SO_LINGER 0");
+        drop(self.stream);
+    }
+
+    /// Shuts down the write direction only (`shutdown(SHUT_WR)`); the
+    /// socket stays open for reading.
+    pub async fn half_close(&mut self) {
+        self.stream.shutdown().await.expect("shutdown(SHUT_WR)");
+    }
+
+    /// Closes the write side and reads until the server closed its side:
+    /// afterwards the server has certainly processed the close.
+    pub async fn close_and_wait_server(mut self) {
+        self.half_close().await;
+        let _ = self.read_to_eof().await;
+    }
+}
+
+/// One request on a fresh connection; returns the whole response.
+pub async fn raw_request(
+    addr: SocketAddr,
+    method: &str,
+    target: &str,
+    headers: &[&str],
+) -> RawResponse {
+    let mut conn = RawConn::connect(addr).await;
+    conn.request(method, target, headers).await;
+    conn.read_response().await
+}
+
+/// `GET target` on a fresh connection.
+pub async fn raw_get(addr: SocketAddr, target: &str) -> RawResponse {
+    raw_request(addr, "GET", target, &[]).await
+}
+
+// ---------------------------------------------------------------------------
+// HTTP/2, prior knowledge
+// ---------------------------------------------------------------------------
+
+/// An HTTP/2 client connection; the connection is driven in a task.
+#[derive(Debug)]
+pub struct H2 {
+    addr: SocketAddr,
+    send: http2::SendRequest<Empty<Bytes>>,
+    conn: JoinHandle<()>,
+    /// A second handle on the socket, to close it from outside: hyper drives
+    /// the h2 connection in a task of its own, which keeps the socket open
+    /// while any stream is alive even after `conn` is aborted.
+    socket: std::net::TcpStream,
+}
+
+impl H2 {
+    pub async fn connect(addr: SocketAddr) -> Self {
+        let tcp = TcpStream::connect(addr).await.expect("connect");
+        tcp.set_nodelay(true).expect("nodelay");
+        let std_tcp = tcp.into_std().expect("into_std");
+        let socket = std_tcp.try_clone().expect("dup socket");
+        let tcp = TcpStream::from_std(std_tcp).expect("from_std");
+        let (send, conn) = http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+            .await
+            .expect("h2 handshake");
+        let conn = tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Self {
+            addr,
+            send,
+            conn,
+            socket,
+        }
+    }
+
+    /// Sends `GET path` and returns the response future. The request goes
+    /// out whether or not the future is polled; dropping the future before
+    /// the response arrived resets the stream (`RST_STREAM(CANCEL)`).
+    pub fn get(
+        &mut self,
+        path: &str,
+    ) -> impl std::future::Future<Output = hyper::Result<hyper::Response<Incoming>>> {
+        let req = hyper::Request::get(format!("http://{}{path}", self.addr))
+            .body(Empty::new())
+            .expect("request");
+        self.send.send_request(req)
+    }
+
+    /// Closes the whole connection (FIN in both directions, whatever the
+    /// streams are doing), stops driving it and drops the handles.
+    pub async fn close(self) {
+        self.socket
+            .shutdown(std::net::Shutdown::Both)
+            .expect("shutdown socket");
+        self.conn.abort();
+        let _ = self.conn.await;
+        drop(self.send);
+    }
+}
