@@ -6,6 +6,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::long_poll::LongPollConfig;
 use crate::stats::Stats;
+use crate::stream::StreamConfig;
 
 /// Inserted by [`Disconnect`](crate::disconnect::Disconnect) into every
 /// request; read by the extractors. Cloning costs two reference-count
@@ -22,5 +23,6 @@ pub(crate) struct RequestContext {
 pub(crate) struct Shared {
     pub(crate) shutdown: CancellationToken,
     pub(crate) long_poll: LongPollConfig,
+    pub(crate) stream: StreamConfig,
     pub(crate) stats: Stats,
 }

@@ -33,6 +33,7 @@
 //! | [`disconnect`] | [`DisconnectLayer`]: a per-request `CancellationToken` cancelled when the client is gone (FIN, RST, half-close, HTTP/2 reset, mid-stream), never on a normal completion |
 //! | [`event_log`] | [`EventLog`]: retained events with [`Cursor`]s, so no event is lost across disconnects, timeouts and restarts; `410 Gone` when a cursor is too old |
 //! | [`long_poll`] | [`LongPoll`]: the client's clamped timeout, shutdown and disconnect, and [`LongPoll::wait`] over your event |
+//! | [`stream`] | [`Streaming`]: NDJSON and SSE responses from the log, flushed per event, heartbeats, byte and lifetime caps, in-band 410, ends on shutdown |
 //! | [`stats`] | [`Stats`]: parked long-polls now, and outcomes since start |
 //!
 //! # Features
@@ -47,8 +48,10 @@ pub mod event_log;
 pub mod long_poll;
 mod params;
 pub mod stats;
+pub mod stream;
 
 pub use crate::disconnect::{DisconnectLayer, DisconnectToken};
 pub use crate::event_log::{Cursor, CursorGone, EventLog, Resume};
 pub use crate::long_poll::{LongPoll, LongPollConfig, Outcome};
 pub use crate::stats::{Stats, StatsSnapshot};
+pub use crate::stream::{StreamConfig, Streaming};

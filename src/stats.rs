@@ -22,6 +22,7 @@ pub struct Stats {
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
     parked: AtomicU64,
+    streaming: AtomicU64,
     ready: AtomicU64,
     timeout: AtomicU64,
     shutdown: AtomicU64,
@@ -34,6 +35,8 @@ pub(crate) struct Counters {
 pub struct StatsSnapshot {
     /// Long-polls waiting right now (a gauge).
     pub parked: u64,
+    /// Streaming responses open right now (a gauge).
+    pub streaming: u64,
     /// Long-polls answered with an event, since start.
     pub ready: u64,
     /// Long-polls answered by their timeout (keepalive), since start.
@@ -60,6 +63,7 @@ impl Stats {
         let c = &self.inner;
         StatsSnapshot {
             parked: c.parked.load(Ordering::Relaxed),
+            streaming: c.streaming.load(Ordering::Relaxed),
             ready: c.ready.load(Ordering::Relaxed),
             timeout: c.timeout.load(Ordering::Relaxed),
             shutdown: c.shutdown.load(Ordering::Relaxed),
@@ -69,6 +73,10 @@ impl Stats {
 
     pub(crate) fn counters(&self) -> &Counters {
         &self.inner
+    }
+
+    pub(crate) fn counters_arc(&self) -> Arc<Counters> {
+        Arc::clone(&self.inner)
     }
 }
 
@@ -84,6 +92,14 @@ pub(crate) enum Ended {
 impl Counters {
     pub(crate) fn park(&self) {
         self.parked.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn stream_opened(&self) {
+        self.streaming.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn stream_closed(&self) {
+        self.streaming.fetch_sub(1, Ordering::Relaxed);
     }
 
     pub(crate) fn unpark(&self, ended: Option<Ended>) {

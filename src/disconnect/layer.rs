@@ -7,6 +7,7 @@ use super::Disconnect;
 use crate::context::Shared;
 use crate::long_poll::LongPollConfig;
 use crate::stats::Stats;
+use crate::stream::StreamConfig;
 
 /// Gives every request a client-disconnect [`CancellationToken`].
 ///
@@ -20,6 +21,7 @@ use crate::stats::Stats;
 pub struct DisconnectLayer {
     shutdown: CancellationToken,
     long_poll: LongPollConfig,
+    stream: StreamConfig,
     stats: Stats,
 }
 
@@ -36,6 +38,7 @@ impl DisconnectLayer {
         Self {
             shutdown: CancellationToken::new(),
             long_poll: LongPollConfig::default(),
+            stream: StreamConfig::default(),
             stats: Stats::new(),
         }
     }
@@ -57,6 +60,14 @@ impl DisconnectLayer {
     /// unless a route overrides it with `Extension(LongPollConfig)`.
     pub fn long_poll(mut self, config: LongPollConfig) -> Self {
         self.long_poll = config;
+        self
+    }
+
+    /// Sets the streaming configuration used by
+    /// [`Streaming`](crate::stream::Streaming) unless a route overrides it
+    /// with `Extension(StreamConfig)`.
+    pub fn stream(mut self, config: StreamConfig) -> Self {
+        self.stream = config;
         self
     }
 
@@ -89,6 +100,7 @@ impl<S> Layer<S> for DisconnectLayer {
             Arc::new(Shared {
                 shutdown: self.shutdown.clone(),
                 long_poll: self.long_poll.clone(),
+                stream: self.stream.clone(),
                 stats: self.stats.clone(),
             }),
         )

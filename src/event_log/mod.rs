@@ -103,9 +103,11 @@ mod gone;
 mod log;
 mod poll;
 mod resume;
+mod subscription;
 
 pub use self::cursor::{Cursor, MalformedCursor};
 pub use self::gone::{CursorGone, GoneReason};
 pub use self::log::{Batch, Event, EventLog, EventLogBuilder};
 pub use self::poll::CURSOR;
 pub use self::resume::{Resume, ResumeRejection, StartFrom, LAST_EVENT_ID};
+pub use self::subscription::Subscription;

@@ -1,0 +1,61 @@
+use std::time::Duration;
+
+/// Settings of a streamed response ([`Streaming`](super::Streaming)).
+///
+/// | setting | default |
+/// |---|---|
+/// | [`heartbeat`](Self::heartbeat) | 15 s |
+/// | [`max_bytes`](Self::max_bytes) | 8 MiB |
+/// | [`max_lifetime`](Self::max_lifetime) | 5 min |
+///
+/// Set them for the application with
+/// [`DisconnectLayer::stream`](crate::DisconnectLayer::stream), for one route
+/// with `.layer(Extension(config))`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[must_use]
+pub struct StreamConfig {
+    pub(crate) heartbeat: Option<Duration>,
+    pub(crate) max_bytes: usize,
+    pub(crate) max_lifetime: Duration,
+}
+
+impl Default for StreamConfig {
+    fn default() -> Self {
+        Self {
+            heartbeat: Some(Duration::from_secs(15)),
+            max_bytes: 8 * 1024 * 1024,
+            max_lifetime: Duration::from_secs(5 * 60),
+        }
+    }
+}
+
+impl StreamConfig {
+    /// The defaults (see the table above).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Send a heartbeat after this long without an event (default 15 s):
+    /// an SSE comment line, or an empty NDJSON line. Keeps proxies from
+    /// timing the stream out, and makes a write that fails reveal a dead
+    /// peer. `None` turns heartbeats off.
+    pub fn heartbeat(mut self, every: Option<Duration>) -> Self {
+        self.heartbeat = every;
+        self
+    }
+
+    /// End the response cleanly once it has sent this many bytes (default
+    /// 8 MiB), after a final frame that tells the client to reconnect with
+    /// its cursor: one response does not grow without bound in a browser.
+    pub fn max_bytes(mut self, bytes: usize) -> Self {
+        self.max_bytes = bytes;
+        self
+    }
+
+    /// End the response cleanly after this long (default 5 minutes), with
+    /// the same final frame.
+    pub fn max_lifetime(mut self, lifetime: Duration) -> Self {
+        self.max_lifetime = lifetime;
+        self
+    }
+}

@@ -1,0 +1,141 @@
+use std::convert::Infallible;
+
+use axum::body::Body;
+use axum::extract::FromRequestParts;
+use axum::response::sse::Sse;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use http::request::Parts;
+use http::{HeaderName, HeaderValue};
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use super::encode;
+use super::frames::{Gauge, Limits, Pieces};
+use super::StreamConfig;
+use crate::context::RequestContext;
+use crate::disconnect::MissingDisconnectLayer;
+use crate::event_log::{Cursor, CursorGone, Event, EventLog};
+
+/// `X-Accel-Buffering: no` tells nginx not to buffer the response.
+const X_ACCEL_BUFFERING: HeaderName = HeaderName::from_static("x-accel-buffering");
+
+/// Extractor that turns an event source into a streamed response: NDJSON or
+/// SSE, flushed per event, with heartbeats, caps and a final frame.
+///
+/// See the [module docs](crate::stream). Requires
+/// [`DisconnectLayer`](crate::DisconnectLayer).
+#[derive(Clone, Debug)]
+pub struct Streaming {
+    ctx: RequestContext,
+    config: StreamConfig,
+}
+
+impl<S: Sync> FromRequestParts<S> for Streaming {
+    type Rejection = MissingDisconnectLayer;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let ctx = crate::disconnect::context(parts)
+            .cloned()
+            .ok_or(MissingDisconnectLayer)?;
+        let config = parts
+            .extensions
+            .get::<StreamConfig>()
+            .unwrap_or(&ctx.shared.stream)
+            .clone();
+        Ok(Self { ctx, config })
+    }
+}
+
+fn headers(mut res: Response, content_type: &'static str) -> Response {
+    let h = res.headers_mut();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(
+        CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, no-transform"),
+    );
+    h.insert(X_ACCEL_BUFFERING, HeaderValue::from_static("no"));
+    res
+}
+
+impl Streaming {
+    /// The client-disconnect token: cancelled when the client leaves
+    /// mid-stream. A producer task can stop on it.
+    #[must_use]
+    pub fn token(&self) -> &CancellationToken {
+        &self.ctx.token
+    }
+
+    /// The server's shutdown token.
+    #[must_use]
+    pub fn shutdown_token(&self) -> &CancellationToken {
+        &self.ctx.shared.shutdown
+    }
+
+    /// The configuration in force for this request.
+    pub fn config(&self) -> &StreamConfig {
+        &self.config
+    }
+
+    fn pieces<S, T, O>(
+        &self,
+        source: S,
+        start: Cursor,
+        encode: encode::Encoder<T, O>,
+    ) -> Pieces<S, T, O> {
+        Pieces::new(
+            source,
+            start,
+            self.ctx.shared.shutdown.clone().cancelled_owned(),
+            &Limits {
+                every: self.config.heartbeat,
+                max_bytes: self.config.max_bytes,
+                max_lifetime: self.config.max_lifetime,
+            },
+            encode,
+            Gauge::new(self.ctx.shared.stats.counters_arc()),
+        )
+    }
+
+    /// Streams `source` (events after `start`) as NDJSON
+    /// (`application/x-ndjson`), one JSON object per line.
+    pub fn ndjson<S, T>(&self, source: S, start: Cursor) -> Response
+    where
+        S: Stream<Item = Result<Event<T>, CursorGone>> + Send + 'static,
+        T: Serialize + Send + 'static,
+    {
+        let pieces = self.pieces(source, start, encode::ndjson::<T>);
+        let body = Body::from_stream(pieces.map(Ok::<Bytes, Infallible>));
+        headers(body.into_response(), "application/x-ndjson")
+    }
+
+    /// Streams `source` (events after `start`) as server-sent events
+    /// (`text/event-stream`), `id:` = cursor.
+    pub fn sse<S, T>(&self, source: S, start: Cursor) -> Response
+    where
+        S: Stream<Item = Result<Event<T>, CursorGone>> + Send + 'static,
+        T: Serialize + Send + 'static,
+    {
+        let pieces = self.pieces(source, start, encode::sse::<T>);
+        let res = Sse::new(pieces.map(Ok::<_, Infallible>)).into_response();
+        headers(res, "text/event-stream")
+    }
+
+    /// [`ndjson`](Self::ndjson) of the events of `log` after `start`.
+    pub fn ndjson_log<T>(&self, log: &EventLog<T>, start: Cursor) -> Response
+    where
+        T: Clone + Serialize + Send + Sync + 'static,
+    {
+        self.ndjson(log.subscribe(start), start)
+    }
+
+    /// [`sse`](Self::sse) of the events of `log` after `start`.
+    pub fn sse_log<T>(&self, log: &EventLog<T>, start: Cursor) -> Response
+    where
+        T: Clone + Serialize + Send + Sync + 'static,
+    {
+        self.sse(log.subscribe(start), start)
+    }
+}

@@ -1,0 +1,191 @@
+//! The framing-independent part of a streamed response: events, heartbeats,
+//! caps, shutdown, in-band 410; produced inside the body, no task.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures_util::Stream;
+use pin_project_lite::pin_project;
+use tokio::time::{Instant, Sleep};
+use tokio_util::sync::WaitForCancellationFutureOwned;
+
+use crate::event_log::{Cursor, CursorGone, Event};
+use crate::stats::Counters;
+
+/// Why a stream ended (the `reason` of its final frame).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum EndReason {
+    /// The response reached [`max_bytes`](super::StreamConfig::max_bytes).
+    MaxBytes,
+    /// The response reached [`max_lifetime`](super::StreamConfig::max_lifetime).
+    MaxLifetime,
+    /// The server is shutting down.
+    Shutdown,
+    /// The event source ended.
+    End,
+}
+
+/// One piece of a streamed response, before framing.
+#[derive(Debug)]
+pub(crate) enum Piece<T> {
+    /// First frame: where this stream starts.
+    Open(Cursor),
+    Event(Event<T>),
+    Heartbeat,
+    /// Last frame: reconnect with this cursor.
+    Reconnect(EndReason, Cursor),
+    /// Last frame: the cursor fell out of retention.
+    Gone(CursorGone),
+}
+
+/// Frames a piece: the output and how many bytes it takes on the wire.
+pub(crate) type Encode<T, O> = fn(Piece<T>) -> (O, usize);
+
+pin_project! {
+    /// Turns a source of events into pieces: heartbeats when idle, a final
+    /// frame at a cap, on shutdown or at the source's end.
+    pub(crate) struct Pieces<S, T, O> {
+        #[pin]
+        source: S,
+        #[pin]
+        shutdown: WaitForCancellationFutureOwned,
+        #[pin]
+        lifetime: Sleep,
+        #[pin]
+        heartbeat: Sleep,
+        every: Option<Duration>,
+        sent: usize,
+        max_bytes: usize,
+        cursor: Cursor,
+        state: State,
+        encode: Encode<T, O>,
+        gauge: Gauge,
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    Start,
+    Open,
+    /// The next piece is the final one.
+    Closing(EndReason),
+    Done,
+}
+
+/// Counts an open stream in [`Stats`](crate::Stats) while it lives.
+pub(crate) struct Gauge(Arc<Counters>);
+
+impl Gauge {
+    pub(crate) fn new(counters: Arc<Counters>) -> Self {
+        counters.stream_opened();
+        Self(counters)
+    }
+}
+
+impl Drop for Gauge {
+    fn drop(&mut self) {
+        self.0.stream_closed();
+    }
+}
+
+pub(crate) struct Limits {
+    pub(crate) every: Option<Duration>,
+    pub(crate) max_bytes: usize,
+    pub(crate) max_lifetime: Duration,
+}
+
+impl<S, T, O> Pieces<S, T, O> {
+    pub(crate) fn new(
+        source: S,
+        start: Cursor,
+        shutdown: WaitForCancellationFutureOwned,
+        limits: &Limits,
+        encode: Encode<T, O>,
+        gauge: Gauge,
+    ) -> Self {
+        let now = Instant::now();
+        // A far deadline stands in for "no heartbeat".
+        let idle = limits.every.unwrap_or(Duration::from_secs(86_400 * 365));
+        Self {
+            source,
+            shutdown,
+            lifetime: tokio::time::sleep_until(now + limits.max_lifetime),
+            heartbeat: tokio::time::sleep_until(now + idle),
+            every: limits.every,
+            sent: 0,
+            max_bytes: limits.max_bytes,
+            cursor: start,
+            state: State::Start,
+            encode,
+            gauge,
+        }
+    }
+}
+
+impl<S, T, O> Stream for Pieces<S, T, O>
+where
+    S: Stream<Item = Result<Event<T>, CursorGone>>,
+{
+    type Item = O;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<O>> {
+        let mut this = self.project();
+        let piece = match *this.state {
+            State::Done => return Poll::Ready(None),
+            State::Start => {
+                *this.state = State::Open;
+                Piece::Open(*this.cursor)
+            }
+            State::Closing(reason) => {
+                *this.state = State::Done;
+                Piece::Reconnect(reason, *this.cursor)
+            }
+            State::Open => {
+                if this.shutdown.as_mut().poll(cx).is_ready() {
+                    *this.state = State::Done;
+                    Piece::Reconnect(EndReason::Shutdown, *this.cursor)
+                } else if this.lifetime.as_mut().poll(cx).is_ready() {
+                    *this.state = State::Done;
+                    Piece::Reconnect(EndReason::MaxLifetime, *this.cursor)
+                } else {
+                    match this.source.as_mut().poll_next(cx) {
+                        Poll::Ready(Some(Ok(event))) => {
+                            *this.cursor = event.cursor;
+                            Piece::Event(event)
+                        }
+                        Poll::Ready(Some(Err(gone))) => {
+                            *this.state = State::Done;
+                            Piece::Gone(gone)
+                        }
+                        Poll::Ready(None) => {
+                            *this.state = State::Done;
+                            Piece::Reconnect(EndReason::End, *this.cursor)
+                        }
+                        Poll::Pending => {
+                            if this.every.is_none() || this.heartbeat.as_mut().poll(cx).is_pending()
+                            {
+                                return Poll::Pending;
+                            }
+                            Piece::Heartbeat
+                        }
+                    }
+                }
+            }
+        };
+        let (out, len) = (this.encode)(piece);
+        *this.sent += len;
+        if *this.state == State::Open && *this.sent >= *this.max_bytes {
+            *this.state = State::Closing(EndReason::MaxBytes);
+        }
+        if let Some(every) = *this.every {
+            this.heartbeat.as_mut().reset(Instant::now() + every);
+        }
+        let _ = &this.gauge;
+        Poll::Ready(Some(out))
+    }
+}

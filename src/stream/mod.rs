@@ -1,0 +1,68 @@
+//! Streaming responses, the second mode: one long response that carries
+//! events as they are published, as NDJSON or server-sent events.
+//!
+//! [`Streaming`] is an extractor; it turns a source of events (an
+//! [`EventLog`](crate::EventLog) from a cursor, via
+//! [`EventLog::subscribe`](crate::EventLog::subscribe), or any stream of
+//! `Result<Event<T>, CursorGone>`) into the response body. Each event is its
+//! own body frame (an HTTP/1.1 chunk, an HTTP/2 DATA frame), written as soon
+//! as it is published. No hijack, no task per stream: heartbeats, caps and
+//! shutdown are handled inside the body when hyper polls it.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use axum::{extract::State, response::{IntoResponse, Response}, routing::get, Router};
+//! use axum_longpoll::{event_log::Resume, stream::Streaming, DisconnectLayer, EventLog};
+//!
+//! async fn sse(State(log): State<EventLog<Arc<str>>>, resume: Resume, s: Streaming) -> Response {
+//!     match resume.start(&log) {
+//!         Ok(start) => s.sse_log(&log, start),
+//!         Err(gone) => gone.into_response(),
+//!     }
+//! }
+//!
+//! let app: Router = Router::new()
+//!     .route("/sse", get(sse))
+//!     .with_state(EventLog::<Arc<str>>::new(1024))
+//!     .layer(DisconnectLayer::new());
+//! ```
+//!
+//! # Framings
+//!
+//! | piece | NDJSON (`application/x-ndjson`) | SSE (`text/event-stream`) |
+//! |---|---|---|
+//! | first frame | `{"control":"open","cursor":"<c>"}` | `event: cursor`, `id: <c>` (so EventSource resumes from here even before any event) |
+//! | event | `{"id":"<cursor>","data":<json>}` | `id: <cursor>`, `data: <json>` |
+//! | heartbeat (idle) | an empty line | a comment line `:` |
+//! | cap or shutdown (last frame) | `{"control":"reconnect","reason":"max_bytes"\|"max_lifetime"\|"shutdown"\|"end","cursor":"<c>"}` | `event: reconnect`, same JSON as `data` |
+//! | cursor fell out of retention (last frame) | `{"control":"gone", …the 410 body…}` | `event: gone`, the 410 body as `data`, `id:` = the restart cursor |
+//!
+//! A client reconnects with the last cursor it saw (`?cursor=` for
+//! NDJSON; `Last-Event-ID` is sent by EventSource itself) and continues
+//! without a gap.
+//!
+//! # Limits and defaults ([`StreamConfig`])
+//!
+//! Heartbeat after 15 s idle; at most 8 MiB and 5 minutes per response,
+//! after which the stream ends cleanly with the reconnect frame. A reader
+//! that stops reading holds back at most one batch of the log
+//! ([`max_batch`](crate::event_log::EventLogBuilder::max_batch)): the body
+//! is pulled by hyper and nothing queues. Headers: `Cache-Control:
+//! no-cache, no-transform`, `X-Accel-Buffering: no`.
+//!
+//! # Disconnect and shutdown
+//!
+//! When the client leaves mid-stream hyper drops the body and the request's
+//! [token](Streaming::token) is cancelled ([`crate::disconnect`]). When the
+//! server's shutdown token is cancelled every open stream sends its final
+//! `reconnect` frame (`"reason":"shutdown"`) and ends, so a graceful
+//! shutdown does not wait for streams.
+
+mod config;
+mod encode;
+mod extract;
+mod frames;
+
+pub use self::config::StreamConfig;
+pub use self::extract::Streaming;
+pub use self::frames::EndReason;
