@@ -16,6 +16,8 @@
 //! curl -i 'localhost:3000/poll?cursor=<id>&timeout=5' # after <id>; 204 + Cursor header on timeout
 //! curl -i 'localhost:3000/poll?cursor=garbage'        # 400 naming `cursor`
 //! curl -i 'localhost:3000/poll?timeout=-1'            # 400 naming `timeout`
+//! curl -N 'localhost:3000/stream?from=oldest'        # NDJSON, one event per line, live
+//! curl -N localhost:3000/sse                          # server-sent events, id: = cursor
 //! curl localhost:3000/stats                           # parked now, outcomes since start
 //! ```
 //!
@@ -33,8 +35,13 @@
 //!   `Retry-After` on shutdown. Without a cursor: from now; `?from=oldest`:
 //!   from the oldest retained event. Also `Last-Event-ID` and
 //!   `?last_event_id=`.
-//! - `GET /stats` → `{"parked":n,"ready":n,"timeout":n,"shutdown":n,
-//!   "disconnected":n,"retained":n,"head":"<cursor>"}`.
+//! - `GET /stream?cursor=<c>` → NDJSON, one `{"id":"<cursor>","data":"…"}` per
+//!   line, heartbeats as empty lines, a final `{"control":"reconnect",…}`
+//!   line at a cap or on shutdown (see the crate's `stream` module).
+//! - `GET /sse` → server-sent events with `id:` = cursor; honours
+//!   `Last-Event-ID` and `?last_event_id=`.
+//! - `GET /stats` → `{"parked":n,"streaming":n,"ready":n,"timeout":n,
+//!   "shutdown":n,"disconnected":n,"retained":n,"head":"<cursor>"}`.
 //!
 //! Environment: `ADDR` (default `127.0.0.1:3000`), `RETAIN` (events kept,
 //! default 1024).
@@ -49,7 +56,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use axum_longpoll::event_log::{EventLog, Resume};
-use axum_longpoll::{DisconnectLayer, LongPoll, Stats};
+use axum_longpoll::{DisconnectLayer, LongPoll, Stats, Streaming};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
@@ -93,6 +100,20 @@ async fn poll(State(app): State<App>, resume: Resume, lp: LongPoll) -> Response 
     }
 }
 
+async fn stream(State(app): State<App>, resume: Resume, s: Streaming) -> Response {
+    match resume.start(&app.log) {
+        Ok(start) => s.ndjson_log(&app.log, start),
+        Err(gone) => gone.into_response(),
+    }
+}
+
+async fn sse(State(app): State<App>, resume: Resume, s: Streaming) -> Response {
+    match resume.start(&app.log) {
+        Ok(start) => s.sse_log(&app.log, start),
+        Err(gone) => gone.into_response(),
+    }
+}
+
 async fn stats(State(app): State<App>) -> Response {
     let mut body = serde_json::to_value(app.stats.snapshot()).unwrap_or_default();
     body["retained"] = json!(app.log.len());
@@ -110,6 +131,8 @@ fn app(log: EventLog<Arc<str>>, shutdown: CancellationToken) -> Router {
     Router::new()
         .route("/publish", post(publish))
         .route("/poll", get(poll))
+        .route("/stream", get(stream))
+        .route("/sse", get(sse))
         .route("/stats", get(stats))
         .with_state(state)
         .layer(layer)
