@@ -44,6 +44,9 @@ pub(crate) fn ndjson<T: Serialize>(piece: Piece<T>) -> (Bytes, usize) {
     (bytes, len)
 }
 
+/// axum writes an empty comment as `": \n"`, then the event's blank line.
+const HEARTBEAT_LEN: usize = 4;
+
 /// Bytes of one SSE field line: `name: value\n`.
 fn field(name: &str, value: &str) -> usize {
     name.len() + 2 + value.len() + 1
@@ -85,7 +88,7 @@ pub(crate) fn sse<T: Serialize>(piece: Piece<T>) -> (sse::Event, usize) {
                 ),
             }
         }
-        Piece::Heartbeat => (sse::Event::default().comment(""), 2),
+        Piece::Heartbeat => (sse::Event::default().comment(""), HEARTBEAT_LEN),
         Piece::Reconnect(reason, cursor) => named(
             "reconnect",
             None,
