@@ -75,6 +75,24 @@ pub async fn spawn_with_shutdown(app: Router, shutdown: CancellationToken) -> Se
     }
 }
 
+/// Serves `app` on an already bound `listener` (for sockets set up by hand,
+/// e.g. with small buffers), with
+/// `with_graceful_shutdown(shutdown.cancelled_owned())`.
+pub fn spawn_on(listener: TcpListener, app: Router, shutdown: CancellationToken) -> Server {
+    let addr = listener.local_addr().expect("local addr");
+    let signal = shutdown.clone().cancelled_owned();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(signal)
+            .await
+    });
+    Server {
+        addr,
+        shutdown,
+        task: Some(task),
+    }
+}
+
 impl Server {
     /// The shutdown token passed to `with_graceful_shutdown`.
     pub fn shutdown_token(&self) -> &CancellationToken {
@@ -256,6 +274,15 @@ pub struct RawConn {
 impl RawConn {
     pub async fn connect(addr: SocketAddr) -> Self {
         let stream = TcpStream::connect(addr).await.expect("connect");
+        stream.set_nodelay(true).expect("nodelay");
+        Self {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
+    /// Wraps a stream connected by hand (e.g. with a small receive buffer).
+    pub fn from_stream(stream: TcpStream) -> Self {
         stream.set_nodelay(true).expect("nodelay");
         Self {
             stream,
