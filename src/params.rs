@@ -4,6 +4,16 @@
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Repeated(pub(crate) &'static str);
 
+impl std::fmt::Display for Repeated {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "invalid request: `{}` is given more than once; allowed: at most once",
+            self.0
+        )
+    }
+}
+
 /// The value of query parameter `name`, percent-decoded (invalid UTF-8
 /// becomes U+FFFD and so fails any later syntax check). `Ok(None)` when
 /// absent.

@@ -200,10 +200,7 @@ impl fmt::Display for ResumeRejection {
                 f,
                 "invalid query parameter `from`: {value:?}; allowed: `now` or `oldest`"
             ),
-            Self::Repeated { name } => write!(
-                f,
-                "invalid request: `{name}` is given more than once; allowed: at most once"
-            ),
+            Self::Repeated { name } => crate::params::Repeated(name).fmt(f),
         }
     }
 }

@@ -122,12 +122,7 @@ impl std::fmt::Display for LongPollRejection {
                     e.value,
                 )
             }
-            Self::RepeatedParameter { name } => {
-                write!(
-                    f,
-                    "invalid request: `{name}` is given more than once; allowed: at most once"
-                )
-            }
+            Self::RepeatedParameter { name } => crate::params::Repeated(name).fmt(f),
             Self::BodyTooLarge { limit } => write!(
                 f,
                 "request body too large: a long-poll request body may have at most {limit} bytes"

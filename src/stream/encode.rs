@@ -7,8 +7,6 @@ use serde_json::json;
 
 use super::frames::Piece;
 
-pub(crate) use super::frames::Encode as Encoder;
-
 fn line(value: &serde_json::Value) -> Bytes {
     let mut out = value.to_string().into_bytes();
     out.push(b'\n');

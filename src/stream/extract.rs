@@ -13,7 +13,7 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use super::encode;
-use super::frames::{Gauge, Limits, Pieces};
+use super::frames::{Encode, Gauge, Limits, Pieces};
 use super::StreamConfig;
 use crate::context::RequestContext;
 use crate::disconnect::MissingDisconnectLayer;
@@ -79,12 +79,7 @@ impl Streaming {
         &self.config
     }
 
-    fn pieces<S, T, O>(
-        &self,
-        source: S,
-        start: Cursor,
-        encode: encode::Encoder<T, O>,
-    ) -> Pieces<S, T, O> {
+    fn pieces<S, T, O>(&self, source: S, start: Cursor, encode: Encode<T, O>) -> Pieces<S, T, O> {
         Pieces::new(
             source,
             start,

@@ -185,7 +185,6 @@ where
         if let Some(every) = *this.every {
             this.heartbeat.as_mut().reset(Instant::now() + every);
         }
-        let _ = &this.gauge;
         Poll::Ready(Some(out))
     }
 }
