@@ -46,97 +46,12 @@
 //! Environment: `ADDR` (default `127.0.0.1:3000`), `RETAIN` (events kept,
 //! default 1024).
 
+mod app;
+
 use std::net::SocketAddr;
-use std::sync::Arc;
 
-use axum::body::Body;
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
-use axum_longpoll::event_log::{EventLog, Resume};
-use axum_longpoll::{DisconnectLayer, LongPoll, Stats, Streaming};
-use serde_json::json;
+use axum_longpoll::EventLog;
 use tokio_util::sync::CancellationToken;
-
-/// Largest message `/publish` accepts.
-const MAX_MESSAGE: usize = 64 * 1024;
-
-#[derive(Clone)]
-struct App {
-    log: EventLog<Arc<str>>,
-    stats: Stats,
-}
-
-async fn publish(State(app): State<App>, body: Body) -> Response {
-    let bytes = match axum::body::to_bytes(body, MAX_MESSAGE).await {
-        Ok(bytes) => bytes,
-        Err(_) => {
-            return (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!(
-                    "publish body too large: allowed at most {MAX_MESSAGE} bytes of UTF-8 text"
-                ),
-            )
-                .into_response()
-        }
-    };
-    let Ok(text) = std::str::from_utf8(&bytes) else {
-        return (
-            StatusCode::BAD_REQUEST,
-            "invalid publish body: allowed UTF-8 text only",
-        )
-            .into_response();
-    };
-    let id = app.log.publish(Arc::from(text));
-    Json(json!({ "id": id })).into_response()
-}
-
-async fn poll(State(app): State<App>, resume: Resume, lp: LongPoll) -> Response {
-    match resume.start(&app.log) {
-        Ok(after) => lp.respond_with_log(&app.log, after).await,
-        Err(gone) => gone.into_response(),
-    }
-}
-
-async fn stream(State(app): State<App>, resume: Resume, s: Streaming) -> Response {
-    match resume.start(&app.log) {
-        Ok(start) => s.ndjson_log(&app.log, start),
-        Err(gone) => gone.into_response(),
-    }
-}
-
-async fn sse(State(app): State<App>, resume: Resume, s: Streaming) -> Response {
-    match resume.start(&app.log) {
-        Ok(start) => s.sse_log(&app.log, start),
-        Err(gone) => gone.into_response(),
-    }
-}
-
-async fn stats(State(app): State<App>) -> Response {
-    let mut body = serde_json::to_value(app.stats.snapshot()).unwrap_or_default();
-    body["retained"] = json!(app.log.len());
-    body["head"] = json!(app.log.head());
-    Json(body).into_response()
-}
-
-/// The demo's router, for a given log and shutdown token.
-fn app(log: EventLog<Arc<str>>, shutdown: CancellationToken) -> Router {
-    let layer = DisconnectLayer::new().shutdown(shutdown);
-    let state = App {
-        log,
-        stats: layer.stats(),
-    };
-    Router::new()
-        .route("/publish", post(publish))
-        .route("/poll", get(poll))
-        .route("/stream", get(stream))
-        .route("/sse", get(sse))
-        .route("/stats", get(stats))
-        .with_state(state)
-        .layer(layer)
-}
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T, allowed: &str) -> Result<T, String> {
     match std::env::var(name) {
@@ -191,7 +106,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "demo listening on http://{} (retaining {retain} events)",
         listener.local_addr()?
     );
-    axum::serve(listener, app(log, shutdown.clone()))
+    axum::serve(listener, app::router(log, shutdown.clone()))
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await?;
     eprintln!("demo stopped");
