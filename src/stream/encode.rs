@@ -2,10 +2,10 @@
 
 use axum::response::sse;
 use bytes::Bytes;
-use serde::Serialize;
 use serde_json::json;
 
-use super::frames::Piece;
+use super::frames::{Item, Piece};
+use crate::event_log::Cursor;
 
 fn line(value: &serde_json::Value) -> Bytes {
     let mut out = value.to_string().into_bytes();
@@ -13,25 +13,41 @@ fn line(value: &serde_json::Value) -> Bytes {
     Bytes::from(out)
 }
 
+/// The JSON of a control frame that may carry a cursor.
+fn control(fields: serde_json::Value, cursor: Option<Cursor>) -> serde_json::Value {
+    let mut value = fields;
+    if let Some(cursor) = cursor {
+        value["cursor"] = json!(cursor);
+    }
+    value
+}
+
+fn serialize_error(err: &serde_json::Error) -> String {
+    format!("event could not be serialized: {err}")
+}
+
 /// One JSON object per line; a heartbeat is an empty line.
-pub(crate) fn ndjson<T: Serialize>(piece: Piece<T>) -> (Bytes, usize) {
+pub(crate) fn ndjson<X: Item>(piece: Piece<X>) -> (Bytes, usize) {
     let bytes = match piece {
         Piece::Open(cursor) => line(&json!({"control": "open", "cursor": cursor})),
-        Piece::Event(event) => match serde_json::to_vec(&event) {
+        Piece::Item(item) => match item.ndjson() {
             Ok(mut out) => {
                 out.push(b'\n');
                 Bytes::from(out)
             }
-            Err(err) => line(&json!({
-                "control": "error",
-                "id": event.cursor,
-                "message": format!("event could not be serialized: {err}"),
-            })),
+            Err(err) => {
+                let mut value = json!({ "control": "error", "message": serialize_error(&err) });
+                if let Some(cursor) = item.cursor() {
+                    value["id"] = json!(cursor);
+                }
+                line(&value)
+            }
         },
         Piece::Heartbeat => Bytes::from_static(b"\n"),
-        Piece::Reconnect(reason, cursor) => line(&json!({
-            "control": "reconnect", "reason": reason, "cursor": cursor,
-        })),
+        Piece::Reconnect(reason, cursor) => line(&control(
+            json!({ "control": "reconnect", "reason": reason }),
+            cursor,
+        )),
         Piece::Gone(gone) => {
             let mut value = serde_json::to_value(&gone).unwrap_or_default();
             value["control"] = json!("gone");
@@ -53,7 +69,7 @@ fn field(name: &str, value: &str) -> usize {
 /// SSE: `id:` is the cursor, `data:` the event's JSON; a heartbeat is a
 /// comment; control frames are named events (`cursor`, `reconnect`,
 /// `gone`, `error`).
-pub(crate) fn sse<T: Serialize>(piece: Piece<T>) -> (sse::Event, usize) {
+pub(crate) fn sse<X: Item>(piece: Piece<X>) -> (sse::Event, usize) {
     let named = |name: &'static str, id: Option<String>, data: serde_json::Value| {
         let data = data.to_string();
         let mut len = field("event", name) + field("data", &data) + 1;
@@ -72,25 +88,26 @@ pub(crate) fn sse<T: Serialize>(piece: Piece<T>) -> (sse::Event, usize) {
             Some(cursor.to_string()),
             json!({ "cursor": cursor }),
         ),
-        Piece::Event(event) => {
-            let id = event.cursor.to_string();
-            match serde_json::to_string(&event.data) {
+        Piece::Item(item) => {
+            let id = item.cursor().map(|cursor| cursor.to_string());
+            match item.sse_data() {
                 Ok(data) => {
-                    let len = field("id", &id) + field("data", &data) + 1;
-                    (sse::Event::default().id(id).data(data), len)
+                    let mut len = field("data", &data) + 1;
+                    let mut event = sse::Event::default();
+                    if let Some(id) = id {
+                        len += field("id", &id);
+                        event = event.id(id);
+                    }
+                    (event.data(data), len)
                 }
-                Err(err) => named(
-                    "error",
-                    Some(id),
-                    json!({ "message": format!("event could not be serialized: {err}") }),
-                ),
+                Err(err) => named("error", id, json!({ "message": serialize_error(&err) })),
             }
         }
         Piece::Heartbeat => (sse::Event::default().comment(""), HEARTBEAT_LEN),
         Piece::Reconnect(reason, cursor) => named(
             "reconnect",
             None,
-            json!({ "reason": reason, "cursor": cursor }),
+            control(json!({ "reason": reason }), cursor),
         ),
         // The id moves to the restart cursor: EventSource's own reconnect
         // then continues from there while the page resynchronises.

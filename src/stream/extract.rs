@@ -13,7 +13,7 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use super::encode;
-use super::frames::{Encode, Gauge, Limits, Pieces};
+use super::frames::{Encode, Gauge, Item, Limits, Pieces, Plain};
 use super::StreamConfig;
 use crate::context::RequestContext;
 use crate::disconnect::MissingDisconnectLayer;
@@ -79,7 +79,12 @@ impl Streaming {
         &self.config
     }
 
-    fn pieces<S, T, O>(&self, source: S, start: Cursor, encode: Encode<T, O>) -> Pieces<S, T, O> {
+    fn pieces<S, X, O>(
+        &self,
+        source: S,
+        start: Option<Cursor>,
+        encode: Encode<X, O>,
+    ) -> Pieces<S, X, O> {
         Pieces::new(
             source,
             start,
@@ -94,6 +99,26 @@ impl Streaming {
         )
     }
 
+    fn ndjson_body<S, X>(&self, source: S, start: Option<Cursor>) -> Response
+    where
+        S: Stream<Item = Result<X, CursorGone>> + Send + 'static,
+        X: Item + Send + 'static,
+    {
+        let pieces = self.pieces(source, start, encode::ndjson::<X>);
+        let body = Body::from_stream(pieces.map(Ok::<Bytes, Infallible>));
+        headers(body.into_response(), "application/x-ndjson")
+    }
+
+    fn sse_body<S, X>(&self, source: S, start: Option<Cursor>) -> Response
+    where
+        S: Stream<Item = Result<X, CursorGone>> + Send + 'static,
+        X: Item + Send + 'static,
+    {
+        let pieces = self.pieces(source, start, encode::sse::<X>);
+        let res = Sse::new(pieces.map(Ok::<_, Infallible>)).into_response();
+        headers(res, "text/event-stream")
+    }
+
     /// Streams `source` (events after `start`) as NDJSON
     /// (`application/x-ndjson`), one JSON object per line.
     pub fn ndjson<S, T>(&self, source: S, start: Cursor) -> Response
@@ -101,9 +126,7 @@ impl Streaming {
         S: Stream<Item = Result<Event<T>, CursorGone>> + Send + 'static,
         T: Serialize + Send + 'static,
     {
-        let pieces = self.pieces(source, start, encode::ndjson::<T>);
-        let body = Body::from_stream(pieces.map(Ok::<Bytes, Infallible>));
-        headers(body.into_response(), "application/x-ndjson")
+        self.ndjson_body(source, Some(start))
     }
 
     /// Streams `source` (events after `start`) as server-sent events
@@ -113,9 +136,46 @@ impl Streaming {
         S: Stream<Item = Result<Event<T>, CursorGone>> + Send + 'static,
         T: Serialize + Send + 'static,
     {
-        let pieces = self.pieces(source, start, encode::sse::<T>);
-        let res = Sse::new(pieces.map(Ok::<_, Infallible>)).into_response();
-        headers(res, "text/event-stream")
+        self.sse_body(source, Some(start))
+    }
+
+    /// Streams the items of any `Stream` as NDJSON, one item's JSON per
+    /// line, with the same heartbeats, caps, shutdown and final frame as a
+    /// cursor stream, but without cursors: no `open` frame, and the final
+    /// `reconnect` frame has no `cursor` field.
+    ///
+    /// Use it for sources that cannot resume (a `broadcast` receiver, a
+    /// computation's progress); an item missed while the client was away is
+    /// gone. For delivery without loss, publish into an
+    /// [`EventLog`](crate::EventLog) and use [`ndjson_log`](Self::ndjson_log).
+    ///
+    /// ```
+    /// use axum::response::Response;
+    /// use axum_longpoll::Streaming;
+    /// use futures_util::stream;
+    ///
+    /// async fn progress(s: Streaming) -> Response {
+    ///     s.ndjson_items(stream::iter([10, 50, 100]))
+    /// }
+    /// ```
+    pub fn ndjson_items<S>(&self, source: S) -> Response
+    where
+        S: Stream + Send + 'static,
+        S::Item: Serialize + Send + 'static,
+    {
+        self.ndjson_body(source.map(|item| Ok(Plain(item))), None)
+    }
+
+    /// Streams the items of any `Stream` as server-sent events, one item's
+    /// JSON as `data:`, without `id:`; heartbeats, caps, shutdown and the
+    /// final `reconnect` event as for a cursor stream (see
+    /// [`ndjson_items`](Self::ndjson_items) for what a plain stream gives up).
+    pub fn sse_items<S>(&self, source: S) -> Response
+    where
+        S: Stream + Send + 'static,
+        S::Item: Serialize + Send + 'static,
+    {
+        self.sse_body(source.map(|item| Ok(Plain(item))), None)
     }
 
     /// [`ndjson`](Self::ndjson) of the events of `log` after `start`.

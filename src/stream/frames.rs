@@ -30,26 +30,65 @@ pub enum EndReason {
     End,
 }
 
+/// What a stream carries: an event of a log (it has a cursor) or a plain
+/// item of any `Stream` (it has none).
+pub(crate) trait Item {
+    /// The cursor to resume after this item, if it has one.
+    fn cursor(&self) -> Option<Cursor>;
+    /// The whole NDJSON line, without its newline.
+    fn ndjson(&self) -> serde_json::Result<Vec<u8>>;
+    /// The SSE `data:` field.
+    fn sse_data(&self) -> serde_json::Result<String>;
+}
+
+impl<T: serde::Serialize> Item for Event<T> {
+    fn cursor(&self) -> Option<Cursor> {
+        Some(self.cursor)
+    }
+    fn ndjson(&self) -> serde_json::Result<Vec<u8>> {
+        serde_json::to_vec(self)
+    }
+    fn sse_data(&self) -> serde_json::Result<String> {
+        serde_json::to_string(&self.data)
+    }
+}
+
+/// An item of a plain `Stream`, without a cursor.
+#[derive(Debug)]
+pub(crate) struct Plain<T>(pub(crate) T);
+
+impl<T: serde::Serialize> Item for Plain<T> {
+    fn cursor(&self) -> Option<Cursor> {
+        None
+    }
+    fn ndjson(&self) -> serde_json::Result<Vec<u8>> {
+        serde_json::to_vec(&self.0)
+    }
+    fn sse_data(&self) -> serde_json::Result<String> {
+        serde_json::to_string(&self.0)
+    }
+}
+
 /// One piece of a streamed response, before framing.
 #[derive(Debug)]
-pub(crate) enum Piece<T> {
-    /// First frame: where this stream starts.
+pub(crate) enum Piece<X> {
+    /// First frame of a cursor stream: where it starts.
     Open(Cursor),
-    Event(Event<T>),
+    Item(X),
     Heartbeat,
-    /// Last frame: reconnect with this cursor.
-    Reconnect(EndReason, Cursor),
+    /// Last frame: reconnect (with this cursor, for a cursor stream).
+    Reconnect(EndReason, Option<Cursor>),
     /// Last frame: the cursor fell out of retention.
     Gone(CursorGone),
 }
 
 /// Frames a piece: the output and how many bytes it takes on the wire.
-pub(crate) type Encode<T, O> = fn(Piece<T>) -> (O, usize);
+pub(crate) type Encode<X, O> = fn(Piece<X>) -> (O, usize);
 
 pin_project! {
-    /// Turns a source of events into pieces: heartbeats when idle, a final
+    /// Turns a source of items into pieces: heartbeats when idle, a final
     /// frame at a cap, on shutdown or at the source's end.
-    pub(crate) struct Pieces<S, T, O> {
+    pub(crate) struct Pieces<S, X, O> {
         #[pin]
         source: S,
         #[pin]
@@ -61,16 +100,19 @@ pin_project! {
         every: Option<Duration>,
         sent: usize,
         max_bytes: usize,
-        cursor: Cursor,
+        // The last cursor sent (`None` for a plain stream).
+        cursor: Option<Cursor>,
         state: State,
-        encode: Encode<T, O>,
+        encode: Encode<X, O>,
         gauge: Gauge,
     }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
-    Start,
+    /// A cursor stream announces where it starts; a plain stream has no
+    /// position and begins `Open`.
+    Start(Cursor),
     Open,
     /// The next piece is the final one.
     Closing(EndReason),
@@ -99,13 +141,13 @@ pub(crate) struct Limits {
     pub(crate) max_lifetime: Duration,
 }
 
-impl<S, T, O> Pieces<S, T, O> {
+impl<S, X, O> Pieces<S, X, O> {
     pub(crate) fn new(
         source: S,
-        start: Cursor,
+        start: Option<Cursor>,
         shutdown: WaitForCancellationFutureOwned,
         limits: &Limits,
-        encode: Encode<T, O>,
+        encode: Encode<X, O>,
         gauge: Gauge,
     ) -> Self {
         let now = Instant::now();
@@ -120,16 +162,17 @@ impl<S, T, O> Pieces<S, T, O> {
             sent: 0,
             max_bytes: limits.max_bytes,
             cursor: start,
-            state: State::Start,
+            state: start.map_or(State::Open, State::Start),
             encode,
             gauge,
         }
     }
 }
 
-impl<S, T, O> Stream for Pieces<S, T, O>
+impl<S, X, O> Stream for Pieces<S, X, O>
 where
-    S: Stream<Item = Result<Event<T>, CursorGone>>,
+    S: Stream<Item = Result<X, CursorGone>>,
+    X: Item,
 {
     type Item = O;
 
@@ -137,9 +180,9 @@ where
         let mut this = self.project();
         let piece = match *this.state {
             State::Done => return Poll::Ready(None),
-            State::Start => {
+            State::Start(cursor) => {
                 *this.state = State::Open;
-                Piece::Open(*this.cursor)
+                Piece::Open(cursor)
             }
             State::Closing(reason) => {
                 *this.state = State::Done;
@@ -154,9 +197,11 @@ where
                     Piece::Reconnect(EndReason::MaxLifetime, *this.cursor)
                 } else {
                     match this.source.as_mut().poll_next(cx) {
-                        Poll::Ready(Some(Ok(event))) => {
-                            *this.cursor = event.cursor;
-                            Piece::Event(event)
+                        Poll::Ready(Some(Ok(item))) => {
+                            if let Some(cursor) = item.cursor() {
+                                *this.cursor = Some(cursor);
+                            }
+                            Piece::Item(item)
                         }
                         Poll::Ready(Some(Err(gone))) => {
                             *this.state = State::Done;
