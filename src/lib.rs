@@ -33,8 +33,52 @@
 //! | [`disconnect`] | [`DisconnectLayer`]: a per-request `CancellationToken` cancelled when the client is gone (FIN, RST, half-close, HTTP/2 reset, mid-stream), never on a normal completion |
 //! | [`event_log`] | [`EventLog`]: retained events with [`Cursor`]s, so no event is lost across disconnects, timeouts and restarts; `410 Gone` when a cursor is too old |
 //! | [`long_poll`] | [`LongPoll`]: the client's clamped timeout, shutdown and disconnect, and [`LongPoll::wait`] over your event |
-//! | [`stream`] | [`Streaming`]: NDJSON and SSE responses from the log, flushed per event, heartbeats, byte and lifetime caps, in-band 410, ends on shutdown |
+//! | [`stream`] | [`Streaming`]: NDJSON and SSE responses from the log or any `Stream`, flushed per event, heartbeats, byte and lifetime caps, in-band 410, ends on shutdown |
 //! | [`stats`] | [`Stats`]: parked long-polls now, and outcomes since start |
+//!
+//! # With tower-http: compression and CORS
+//!
+//! Both compose with every mode; two settings matter.
+//!
+//! - **Compression** and streams: tower-http's `CompressionLayer` compresses
+//!   NDJSON by default (it skips only `text/event-stream`). Its encoder
+//!   (async-compression) flushes whenever the body waits only since
+//!   async-compression 0.4.40; with an older one in your lock file, NDJSON
+//!   events sit in the encoder until kilobytes pile up. Check with
+//!   `cargo tree -i async-compression`, or exclude NDJSON as below, which
+//!   works with every version. Long-poll answers are ordinary bodies and
+//!   stay compressed.
+//! - **CORS** with credentials (cookies, `EventSource` with
+//!   `withCredentials`) needs an explicit origin list, not `Any`; allow the
+//!   request headers the modes read (`Last-Event-ID`, `Prefer`) and expose
+//!   the ones a script must see (`Cursor`, `Retry-After`).
+//!
+//! ```
+//! use axum::http::{header, HeaderValue, Method};
+//! use axum::Router;
+//! use axum_longpoll::{event_log, DisconnectLayer};
+//! use tower_http::compression::predicate::{DefaultPredicate, NotForContentType, Predicate};
+//! use tower_http::compression::CompressionLayer;
+//! use tower_http::cors::CorsLayer;
+//!
+//! let compression = CompressionLayer::new().compress_when(
+//!     DefaultPredicate::new().and(NotForContentType::const_new("application/x-ndjson")),
+//! );
+//! let cors = CorsLayer::new()
+//!     .allow_origin([HeaderValue::from_static("https://app.example")])
+//!     .allow_credentials(true)
+//!     .allow_methods([Method::GET, Method::POST])
+//!     .allow_headers([
+//!         event_log::LAST_EVENT_ID,
+//!         header::HeaderName::from_static("prefer"),
+//!         header::CONTENT_TYPE,
+//!     ])
+//!     .expose_headers([event_log::CURSOR, header::RETRY_AFTER]);
+//! let app: Router = Router::new() // your routes
+//!     .layer(DisconnectLayer::new())
+//!     .layer(compression)
+//!     .layer(cors);
+//! ```
 //!
 //! # Features
 //!

@@ -4,7 +4,10 @@
 //! [`Streaming`] is an extractor; it turns a source of events (an
 //! [`EventLog`](crate::EventLog) from a cursor, via
 //! [`EventLog::subscribe`](crate::EventLog::subscribe), or any stream of
-//! `Result<Event<T>, CursorGone>`) into the response body. Each event is its
+//! `Result<Event<T>, CursorGone>`), or any plain `Stream` of serializable
+//! items ([`Streaming::ndjson_items`], [`Streaming::sse_items`]: same
+//! heartbeats, caps and shutdown, but no cursor to resume from), into the
+//! response body. Each event is its
 //! own body frame (an HTTP/1.1 chunk, an HTTP/2 DATA frame), written as soon
 //! as it is published. No hijack, no task per stream: heartbeats, caps and
 //! shutdown are handled inside the body when hyper polls it.
@@ -49,6 +52,17 @@
 //! ([`max_batch`](crate::event_log::EventLogBuilder::max_batch)): the body
 //! is pulled by hyper and nothing queues. Headers: `Cache-Control:
 //! no-cache, no-transform`, `X-Accel-Buffering: no`.
+//!
+//! # Compression
+//!
+//! tower-http's `CompressionLayer` skips `text/event-stream` by default and
+//! compresses NDJSON. Its encoder emits what it has whenever our body waits
+//! for the next event only from async-compression 0.4.40 on (before that it
+//! held NDJSON events back until its buffer filled); the tests check each
+//! gzipped event arrives before the next is published. To be independent of
+//! that version, exclude NDJSON:
+//! `DefaultPredicate::new().and(NotForContentType::const_new("application/x-ndjson"))`
+//! (see [the crate docs](crate#with-tower-http-compression-and-cors)).
 //!
 //! # Disconnect and shutdown
 //!
