@@ -90,6 +90,7 @@ mod context;
 pub mod disconnect;
 pub mod event_log;
 pub mod long_poll;
+mod overload;
 mod params;
 pub mod stats;
 pub mod stream;

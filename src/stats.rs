@@ -27,6 +27,10 @@ pub(crate) struct Counters {
     timeout: AtomicU64,
     shutdown: AtomicU64,
     disconnected: AtomicU64,
+    rejected: AtomicU64,
+    too_large: AtomicU64,
+    /// `LongPoll` extractors alive: what `LongPollConfig::max_parked` caps.
+    long_polls: AtomicU64,
 }
 
 /// A point-in-time copy of [`Stats`], serializable as JSON.
@@ -45,6 +49,15 @@ pub struct StatsSnapshot {
     pub shutdown: u64,
     /// Long-polls ended because the client went away, since start.
     pub disconnected: u64,
+    /// Requests answered `503` because a cap was reached
+    /// ([`LongPollConfig::max_parked`](crate::LongPollConfig::max_parked),
+    /// [`StreamConfig::max_open`](crate::StreamConfig::max_open)), since
+    /// start.
+    pub rejected: u64,
+    /// Long-poll requests answered `413` because their body was over
+    /// [`LongPollConfig::max_body`](crate::LongPollConfig::max_body), since
+    /// start.
+    pub too_large: u64,
 }
 
 impl Stats {
@@ -68,6 +81,8 @@ impl Stats {
             timeout: c.timeout.load(Ordering::Relaxed),
             shutdown: c.shutdown.load(Ordering::Relaxed),
             disconnected: c.disconnected.load(Ordering::Relaxed),
+            rejected: c.rejected.load(Ordering::Relaxed),
+            too_large: c.too_large.load(Ordering::Relaxed),
         }
     }
 
@@ -94,8 +109,37 @@ impl Counters {
         self.parked.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub(crate) fn stream_opened(&self) {
-        self.streaming.fetch_add(1, Ordering::Relaxed);
+    /// Counts one more open stream unless `max` are open; counts a
+    /// rejection otherwise.
+    pub(crate) fn try_open_stream(&self, max: usize) -> bool {
+        self.admit(&self.streaming, max)
+    }
+
+    /// Counts one more live `LongPoll` unless `max` are alive; counts a
+    /// rejection otherwise.
+    pub(crate) fn try_admit_long_poll(&self, max: usize) -> bool {
+        self.admit(&self.long_polls, max)
+    }
+
+    pub(crate) fn release_long_poll(&self) {
+        self.long_polls.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn body_too_large(&self) {
+        self.too_large.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn admit(&self, gauge: &AtomicU64, max: usize) -> bool {
+        let max = u64::try_from(max).unwrap_or(u64::MAX);
+        let admitted = gauge
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .is_ok();
+        if !admitted {
+            self.rejected.fetch_add(1, Ordering::Relaxed);
+        }
+        admitted
     }
 
     pub(crate) fn stream_closed(&self) {

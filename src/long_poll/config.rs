@@ -17,6 +17,7 @@ use http::StatusCode;
 /// | [`timeout_status`](Self::timeout_status) | `204 No Content` |
 /// | [`shutdown_status`](Self::shutdown_status) | `503 Service Unavailable` |
 /// | [`retry_after`](Self::retry_after) | 1 s |
+/// | [`max_parked`](Self::max_parked) | 50,000 long-polls per layer |
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[must_use]
 pub struct LongPollConfig {
@@ -27,6 +28,7 @@ pub struct LongPollConfig {
     pub(crate) timeout_status: StatusCode,
     pub(crate) shutdown_status: StatusCode,
     pub(crate) retry_after: Duration,
+    pub(crate) max_parked: usize,
 }
 
 impl Default for LongPollConfig {
@@ -39,6 +41,7 @@ impl Default for LongPollConfig {
             timeout_status: StatusCode::NO_CONTENT,
             shutdown_status: StatusCode::SERVICE_UNAVAILABLE,
             retry_after: Duration::from_secs(1),
+            max_parked: 50_000,
         }
     }
 }
@@ -99,10 +102,26 @@ impl LongPollConfig {
         self
     }
 
-    /// `Retry-After` of the shutdown answer, rounded up to whole seconds
-    /// (default 1 s).
+    /// `Retry-After` of the shutdown answer and of the answer at
+    /// [`max_parked`](Self::max_parked), rounded up to whole seconds, at
+    /// least 1 (default 1 s).
     pub fn retry_after(mut self, after: Duration) -> Self {
         self.retry_after = after;
+        self
+    }
+
+    /// At most this many long-polls at once through one
+    /// [`DisconnectLayer`](crate::DisconnectLayer) (default 50,000). The
+    /// [`LongPoll`](super::LongPoll) extractor of one more request is
+    /// rejected with `503 Service Unavailable` and `Retry-After`
+    /// ([`retry_after`](Self::retry_after)), counted in
+    /// [`StatsSnapshot::rejected`](crate::StatsSnapshot::rejected); the
+    /// polls already parked are not disturbed. A long-poll counts from its
+    /// extractor until it is dropped (normally when the handler returns).
+    /// Each one holds a connection: size the cap to the file descriptors the
+    /// process may open.
+    pub fn max_parked(mut self, polls: usize) -> Self {
+        self.max_parked = polls;
         self
     }
 }

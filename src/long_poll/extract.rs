@@ -5,7 +5,7 @@ use axum::body::Body;
 use axum::extract::{FromRequest, Request};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use http::header::{CACHE_CONTROL, CONTENT_LENGTH, RETRY_AFTER};
+use http::header::{CACHE_CONTROL, CONTENT_LENGTH};
 use http::{HeaderValue, StatusCode};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use tokio::time::{Instant, Sleep};
@@ -36,6 +36,8 @@ const MIN_BODY_WAIT: Duration = Duration::from_secs(5);
 /// handler. The body is available through [`body`](Self::body).
 #[derive(Debug)]
 pub struct LongPoll {
+    // Dropped first: the place is free again once the poll is over.
+    _admitted: Admitted,
     ctx: RequestContext,
     config: LongPollConfig,
     wait: Duration,
@@ -58,6 +60,7 @@ impl<S: Send + Sync> FromRequest<S> for LongPoll {
             .clone();
 
         let requested = timeout::requested(parts.uri.query(), &parts.headers, config.max_timeout)?;
+        let admitted = Admitted::try_new(&ctx, &config)?;
         let mut wait = requested
             .unwrap_or(config.default_timeout)
             .min(config.max_timeout);
@@ -71,6 +74,7 @@ impl<S: Send + Sync> FromRequest<S> for LongPoll {
             .get(CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
         if announced.is_some_and(|n| n > config.max_body as u64) {
+            ctx.shared.stats.counters().body_too_large();
             return Err(LongPollRejection::BodyTooLarge {
                 limit: config.max_body,
             });
@@ -85,16 +89,46 @@ impl<S: Send + Sync> FromRequest<S> for LongPoll {
                 ctx.token.cancel();
                 return Err(err);
             }
+            Err(err @ LongPollRejection::BodyTooLarge { .. }) => {
+                ctx.shared.stats.counters().body_too_large();
+                return Err(err);
+            }
             Err(err) => return Err(err),
         };
 
         Ok(Self {
+            _admitted: admitted,
             ctx,
             config,
             wait,
             deadline,
             body,
         })
+    }
+}
+
+/// One of the [`LongPollConfig::max_parked`] places, held while the
+/// [`LongPoll`] lives.
+#[derive(Debug)]
+struct Admitted(std::sync::Arc<crate::stats::Counters>);
+
+impl Admitted {
+    fn try_new(ctx: &RequestContext, config: &LongPollConfig) -> Result<Self, LongPollRejection> {
+        let counters = ctx.shared.stats.counters_arc();
+        if counters.try_admit_long_poll(config.max_parked) {
+            Ok(Self(counters))
+        } else {
+            Err(LongPollRejection::Overloaded {
+                limit: config.max_parked,
+                retry_after: config.retry_after,
+            })
+        }
+    }
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        self.0.release_long_poll();
     }
 }
 
@@ -234,16 +268,11 @@ impl LongPoll {
     /// with `Retry-After` and `Cache-Control: no-store`.
     #[must_use]
     pub fn shutdown_response(&self) -> Response {
-        let secs = self.config.retry_after.as_secs()
-            + u64::from(self.config.retry_after.subsec_nanos() > 0);
-        let mut res = (
+        crate::overload::retry_later(
             self.config.shutdown_status,
-            "server is shutting down; retry",
+            "server is shutting down; retry".to_owned(),
+            self.config.retry_after,
         )
-            .into_response();
-        res.headers_mut()
-            .insert(RETRY_AFTER, HeaderValue::from(secs));
-        no_store(res)
     }
 
     /// Turns an [`Outcome`] into the usual answer: `Ready(v)` → `v` with

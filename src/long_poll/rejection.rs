@@ -56,7 +56,7 @@ impl InvalidTimeout {
 ///
 /// Client errors are `400`, `408` or `413` with a text that names the
 /// parameter, the value and what is allowed; a missing layer is a `500`
-/// naming the layer to add.
+/// naming the layer to add; a reached cap is a `503` with `Retry-After`.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum LongPollRejection {
@@ -81,6 +81,14 @@ pub enum LongPollRejection {
     /// (`400`; the client is normally no longer there to read it). The
     /// request's disconnect token is cancelled.
     BodyRead(axum::Error),
+    /// [`LongPollConfig::max_parked`](super::LongPollConfig::max_parked)
+    /// long-polls are parked already (`503` with `Retry-After`).
+    Overloaded {
+        /// The cap.
+        limit: usize,
+        /// The `Retry-After` sent.
+        retry_after: Duration,
+    },
 }
 
 impl LongPollRejection {
@@ -94,6 +102,7 @@ impl LongPollRejection {
             }
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
+            Self::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -131,6 +140,11 @@ impl std::fmt::Display for LongPollRejection {
                 f.write_str("request body incomplete: it did not arrive within the wait")
             }
             Self::BodyRead(e) => write!(f, "failed to read the request body: {e}"),
+            Self::Overloaded { limit, .. } => write!(
+                f,
+                "server busy: {limit} long-polls are parked, the most allowed; \
+                 retry after the time in `Retry-After`"
+            ),
         }
     }
 }
@@ -146,6 +160,11 @@ impl std::error::Error for LongPollRejection {
 
 impl IntoResponse for LongPollRejection {
     fn into_response(self) -> Response {
-        (self.status(), self.body_text()).into_response()
+        match self {
+            Self::Overloaded { retry_after, .. } => {
+                crate::overload::retry_later(self.status(), self.body_text(), retry_after)
+            }
+            _ => (self.status(), self.body_text()).into_response(),
+        }
     }
 }

@@ -7,6 +7,8 @@ use std::time::Duration;
 /// | [`heartbeat`](Self::heartbeat) | 15 s |
 /// | [`max_bytes`](Self::max_bytes) | 8 MiB |
 /// | [`max_lifetime`](Self::max_lifetime) | 5 min |
+/// | [`max_open`](Self::max_open) | 10,000 streams per layer |
+/// | [`retry_after`](Self::retry_after) | 1 s |
 ///
 /// Set them for the application with
 /// [`DisconnectLayer::stream`](crate::DisconnectLayer::stream), for one route
@@ -17,6 +19,8 @@ pub struct StreamConfig {
     pub(crate) heartbeat: Option<Duration>,
     pub(crate) max_bytes: usize,
     pub(crate) max_lifetime: Duration,
+    pub(crate) max_open: usize,
+    pub(crate) retry_after: Duration,
 }
 
 impl Default for StreamConfig {
@@ -25,6 +29,8 @@ impl Default for StreamConfig {
             heartbeat: Some(Duration::from_secs(15)),
             max_bytes: 8 * 1024 * 1024,
             max_lifetime: Duration::from_secs(5 * 60),
+            max_open: 10_000,
+            retry_after: Duration::from_secs(1),
         }
     }
 }
@@ -56,6 +62,27 @@ impl StreamConfig {
     /// the same final frame.
     pub fn max_lifetime(mut self, lifetime: Duration) -> Self {
         self.max_lifetime = lifetime;
+        self
+    }
+
+    /// At most this many streams open at once through one
+    /// [`DisconnectLayer`](crate::DisconnectLayer) (default 10,000). The
+    /// [`Streaming`](super::Streaming) extractor of one more request is
+    /// rejected with `503 Service Unavailable` and `Retry-After`, counted in
+    /// [`StatsSnapshot::rejected`](crate::StatsSnapshot::rejected); open
+    /// streams are not disturbed. A stream counts from its extractor to the
+    /// end of its body. Size it to the file descriptors and memory the
+    /// process may use (each stream holds a connection and up to one batch
+    /// of events).
+    pub fn max_open(mut self, streams: usize) -> Self {
+        self.max_open = streams;
+        self
+    }
+
+    /// The `Retry-After` of the `503` at [`max_open`](Self::max_open)
+    /// (default 1 s; sent in whole seconds, at least 1).
+    pub fn retry_after(mut self, after: Duration) -> Self {
+        self.retry_after = after;
         self
     }
 }

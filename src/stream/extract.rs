@@ -27,25 +27,95 @@ const X_ACCEL_BUFFERING: HeaderName = HeaderName::from_static("x-accel-buffering
 ///
 /// See the [module docs](crate::stream). Requires
 /// [`DisconnectLayer`](crate::DisconnectLayer).
-#[derive(Clone, Debug)]
+///
+/// It holds one of the [`max_open`](StreamConfig::max_open) places from
+/// extraction on; the response body keeps it until the stream ends, and
+/// dropping the extractor unused gives it back.
+#[derive(Debug)]
 pub struct Streaming {
     ctx: RequestContext,
     config: StreamConfig,
+    gauge: Gauge,
 }
 
 impl<S: Sync> FromRequestParts<S> for Streaming {
-    type Rejection = MissingDisconnectLayer;
+    type Rejection = StreamRejection;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let ctx = crate::disconnect::context(parts)
             .cloned()
-            .ok_or(MissingDisconnectLayer)?;
+            .ok_or(StreamRejection::MissingLayer(MissingDisconnectLayer))?;
         let config = parts
             .extensions
             .get::<StreamConfig>()
             .unwrap_or(&ctx.shared.stream)
             .clone();
-        Ok(Self { ctx, config })
+        let gauge = Gauge::try_new(ctx.shared.stats.counters_arc(), config.max_open).ok_or(
+            StreamRejection::Overloaded {
+                limit: config.max_open,
+                retry_after: config.retry_after,
+            },
+        )?;
+        Ok(Self { ctx, config, gauge })
+    }
+}
+
+/// Rejection of [`Streaming`]: a missing layer (`500`) or a reached cap
+/// (`503` with `Retry-After`).
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum StreamRejection {
+    /// [`DisconnectLayer`](crate::DisconnectLayer) is not installed.
+    MissingLayer(MissingDisconnectLayer),
+    /// [`StreamConfig::max_open`] streams are open already.
+    Overloaded {
+        /// The cap.
+        limit: usize,
+        /// The `Retry-After` sent.
+        retry_after: std::time::Duration,
+    },
+}
+
+impl StreamRejection {
+    /// The response status.
+    #[must_use]
+    pub fn status(&self) -> http::StatusCode {
+        match self {
+            Self::MissingLayer(missing) => missing.status(),
+            Self::Overloaded { .. } => http::StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// The response text.
+    #[must_use]
+    pub fn body_text(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl std::fmt::Display for StreamRejection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::MissingLayer(missing) => missing.fmt(f),
+            Self::Overloaded { limit, .. } => write!(
+                f,
+                "server busy: {limit} streams are open, the most allowed; \
+                 retry after the time in `Retry-After`"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for StreamRejection {}
+
+impl IntoResponse for StreamRejection {
+    fn into_response(self) -> Response {
+        match self {
+            Self::MissingLayer(missing) => missing.into_response(),
+            Self::Overloaded { retry_after, .. } => {
+                crate::overload::retry_later(self.status(), self.body_text(), retry_after)
+            }
+        }
     }
 }
 
@@ -80,7 +150,7 @@ impl Streaming {
     }
 
     fn pieces<S, X, O>(
-        &self,
+        self,
         source: S,
         start: Option<Cursor>,
         encode: Encode<X, O>,
@@ -95,11 +165,11 @@ impl Streaming {
                 max_lifetime: self.config.max_lifetime,
             },
             encode,
-            Gauge::new(self.ctx.shared.stats.counters_arc()),
+            self.gauge,
         )
     }
 
-    fn ndjson_body<S, X>(&self, source: S, start: Option<Cursor>) -> Response
+    fn ndjson_body<S, X>(self, source: S, start: Option<Cursor>) -> Response
     where
         S: Stream<Item = Result<X, CursorGone>> + Send + 'static,
         X: Item + Send + 'static,
@@ -109,7 +179,7 @@ impl Streaming {
         headers(body.into_response(), "application/x-ndjson")
     }
 
-    fn sse_body<S, X>(&self, source: S, start: Option<Cursor>) -> Response
+    fn sse_body<S, X>(self, source: S, start: Option<Cursor>) -> Response
     where
         S: Stream<Item = Result<X, CursorGone>> + Send + 'static,
         X: Item + Send + 'static,
@@ -121,7 +191,7 @@ impl Streaming {
 
     /// Streams `source` (events after `start`) as NDJSON
     /// (`application/x-ndjson`), one JSON object per line.
-    pub fn ndjson<S, T>(&self, source: S, start: Cursor) -> Response
+    pub fn ndjson<S, T>(self, source: S, start: Cursor) -> Response
     where
         S: Stream<Item = Result<Event<T>, CursorGone>> + Send + 'static,
         T: Serialize + Send + 'static,
@@ -131,7 +201,7 @@ impl Streaming {
 
     /// Streams `source` (events after `start`) as server-sent events
     /// (`text/event-stream`), `id:` = cursor.
-    pub fn sse<S, T>(&self, source: S, start: Cursor) -> Response
+    pub fn sse<S, T>(self, source: S, start: Cursor) -> Response
     where
         S: Stream<Item = Result<Event<T>, CursorGone>> + Send + 'static,
         T: Serialize + Send + 'static,
@@ -158,7 +228,7 @@ impl Streaming {
     ///     s.ndjson_items(stream::iter([10, 50, 100]))
     /// }
     /// ```
-    pub fn ndjson_items<S>(&self, source: S) -> Response
+    pub fn ndjson_items<S>(self, source: S) -> Response
     where
         S: Stream + Send + 'static,
         S::Item: Serialize + Send + 'static,
@@ -170,7 +240,7 @@ impl Streaming {
     /// JSON as `data:`, without `id:`; heartbeats, caps, shutdown and the
     /// final `reconnect` event as for a cursor stream (see
     /// [`ndjson_items`](Self::ndjson_items) for what a plain stream gives up).
-    pub fn sse_items<S>(&self, source: S) -> Response
+    pub fn sse_items<S>(self, source: S) -> Response
     where
         S: Stream + Send + 'static,
         S::Item: Serialize + Send + 'static,
@@ -179,7 +249,7 @@ impl Streaming {
     }
 
     /// [`ndjson`](Self::ndjson) of the events of `log` after `start`.
-    pub fn ndjson_log<T>(&self, log: &EventLog<T>, start: Cursor) -> Response
+    pub fn ndjson_log<T>(self, log: &EventLog<T>, start: Cursor) -> Response
     where
         T: Clone + Serialize + Send + Sync + 'static,
     {
@@ -187,7 +257,7 @@ impl Streaming {
     }
 
     /// [`sse`](Self::sse) of the events of `log` after `start`.
-    pub fn sse_log<T>(&self, log: &EventLog<T>, start: Cursor) -> Response
+    pub fn sse_log<T>(self, log: &EventLog<T>, start: Cursor) -> Response
     where
         T: Clone + Serialize + Send + Sync + 'static,
     {

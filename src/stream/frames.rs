@@ -119,13 +119,15 @@ enum State {
     Done,
 }
 
-/// Counts an open stream in [`Stats`](crate::Stats) while it lives.
+/// Counts an open stream in [`Stats`](crate::Stats) while it lives, from
+/// the extractor to the end of the body.
+#[derive(Debug)]
 pub(crate) struct Gauge(Arc<Counters>);
 
 impl Gauge {
-    pub(crate) fn new(counters: Arc<Counters>) -> Self {
-        counters.stream_opened();
-        Self(counters)
+    /// Counts one more open stream, or `None` if `max` are open already.
+    pub(crate) fn try_new(counters: Arc<Counters>, max: usize) -> Option<Self> {
+        counters.try_open_stream(max).then_some(Self(counters))
     }
 }
 

@@ -78,5 +78,5 @@ mod extract;
 mod frames;
 
 pub use self::config::StreamConfig;
-pub use self::extract::Streaming;
+pub use self::extract::{StreamRejection, Streaming};
 pub use self::frames::EndReason;
