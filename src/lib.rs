@@ -82,14 +82,21 @@
 //!
 //! # Features
 //!
-//! The crate has no optional features yet.
+//! | feature | what it adds | default |
+//! |---|---|---|
+//! | `net` | [`net::DeadPeer`]: a listener for `axum::serve` that finds vanished peers (TCP keepalive, `TCP_USER_TIMEOUT`) and peers that stop reading (write-stall timeout) | yes |
 //!
 //! [axum]: https://docs.rs/axum/0.8
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod context;
 pub mod disconnect;
 pub mod event_log;
 pub mod long_poll;
+#[cfg(feature = "net")]
+#[cfg_attr(docsrs, doc(cfg(feature = "net")))]
+pub mod net;
 mod overload;
 mod params;
 pub mod stats;

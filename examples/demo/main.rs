@@ -50,6 +50,7 @@ mod app;
 
 use std::net::SocketAddr;
 
+use axum_longpoll::net::DeadPeer;
 use axum_longpoll::EventLog;
 use tokio_util::sync::CancellationToken;
 
@@ -106,6 +107,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "demo listening on http://{} (retaining {retain} events)",
         listener.local_addr()?
     );
+    // Finds clients that vanish without FIN/RST or stop reading (30 s).
+    let listener = DeadPeer::new().listen(listener);
     axum::serve(listener, app::router(log, shutdown.clone()))
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await?;

@@ -1,0 +1,335 @@
+#![allow(clippy::unwrap_used)]
+//! Dead peers (`net::DeadPeer`, feature `net`), over real sockets:
+//!
+//! - a client that stops reading a stream, socket open: the write-stall
+//!   timeout ends the connection and cancels the token; without it the
+//!   stream stays open;
+//! - a client that vanishes without FIN or RST: the client's socket lives in
+//!   a network namespace joined to ours by a veth pair, and the namespace's
+//!   end of the pair is taken down, so packets vanish in both directions.
+//!   TCP keepalive finds the dead peer of a parked long-poll, and
+//!   `TCP_USER_TIMEOUT` the dead peer of a stream whose heartbeat is never
+//!   acknowledged; a plain listener beside it notices neither.
+//!
+//! The namespace test needs root and iproute2 (`ip`). Without them it is
+//! skipped with a message, except under `CI=true`, where it fails.
+
+mod common;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::process::Command;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::middleware::from_fn_with_state;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use axum_longpoll::event_log::{EventLog, Resume};
+use axum_longpoll::net::DeadPeer;
+use axum_longpoll::{DisconnectLayer, LongPoll, Stats, StreamConfig, Streaming};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+
+use common::{assert_cancelled, probe, probe_middleware, wait_for_stats, RawConn, Tokens};
+
+type Log = EventLog<u64>;
+
+async fn poll(State(log): State<Log>, resume: Resume, lp: LongPoll) -> Response {
+    match resume.start(&log) {
+        Ok(after) => lp.respond_with_log(&log, after).await,
+        Err(gone) => gone.into_response(),
+    }
+}
+
+async fn stream(State(log): State<Log>, resume: Resume, s: Streaming) -> Response {
+    match resume.start(&log) {
+        Ok(start) => s.ndjson_log(&log, start),
+        Err(gone) => gone.into_response(),
+    }
+}
+
+fn app(log: &Log, config: StreamConfig) -> (Router, Stats, Tokens) {
+    let (p, tokens) = probe();
+    let layer = DisconnectLayer::new().stream(config);
+    let stats = layer.stats();
+    let router = Router::new()
+        .route("/poll", get(poll))
+        .route("/stream", get(stream))
+        .with_state(log.clone())
+        .layer(from_fn_with_state(p, probe_middleware))
+        .layer(layer);
+    (router, stats, tokens)
+}
+
+/// Serves `app` on `listener` through `DeadPeer` (or plainly with `None`).
+fn serve(listener: TcpListener, app: Router, dead_peer: Option<DeadPeer>) -> SocketAddr {
+    let addr = listener.local_addr().unwrap();
+    match dead_peer {
+        Some(config) => tokio::spawn(async move {
+            axum::serve(config.listen(listener), app).await.unwrap();
+        }),
+        None => tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        }),
+    };
+    addr
+}
+
+// ---------------------------------------------------------------------------
+// A reader that stops reading
+// ---------------------------------------------------------------------------
+
+fn small_send_buffer_listener() -> TcpListener {
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.set_send_buffer_size(4096).unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    socket.listen(128).unwrap()
+}
+
+/// Opens `/stream` with a small receive buffer, reads the head and the open
+/// frame, and returns the connection unread from then on.
+async fn stalled_reader(addr: SocketAddr) -> RawConn {
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut conn = RawConn::from_stream(socket.connect(addr).await.unwrap());
+    conn.get("/stream").await;
+    assert_eq!(conn.read_head().await.status, 200);
+    conn.read_chunk().await.unwrap();
+    conn
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn write_stall_ends_a_stream_whose_reader_stopped() {
+    let log = Log::new(100_000);
+    let quiet = StreamConfig::new().heartbeat(None);
+
+    let (guarded_app, guarded_stats, mut guarded_tokens) = app(&log, quiet.clone());
+    let stall = DeadPeer::new().write_stall(Some(Duration::from_millis(300)));
+    let guarded = serve(small_send_buffer_listener(), guarded_app, Some(stall));
+    let (plain_app, plain_stats, mut plain_tokens) = app(&log, quiet);
+    let plain = serve(small_send_buffer_listener(), plain_app, None);
+
+    let _guarded_conn = stalled_reader(guarded).await;
+    let _plain_conn = stalled_reader(plain).await;
+    let guarded_token = guarded_tokens.next().await;
+    let plain_token = plain_tokens.next().await;
+
+    // Far more than the socket buffers hold on either side.
+    for i in 0..20_000 {
+        log.publish(i);
+    }
+    assert_cancelled(
+        &guarded_token,
+        "a stream whose reader stopped, with write_stall",
+    )
+    .await;
+    wait_for_stats(&guarded_stats, "the stalled stream closed", |s| {
+        s.streaming == 0
+    })
+    .await;
+    // The same client without the stall timeout: still open, forever.
+    assert!(!plain_token.is_cancelled());
+    assert_eq!(plain_stats.snapshot().streaming, 1);
+}
+
+// ---------------------------------------------------------------------------
+// A peer that vanishes: network namespace + veth
+// ---------------------------------------------------------------------------
+
+/// A network namespace joined to ours by a veth pair, removed on drop.
+struct Netns {
+    name: String,
+    host_if: String,
+    peer_if: String,
+    host_ip: Ipv4Addr,
+    peer_ip: Ipv4Addr,
+}
+
+fn ip(args: &[&str]) -> Result<(), String> {
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .map_err(|e| format!("cannot run `ip`: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "`ip {}` failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+impl Netns {
+    fn create() -> Result<Self, String> {
+        let id = std::process::id() % 50_000;
+        let subnet = (id % 250) as u8;
+        let ns = Self {
+            name: format!("lp-dead-{id}"),
+            host_if: format!("lph{id}"),
+            peer_if: format!("lpp{id}"),
+            host_ip: Ipv4Addr::new(10, 213, subnet, 1),
+            peer_ip: Ipv4Addr::new(10, 213, subnet, 2),
+        };
+        ip(&["netns", "add", &ns.name])?;
+        let setup = || -> Result<(), String> {
+            ip(&[
+                "link",
+                "add",
+                &ns.host_if,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &ns.peer_if,
+            ])?;
+            ip(&["link", "set", &ns.peer_if, "netns", &ns.name])?;
+            ip(&[
+                "addr",
+                "add",
+                &format!("{}/30", ns.host_ip),
+                "dev",
+                &ns.host_if,
+            ])?;
+            ip(&["link", "set", &ns.host_if, "up"])?;
+            let peer_addr = format!("{}/30", ns.peer_ip);
+            ip(&[
+                "-n",
+                &ns.name,
+                "addr",
+                "add",
+                &peer_addr,
+                "dev",
+                &ns.peer_if,
+            ])?;
+            ip(&["-n", &ns.name, "link", "set", &ns.peer_if, "up"])?;
+            ip(&["-n", &ns.name, "link", "set", "lo", "up"])
+        };
+        setup()?;
+        Ok(ns)
+    }
+
+    /// Connects to `addr` from inside the namespace: the socket is created
+    /// by a thread that joined the namespace, and stays in it.
+    async fn connect(&self, addr: SocketAddr) -> TcpStream {
+        let path = format!("/run/netns/{}", self.name);
+        let std_stream = tokio::task::spawn_blocking(move || {
+            let file = std::fs::File::open(&path).unwrap();
+            nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+            std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap()
+        })
+        .await
+        .unwrap();
+        std_stream.set_nonblocking(true).unwrap();
+        TcpStream::from_std(std_stream).unwrap()
+    }
+
+    /// The peer vanishes: its end of the link goes down, so nothing it sent
+    /// or would send (FIN, RST, ACK) reaches us, and nothing reaches it.
+    fn vanish(&self) {
+        ip(&["-n", &self.name, "link", "set", &self.peer_if, "down"]).unwrap();
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = ip(&["link", "del", &self.host_if]);
+        let _ = ip(&["netns", "del", &self.name]);
+    }
+}
+
+fn netns_or_skip() -> Option<Netns> {
+    match Netns::create() {
+        Ok(ns) => Some(ns),
+        Err(why) if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("CI=true and no network namespace for the dead-peer test: {why}")
+        }
+        Err(why) => {
+            eprintln!("SKIPPED vanished-peer test (needs root and iproute2): {why}");
+            None
+        }
+    }
+}
+
+/// Threads that joined the namespace stay in it: run on a runtime of our
+/// own so they do not serve the other tests' tasks.
+#[test]
+fn vanished_peer_is_found_by_keepalive_and_user_timeout() {
+    let Some(ns) = netns_or_skip() else { return };
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(4)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(vanished_peer(&ns));
+}
+
+async fn vanished_peer(ns: &Netns) {
+    let log = Log::new(1024);
+    let beating = StreamConfig::new().heartbeat(Some(Duration::from_millis(300)));
+    let bind = SocketAddr::new(IpAddr::V4(ns.host_ip), 0);
+
+    let (guarded_app, guarded_stats, mut guarded_tokens) = app(&log, beating.clone());
+    let dead_peer = DeadPeer::new()
+        .keepalive(Some((Duration::from_secs(1), Duration::from_secs(1), 2)))
+        .tcp_user_timeout(Some(Duration::from_secs(2)));
+    let guarded = serve(
+        TcpListener::bind(bind).await.unwrap(),
+        guarded_app,
+        Some(dead_peer),
+    );
+    let (plain_app, plain_stats, mut plain_tokens) = app(&log, beating);
+    let plain = serve(TcpListener::bind(bind).await.unwrap(), plain_app, None);
+
+    // On each server: one parked long-poll, one open stream, from inside
+    // the namespace.
+    let mut conns = Vec::new();
+    let mut tokens = Vec::new();
+    for (addr, source) in [(guarded, &mut guarded_tokens), (plain, &mut plain_tokens)] {
+        let mut poll_conn = RawConn::from_stream(ns.connect(addr).await);
+        poll_conn.get("/poll?timeout=120").await;
+        let poll_token = source.next().await;
+        let mut stream_conn = RawConn::from_stream(ns.connect(addr).await);
+        stream_conn.get("/stream").await;
+        assert_eq!(stream_conn.read_head().await.status, 200);
+        let stream_token = source.next().await;
+        conns.push((poll_conn, stream_conn));
+        tokens.push((poll_token, stream_token));
+    }
+    for stats in [&guarded_stats, &plain_stats] {
+        wait_for_stats(stats, "parked and streaming", |s| {
+            s.parked == 1 && s.streaming == 1
+        })
+        .await;
+    }
+
+    ns.vanish();
+    let (guarded_poll, guarded_stream) = &tokens[0];
+    let (plain_poll, plain_stream) = &tokens[1];
+    // keepalive: 1 s idle + 2 probes 1 s apart; user timeout: 2 s after
+    // the first unacknowledged heartbeat. 20 s is a hang guard.
+    let found = tokio::time::timeout(Duration::from_secs(20), async {
+        guarded_poll.cancelled().await;
+        guarded_stream.cancelled().await;
+    })
+    .await;
+    assert!(
+        found.is_ok(),
+        "DeadPeer did not find the vanished peer: poll cancelled {}, stream cancelled {}",
+        guarded_poll.is_cancelled(),
+        guarded_stream.is_cancelled()
+    );
+    wait_for_stats(
+        &guarded_stats,
+        "the dead peer's poll and stream ended",
+        |s| s.parked == 0 && s.streaming == 0 && s.disconnected == 1,
+    )
+    .await;
+    // The same peer on a plain listener: still believed alive.
+    assert!(!plain_poll.is_cancelled() && !plain_stream.is_cancelled());
+    let snap = plain_stats.snapshot();
+    assert_eq!((snap.parked, snap.streaming), (1, 1));
+    drop(conns);
+}
