@@ -20,33 +20,18 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::process::Command;
 use std::time::Duration;
 
-use axum::extract::State;
 use axum::middleware::from_fn_with_state;
-use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use axum_longpoll::event_log::{EventLog, Resume};
 use axum_longpoll::net::DeadPeer;
-use axum_longpoll::{DisconnectLayer, LongPoll, Stats, StreamConfig, Streaming};
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use axum_longpoll::{DisconnectLayer, Stats, StreamConfig};
+use tokio::net::{TcpListener, TcpStream};
 
-use common::{assert_cancelled, probe, probe_middleware, wait_for_stats, RawConn, Tokens};
-
-type Log = EventLog<u64>;
-
-async fn poll(State(log): State<Log>, resume: Resume, lp: LongPoll) -> Response {
-    match resume.start(&log) {
-        Ok(after) => lp.respond_with_log(&log, after).await,
-        Err(gone) => gone.into_response(),
-    }
-}
-
-async fn stream(State(log): State<Log>, resume: Resume, s: Streaming) -> Response {
-    match resume.start(&log) {
-        Ok(start) => s.ndjson_log(&log, start),
-        Err(gone) => gone.into_response(),
-    }
-}
+use common::handlers::{ndjson as stream, poll, Log};
+use common::{
+    assert_cancelled, probe, probe_middleware, small_recv_buffer_conn, small_send_buffer_listener,
+    wait_for_stats, RawConn, Tokens,
+};
 
 fn app(log: &Log, config: StreamConfig) -> (Router, Stats, Tokens) {
     let (p, tokens) = probe();
@@ -79,19 +64,10 @@ fn serve(listener: TcpListener, app: Router, dead_peer: Option<DeadPeer>) -> Soc
 // A reader that stops reading
 // ---------------------------------------------------------------------------
 
-fn small_send_buffer_listener() -> TcpListener {
-    let socket = TcpSocket::new_v4().unwrap();
-    socket.set_send_buffer_size(4096).unwrap();
-    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
-    socket.listen(128).unwrap()
-}
-
 /// Opens `/stream` with a small receive buffer, reads the head and the open
 /// frame, and returns the connection unread from then on.
 async fn stalled_reader(addr: SocketAddr) -> RawConn {
-    let socket = TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    let mut conn = RawConn::from_stream(socket.connect(addr).await.unwrap());
+    let mut conn = small_recv_buffer_conn(addr).await;
     conn.get("/stream").await;
     assert_eq!(conn.read_head().await.status, 200);
     conn.read_chunk().await.unwrap();

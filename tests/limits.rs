@@ -10,33 +10,15 @@ mod common;
 
 use std::time::Duration;
 
-use axum::extract::State;
-use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use axum_longpoll::event_log::{EventLog, Resume};
-use axum_longpoll::{DisconnectLayer, LongPoll, LongPollConfig, Stats, StreamConfig, Streaming};
+use axum_longpoll::{DisconnectLayer, LongPollConfig, Stats, StreamConfig};
 use serde_json::Value;
 
+use common::handlers::{ndjson as stream, poll, Log};
 use common::{raw_get, spawn, wait_for_stats, RawConn};
 
 const GUARD: Duration = Duration::from_secs(5);
-
-type Log = EventLog<u64>;
-
-async fn poll(State(log): State<Log>, resume: Resume, lp: LongPoll) -> Response {
-    match resume.start(&log) {
-        Ok(after) => lp.respond_with_log(&log, after).await,
-        Err(gone) => gone.into_response(),
-    }
-}
-
-async fn stream(State(log): State<Log>, resume: Resume, s: Streaming) -> Response {
-    match resume.start(&log) {
-        Ok(start) => s.ndjson_log(&log, start),
-        Err(gone) => gone.into_response(),
-    }
-}
 
 fn app(log: &Log, layer: DisconnectLayer) -> (Router, Stats) {
     let stats = layer.stats();

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 use axum_longpoll::event_log::{Cursor, EventLog, Resume};
@@ -25,37 +25,21 @@ use futures_util::StreamExt;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use serde_json::{json, Value};
-use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use common::handlers::{ndjson, sse, Log};
 use common::{
-    assert_cancelled, assert_not_cancelled, spawn, spawn_on, spawn_with_shutdown, wait_for_stats,
-    RawConn, Server, H2,
+    assert_cancelled, assert_not_cancelled, small_recv_buffer_conn, small_send_buffer_listener,
+    spawn, spawn_on, spawn_with_shutdown, wait_for_stats, RawConn, Server, H2,
 };
 
 /// Hang guard for one frame (an event line, a heartbeat, a final frame).
 const FRAME_GUARD: Duration = Duration::from_secs(5);
 
-type Log = EventLog<u64>;
-
 // ---------------------------------------------------------------------------
 // Server
 // ---------------------------------------------------------------------------
-
-async fn ndjson(State(log): State<Log>, resume: Resume, s: Streaming) -> Response {
-    match resume.start(&log) {
-        Ok(start) => s.ndjson_log(&log, start),
-        Err(gone) => gone.into_response(),
-    }
-}
-
-async fn sse(State(log): State<Log>, resume: Resume, s: Streaming) -> Response {
-    match resume.start(&log) {
-        Ok(start) => s.sse_log(&log, start),
-        Err(gone) => gone.into_response(),
-    }
-}
 
 /// `GET /stream` (NDJSON) and `GET /sse` over `log`, behind `layer`.
 fn app(log: &Log, layer: DisconnectLayer) -> Router {
@@ -739,20 +723,6 @@ async fn shutdown_ends_every_stream_with_reconnect() {
 /// A listener whose accepted sockets have a small send buffer (Linux copies
 /// `SO_SNDBUF` from the listener), so a stalled reader stalls the server
 /// after a few kilobytes instead of after the kernel's autotuned megabytes.
-fn small_buffer_listener() -> TcpListener {
-    let socket = TcpSocket::new_v4().unwrap();
-    socket.set_send_buffer_size(4096).unwrap();
-    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
-    socket.listen(128).unwrap()
-}
-
-/// A client connection with a small receive buffer.
-async fn small_buffer_conn(addr: SocketAddr) -> RawConn {
-    let socket = TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    RawConn::from_stream(socket.connect(addr).await.unwrap())
-}
-
 /// Waits until `counter` has not moved for 300 ms (5 s guard); returns it.
 async fn settled(counter: &AtomicU64) -> u64 {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
@@ -791,9 +761,13 @@ async fn stalled_reader_holds_back_at_most_a_batch() {
         .route("/counted", get(counted))
         .with_state(log.clone())
         .layer(layer);
-    let server: Server = spawn_on(small_buffer_listener(), router, CancellationToken::new());
+    let server: Server = spawn_on(
+        small_send_buffer_listener(),
+        router,
+        CancellationToken::new(),
+    );
 
-    let conn = small_buffer_conn(server.addr).await;
+    let conn = small_recv_buffer_conn(server.addr).await;
     let mut body = Body::h1_on(conn, "/counted", &[]).await;
     body.nd_some().await.open();
     // Stop reading; publish everything.
@@ -827,12 +801,12 @@ async fn stalled_reader_past_retention_gets_in_band_410() {
     let log = log(1000);
     let (layer, stats) = layer(quiet());
     let server = spawn_on(
-        small_buffer_listener(),
+        small_send_buffer_listener(),
         app(&log, layer),
         CancellationToken::new(),
     );
 
-    let conn = small_buffer_conn(server.addr).await;
+    let conn = small_recv_buffer_conn(server.addr).await;
     let mut body = Body::h1_on(conn, "/stream", &[]).await;
     let open = body.nd_some().await.open();
     // Some events below capacity, until the first of them reached the

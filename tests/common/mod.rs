@@ -527,3 +527,62 @@ impl H2 {
         drop(self.send);
     }
 }
+
+// ---------------------------------------------------------------------------
+// Handlers over an `EventLog<u64>` (the recommended shapes)
+// ---------------------------------------------------------------------------
+
+pub mod handlers {
+    use axum::extract::State;
+    use axum::response::{IntoResponse, Response};
+    use axum_longpoll::event_log::{EventLog, Resume};
+    use axum_longpoll::{LongPoll, Streaming};
+
+    pub type Log = EventLog<u64>;
+
+    /// Long-poll with a cursor.
+    pub async fn poll(State(log): State<Log>, resume: Resume, lp: LongPoll) -> Response {
+        match resume.start(&log) {
+            Ok(after) => lp.respond_with_log(&log, after).await,
+            Err(gone) => gone.into_response(),
+        }
+    }
+
+    /// NDJSON stream from a cursor.
+    pub async fn ndjson(State(log): State<Log>, resume: Resume, s: Streaming) -> Response {
+        match resume.start(&log) {
+            Ok(start) => s.ndjson_log(&log, start),
+            Err(gone) => gone.into_response(),
+        }
+    }
+
+    /// SSE stream from a cursor.
+    pub async fn sse(State(log): State<Log>, resume: Resume, s: Streaming) -> Response {
+        match resume.start(&log) {
+            Ok(start) => s.sse_log(&log, start),
+            Err(gone) => gone.into_response(),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Small socket buffers (a reader that stops reading fills them quickly)
+// ---------------------------------------------------------------------------
+
+/// A listener on `127.0.0.1:0` whose accepted sockets have a small send
+/// buffer.
+pub fn small_send_buffer_listener() -> TcpListener {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_send_buffer_size(4096).expect("SO_SNDBUF");
+    socket
+        .bind("127.0.0.1:0".parse().expect("addr"))
+        .expect("bind");
+    socket.listen(128).expect("listen")
+}
+
+/// A client connection with a small receive buffer.
+pub async fn small_recv_buffer_conn(addr: SocketAddr) -> RawConn {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+    RawConn::from_stream(socket.connect(addr).await.expect("connect"))
+}
