@@ -548,10 +548,12 @@ async fn same_origin_scenario(client: &Client, http: &Http, port: u16) -> Vec<u8
 // Chromium and chromedriver
 // ---------------------------------------------------------------------------
 
-/// `env` if set, else the first of `names` found in `/usr/bin` or `PATH`.
+/// `env` if set (and a file), else the first of `names` found in
+/// `/usr/bin` or `PATH`.
 fn find_binary(env: &str, names: &[&str]) -> Option<PathBuf> {
     if let Some(path) = std::env::var_os(env) {
-        return Some(PathBuf::from(path));
+        let path = PathBuf::from(path);
+        return path.is_file().then_some(path);
     }
     let path = std::env::var_os("PATH").unwrap_or_default();
     let dirs: Vec<PathBuf> = std::iter::once(PathBuf::from("/usr/bin"))
@@ -573,7 +575,7 @@ fn free_port() -> u16 {
 /// chromedriver (killed when dropped) and a fresh profile and log
 /// directory (removed when dropped).
 struct Driver {
-    _child: tokio::process::Child,
+    child: tokio::process::Child,
     url: String,
     dir: PathBuf,
 }
@@ -600,9 +602,22 @@ impl Driver {
             .spawn()
             .expect("start chromedriver");
         Self {
-            _child: child,
+            child,
             url: format!("http://127.0.0.1:{port}"),
             dir,
+        }
+    }
+
+    /// Ends chromedriver and removes the directory (Chromium may still be
+    /// writing its profile for a moment after the session ended).
+    async fn stop(mut self) {
+        let _ = self.child.kill().await;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while std::fs::remove_dir_all(&self.dir).is_err()
+            && self.dir.exists()
+            && Instant::now() < deadline
+        {
+            tokio::time::sleep(POLL_EVERY).await;
         }
     }
 
@@ -703,7 +718,7 @@ async fn demo_page_in_headless_chromium() {
     .await;
     // Always end the browser before reporting.
     let _ = client.close().await;
-    drop(driver);
+    driver.stop().await;
     let png = match run {
         Ok(png) => png,
         Err(panic) => std::panic::resume_unwind(panic),
