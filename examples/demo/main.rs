@@ -11,9 +11,14 @@
 //! publishes messages and shows them live over long-poll, an NDJSON stream
 //! or server-sent events, with the connection state and the cursor; stop
 //! and restart the server to watch it reconnect and resync. The same page
-//! served from elsewhere talks to this server with `?api=`:
-//! `http://localhost:8000/page.html?api=http://127.0.0.1:3000` (the origin
-//! must be allowed by `ORIGINS`).
+//! served from another origin talks to this server with `?api=`:
+//!
+//! ```text
+//! python3 -m http.server -d examples/demo 8000
+//! # open http://localhost:8000/page.html?api=http://127.0.0.1:3000
+//! ```
+//!
+//! (the page's origin must be allowed by `ORIGINS`; loopback is by default).
 //!
 //! Try it with curl (in a second terminal):
 //!
