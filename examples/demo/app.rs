@@ -6,14 +6,15 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use axum_longpoll::event_log::{EventLog, Resume};
+use axum_longpoll::event_log::{EventLog, Resume, CURSOR, LAST_EVENT_ID};
 use axum_longpoll::{DisconnectLayer, LongPoll, Stats, Streaming};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 
 /// Largest message `/publish` accepts.
 pub(crate) const MAX_MESSAGE: usize = 64 * 1024;
@@ -84,6 +85,7 @@ pub(crate) fn router(log: EventLog<Arc<str>>, shutdown: CancellationToken) -> Ro
         stats: layer.stats(),
     };
     Router::new()
+        .route("/", get(page))
         .route("/publish", post(publish))
         .route("/poll", get(poll))
         .route("/stream", get(stream))
@@ -91,4 +93,106 @@ pub(crate) fn router(log: EventLog<Arc<str>>, shutdown: CancellationToken) -> Ro
         .route("/stats", get(stats))
         .with_state(state)
         .layer(layer)
+}
+
+// ---------------------------------------------------------------------------
+// The page at `/` and CORS for a page served from another origin
+// ---------------------------------------------------------------------------
+
+/// The demo page: one HTML file with plain JS, no build step.
+const PAGE: &str = include_str!("page.html");
+
+async fn page() -> Html<&'static str> {
+    Html(PAGE)
+}
+
+/// Which origins may call the API from a page of their own (`ORIGINS`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Origins {
+    /// Pages on this machine: `http(s)://localhost`, `127.0.0.1` or
+    /// `[::1]`, any port. The default (`ORIGINS=loopback`).
+    Loopback,
+    /// Exactly these origins (`ORIGINS=https://a.example,http://localhost:8000`).
+    List(Vec<HeaderValue>),
+}
+
+/// What `ORIGINS` allows, for error messages.
+pub(crate) const ORIGINS_ALLOWED: &str = "`loopback`, or a comma-separated list of origins like \
+     http://localhost:8000 (scheme://host[:port], no path or trailing slash)";
+
+impl std::str::FromStr for Origins {
+    type Err = String;
+
+    fn from_str(value: &str) -> Result<Self, String> {
+        let value = value.trim();
+        if value.eq_ignore_ascii_case("loopback") {
+            return Ok(Self::Loopback);
+        }
+        let mut list = Vec::new();
+        for origin in value.split(',').map(str::trim) {
+            let well_formed = split_origin(origin).is_some_and(|(_, host, _)| !host.is_empty());
+            match HeaderValue::from_str(origin) {
+                Ok(header) if well_formed => list.push(header),
+                _ => return Err(format!("invalid origin {origin:?} in ORIGINS")),
+            }
+        }
+        Ok(Self::List(list))
+    }
+}
+
+/// `scheme://host[:port]` → (scheme, host, port); `None` for anything else
+/// (a path, a trailing slash, userinfo, another scheme).
+fn split_origin(origin: &str) -> Option<(&str, &str, Option<&str>)> {
+    let (scheme, rest) = origin.split_once("://")?;
+    if !matches!(scheme, "http" | "https") || rest.contains(['/', '@', '?', '#']) {
+        return None;
+    }
+    // An IPv6 host is bracketed: `[::1]:8000`.
+    let (host, port) = match rest.strip_prefix('[') {
+        Some(v6) => {
+            let (inner, after) = v6.split_once(']')?;
+            let host = &rest[..inner.len() + 2];
+            match after {
+                "" => (host, None),
+                port => (host, Some(port.strip_prefix(':')?)),
+            }
+        }
+        None => match rest.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (rest, None),
+        },
+    };
+    if port.is_some_and(|p| p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit())) {
+        return None;
+    }
+    Some((scheme, host, port))
+}
+
+/// Whether a request's `Origin` is a page on this machine.
+pub(crate) fn is_loopback(origin: &HeaderValue) -> bool {
+    origin
+        .to_str()
+        .ok()
+        .and_then(split_origin)
+        .is_some_and(|(_, host, _)| matches!(host, "localhost" | "127.0.0.1" | "[::1]"))
+}
+
+/// CORS as the crate docs recommend ("With tower-http"): explicit origins
+/// with credentials, the request headers the modes read, and the response
+/// headers a script must see (`Cursor` on a 204, `Retry-After` on a 503).
+pub(crate) fn cors(origins: &Origins) -> CorsLayer {
+    let allow = match origins {
+        Origins::Loopback => AllowOrigin::predicate(|origin, _| is_loopback(origin)),
+        Origins::List(list) => AllowOrigin::list(list.iter().cloned()),
+    };
+    CorsLayer::new()
+        .allow_origin(allow)
+        .allow_credentials(true)
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([
+            LAST_EVENT_ID,
+            HeaderName::from_static("prefer"),
+            header::CONTENT_TYPE,
+        ])
+        .expose_headers([CURSOR, header::RETRY_AFTER])
 }

@@ -7,6 +7,19 @@
 //! ADDR=127.0.0.1:8080 RETAIN=100 cargo run --example demo
 //! ```
 //!
+//! Then open <http://127.0.0.1:3000/>: the demo page (`page.html`, plain JS)
+//! publishes messages and shows them live over long-poll, an NDJSON stream
+//! or server-sent events, with the connection state and the cursor; stop
+//! and restart the server to watch it reconnect and resync. The same page
+//! served from another origin talks to this server with `?api=`:
+//!
+//! ```text
+//! python3 -m http.server -d examples/demo 8000
+//! # open http://localhost:8000/page.html?api=http://127.0.0.1:3000
+//! ```
+//!
+//! (the page's origin must be allowed by `ORIGINS`; loopback is by default).
+//!
 //! Try it with curl (in a second terminal):
 //!
 //! ```text
@@ -42,9 +55,13 @@
 //!   `Last-Event-ID` and `?last_event_id=`.
 //! - `GET /stats` → `{"parked":n,"streaming":n,"ready":n,"timeout":n,
 //!   "shutdown":n,"disconnected":n,"retained":n,"head":"<cursor>"}`.
+//! - `GET /` → the demo page.
 //!
 //! Environment: `ADDR` (default `127.0.0.1:3000`), `RETAIN` (events kept,
-//! default 1024).
+//! default 1024), `ORIGINS`: the origins whose pages may call the API
+//! (CORS with credentials, as the crate docs recommend): `loopback` (the
+//! default: `http(s)://localhost`, `127.0.0.1` or `[::1]` on any port) or a
+//! comma-separated list such as `https://app.example,http://localhost:8000`.
 
 mod app;
 
@@ -97,6 +114,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if retain == 0 {
         return Err("invalid RETAIN=0: allowed a whole number of events, at least 1".into());
     }
+    let origins: app::Origins = env_or("ORIGINS", app::Origins::Loopback, app::ORIGINS_ALLOWED)?;
 
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
@@ -104,12 +122,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let log = EventLog::new(retain);
     let listener = tokio::net::TcpListener::bind(addr).await?;
     eprintln!(
-        "demo listening on http://{} (retaining {retain} events)",
+        "demo listening on http://{} (retaining {retain} events); open it in a browser",
         listener.local_addr()?
     );
     // Finds clients that vanish without FIN/RST or stop reading (30 s).
     let listener = DeadPeer::new().listen(listener);
-    axum::serve(listener, app::router(log, shutdown.clone()))
+    let app = app::router(log, shutdown.clone()).layer(app::cors(&origins));
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await?;
     eprintln!("demo stopped");
