@@ -218,3 +218,69 @@ impl fmt::Display for CloseReason {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_server_reason_is_cut_to_123_bytes_on_a_char_boundary() {
+        // 'é' is two bytes: 62 of them are 124 bytes.
+        let reason = CloseReason::server(4000, "é".repeat(62));
+        let CloseReason::Server { reason, .. } = &reason else {
+            unreachable!()
+        };
+        assert_eq!(reason.len(), 122);
+        assert!(reason.chars().all(|c| c == 'é'));
+    }
+
+    #[test]
+    fn codes_and_what_is_unexpected() {
+        let client = |code| CloseReason::ClientClose {
+            code,
+            reason: String::new(),
+        };
+        for (reason, code, unexpected) in [
+            (client(1000), 1000, false),
+            (client(1001), 1001, false),
+            (client(1005), 1005, false),
+            (client(4000), 4000, true),
+            (
+                CloseReason::Abnormal {
+                    error: String::new(),
+                },
+                1006,
+                true,
+            ),
+            (CloseReason::HeartbeatTimeout, 4408, true),
+            (CloseReason::Shutdown, 1001, false),
+            (CloseReason::SlowConsumer, 4008, true),
+            (CloseReason::server(1000, "done"), 1000, false),
+            (CloseReason::server(1003, "text only"), 1003, true),
+        ] {
+            assert_eq!(reason.code(), code, "{reason:?}");
+            assert_eq!(reason.is_unexpected(), unexpected, "{reason:?}");
+        }
+    }
+
+    #[test]
+    fn the_server_sends_a_frame_only_when_it_closes() {
+        let client = CloseReason::ClientClose {
+            code: 1000,
+            reason: String::new(),
+        };
+        assert_eq!(client.frame(), None);
+        let abnormal = CloseReason::Abnormal {
+            error: String::new(),
+        };
+        assert_eq!(abnormal.frame(), None);
+        let frame = CloseReason::Shutdown
+            .frame()
+            .expect("shutdown sends a frame");
+        assert_eq!(frame.code, 1001);
+        let frame = CloseReason::SlowConsumer
+            .frame()
+            .expect("slow consumer sends a frame");
+        assert_eq!(frame.code, close_code::SLOW_CONSUMER);
+    }
+}
