@@ -462,15 +462,17 @@ async fn a_client_that_answers_pings_stays_open() {
     let log = log(16);
     let config = WsConfig::new()
         .ping_interval(Some(Duration::from_millis(50)))
-        .pong_timeout(Duration::from_millis(100));
+        .pong_timeout(Duration::from_millis(250));
     let mut s = serve(&log, config).await;
 
     let mut client = connect(s.addr(), "/ws").await;
     let token = s.reports.token().await;
     open(&mut client).await;
-    // tungstenite answers each ping while it reads.
+    // tungstenite answers each ping while it reads. 20 pings take longer
+    // than a pong timeout: a server that ignored the pongs would have
+    // ended the socket.
     let mut pings = 0;
-    while pings < 10 {
+    while pings < 20 {
         match tokio::time::timeout(GUARD, client.next()).await.unwrap() {
             Some(Ok(Message::Ping(_))) => pings += 1,
             other => panic!("expected pings, got {other:?}"),
@@ -715,7 +717,9 @@ async fn a_reader_that_stops_is_closed_with_4008_holding_a_bounded_amount() {
     let listener: TcpListener = socket.listen(64).unwrap();
     let log = log(EVENTS + 1);
     let config = quiet()
-        .send_timeout(Duration::from_millis(300))
+        // Short for the reader that stopped; long enough that the one
+        // which reads (below) is never taken for stalled on a busy machine.
+        .send_timeout(Duration::from_secs(1))
         .write_buffer_size(16 * 1024);
     let shutdown = CancellationToken::new();
     let (router, stats, _sockets, mut reports) = app(&log, config, &shutdown);
