@@ -25,4 +25,8 @@ pub(crate) struct Shared {
     pub(crate) long_poll: LongPollConfig,
     pub(crate) stream: StreamConfig,
     pub(crate) stats: Stats,
+    #[cfg(feature = "ws")]
+    pub(crate) websocket: crate::ws::WsConfig,
+    #[cfg(feature = "ws")]
+    pub(crate) sockets: crate::ws::OpenSockets,
 }

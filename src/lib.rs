@@ -34,7 +34,8 @@
 //! | [`event_log`] | [`EventLog`]: retained events with [`Cursor`]s, so no event is lost across disconnects, timeouts and restarts; `410 Gone` when a cursor is too old |
 //! | [`long_poll`] | [`LongPoll`]: the client's clamped timeout, shutdown and disconnect, and [`LongPoll::wait`] over your event |
 //! | [`stream`] | [`Streaming`]: NDJSON and SSE responses from the log or any `Stream`, flushed per event, heartbeats, byte and lifetime caps, in-band 410, ends on shutdown |
-//! | [`stats`] | [`Stats`]: parked long-polls now, and outcomes since start |
+//! | [`stats`] | [`Stats`]: parked long-polls, open streams and WebSockets now, and outcomes since start |
+//! | `ws` | [`LiveSocket`](ws::LiveSocket): WebSocket with a lifetime token, close reasons, heartbeats, shutdown (`1001`), slow-consumer limit, resume by cursor (feature `ws`) |
 //!
 //! # With tower-http: compression and CORS
 //!
@@ -85,6 +86,7 @@
 //! | feature | what it adds | default |
 //! |---|---|---|
 //! | `net` | [`net::DeadPeer`]: a listener for `axum::serve` that finds vanished peers (TCP keepalive, `TCP_USER_TIMEOUT`) and peers that stop reading (write-stall timeout) | yes |
+//! | `ws` | the `ws` module (WebSocket mode), on axum's `ws` feature | no |
 //!
 //! [axum]: https://docs.rs/axum/0.8
 
@@ -101,6 +103,8 @@ mod overload;
 mod params;
 pub mod stats;
 pub mod stream;
+#[cfg(feature = "ws")]
+pub mod ws;
 
 pub use crate::disconnect::{DisconnectLayer, DisconnectToken};
 pub use crate::event_log::{Cursor, CursorGone, EventLog, Resume};

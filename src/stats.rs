@@ -23,6 +23,7 @@ pub struct Stats {
 pub(crate) struct Counters {
     parked: AtomicU64,
     streaming: AtomicU64,
+    websockets: AtomicU64,
     ready: AtomicU64,
     timeout: AtomicU64,
     shutdown: AtomicU64,
@@ -41,6 +42,10 @@ pub struct StatsSnapshot {
     pub parked: u64,
     /// Streaming responses open right now (a gauge).
     pub streaming: u64,
+    /// WebSocket connections open right now (a gauge; from the upgrade until
+    /// the socket's task finished, close handshake included). Always 0
+    /// without the `ws` feature.
+    pub websockets: u64,
     /// Long-polls answered with an event, since start.
     pub ready: u64,
     /// Long-polls answered by their timeout (keepalive), since start.
@@ -77,6 +82,7 @@ impl Stats {
         StatsSnapshot {
             parked: c.parked.load(Ordering::Relaxed),
             streaming: c.streaming.load(Ordering::Relaxed),
+            websockets: c.websockets.load(Ordering::Relaxed),
             ready: c.ready.load(Ordering::Relaxed),
             timeout: c.timeout.load(Ordering::Relaxed),
             shutdown: c.shutdown.load(Ordering::Relaxed),
@@ -144,6 +150,16 @@ impl Counters {
 
     pub(crate) fn stream_closed(&self) {
         self.streaming.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    #[cfg(feature = "ws")]
+    pub(crate) fn websocket_opened(&self) {
+        self.websockets.fetch_add(1, Ordering::Relaxed);
+    }
+
+    #[cfg(feature = "ws")]
+    pub(crate) fn websocket_closed(&self) {
+        self.websockets.fetch_sub(1, Ordering::Relaxed);
     }
 
     pub(crate) fn unpark(&self, ended: Option<Ended>) {

@@ -5,12 +5,14 @@
 use std::sync::Arc;
 
 use axum::body::Body;
+use axum::extract::ws::Message;
 use axum::extract::State;
 use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use axum_longpoll::event_log::{EventLog, Resume, CURSOR, LAST_EVENT_ID};
+use axum_longpoll::ws::{CloseReason, LiveSocket, OpenSockets, WsConfig};
 use axum_longpoll::{DisconnectLayer, LongPoll, Stats, Streaming};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -70,6 +72,20 @@ async fn sse(State(app): State<App>, resume: Resume, s: Streaming) -> Response {
     }
 }
 
+/// Events of the log as text frames; a text frame from the client is
+/// published like `POST /publish` (a binary one closes with `1003`).
+async fn ws(State(app): State<App>, resume: Resume, ws: LiveSocket) -> Response {
+    let start = resume.start(&app.log);
+    let log = app.log.clone();
+    ws.serve_log(app.log, start, move |msg| match msg {
+        Message::Text(text) => {
+            log.publish(Arc::from(text.as_str()));
+            Ok(())
+        }
+        _ => Err(CloseReason::server(1003, "text messages only")),
+    })
+}
+
 async fn stats(State(app): State<App>) -> Response {
     let mut body = serde_json::to_value(app.stats.snapshot()).unwrap_or_default();
     body["retained"] = json!(app.log.len());
@@ -78,21 +94,36 @@ async fn stats(State(app): State<App>) -> Response {
 }
 
 /// The demo's router, for a given log and shutdown token.
+#[allow(dead_code)] // each user of app.rs calls one of the two
 pub(crate) fn router(log: EventLog<Arc<str>>, shutdown: CancellationToken) -> Router {
-    let layer = DisconnectLayer::new().shutdown(shutdown);
+    router_with_sockets(log, shutdown).0
+}
+
+/// The demo's router and its WebSocket connections (to wait for them after
+/// a graceful shutdown).
+pub(crate) fn router_with_sockets(
+    log: EventLog<Arc<str>>,
+    shutdown: CancellationToken,
+) -> (Router, OpenSockets) {
+    let layer = DisconnectLayer::new()
+        .shutdown(shutdown)
+        .websocket(WsConfig::new().max_message_size(MAX_MESSAGE));
+    let sockets = layer.websockets();
     let state = App {
         log,
         stats: layer.stats(),
     };
-    Router::new()
+    let router = Router::new()
         .route("/", get(page))
         .route("/publish", post(publish))
         .route("/poll", get(poll))
         .route("/stream", get(stream))
         .route("/sse", get(sse))
+        .route("/ws", get(ws))
         .route("/stats", get(stats))
         .with_state(state)
-        .layer(layer)
+        .layer(layer);
+    (router, sockets)
 }
 
 // ---------------------------------------------------------------------------

@@ -34,8 +34,16 @@
 //! curl localhost:3000/stats                           # parked now, outcomes since start
 //! ```
 //!
+//! And a WebSocket, with any client (here websocat), in a browser console
+//! `new WebSocket("ws://localhost:3000/ws?from=oldest")`:
+//!
+//! ```text
+//! websocat 'ws://localhost:3000/ws?from=oldest'      # events as text frames; type a line to publish it
+//! ```
+//!
 //! Ctrl-C (or SIGTERM) shuts it down: parked polls answer `503` with
-//! `Retry-After` at once, and the process exits.
+//! `Retry-After` at once, streams end with a `reconnect` frame, WebSockets
+//! get `1001 Going Away`, and the process exits.
 //!
 //! HTTP interface (a contract: names and shapes stay):
 //!
@@ -53,8 +61,16 @@
 //!   line at a cap or on shutdown (see the crate's `stream` module).
 //! - `GET /sse` → server-sent events with `id:` = cursor; honours
 //!   `Last-Event-ID` and `?last_event_id=`.
-//! - `GET /stats` → `{"parked":n,"streaming":n,"ready":n,"timeout":n,
-//!   "shutdown":n,"disconnected":n,"retained":n,"head":"<cursor>"}`.
+//! - `GET /ws?cursor=<c>` → WebSocket: `{"control":"open","cursor":"<c>"}`,
+//!   then one text frame `{"id":"<cursor>","data":"…"}` per event; a text
+//!   frame from the client (at most 64 KiB) is published like `POST
+//!   /publish`. Close codes: `1001` on shutdown, `4410` (with a `gone`
+//!   control frame) when the cursor is too old, `4008` for a client that
+//!   does not read, `4408` for one that answers no ping (see the crate's
+//!   `ws` module).
+//! - `GET /stats` → `{"parked":n,"streaming":n,"websockets":n,"ready":n,
+//!   "timeout":n,"shutdown":n,"disconnected":n,"retained":n,
+//!   "head":"<cursor>"}`.
 //! - `GET /` → the demo page.
 //!
 //! Environment: `ADDR` (default `127.0.0.1:3000`), `RETAIN` (events kept,
@@ -66,6 +82,7 @@
 mod app;
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use axum_longpoll::net::DeadPeer;
 use axum_longpoll::EventLog;
@@ -127,10 +144,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     // Finds clients that vanish without FIN/RST or stop reading (30 s).
     let listener = DeadPeer::new().listen(listener);
-    let app = app::router(log, shutdown.clone()).layer(app::cors(&origins));
-    axum::serve(listener, app)
+    let (router, sockets) = app::router_with_sockets(log, shutdown.clone());
+    axum::serve(listener, router.layer(app::cors(&origins)))
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await?;
+    // `serve` does not wait for upgraded connections: let every WebSocket
+    // finish its `1001` closing handshake before the runtime drops it.
+    let _ = tokio::time::timeout(Duration::from_secs(10), sockets.closed()).await;
     eprintln!("demo stopped");
     Ok(())
 }

@@ -23,6 +23,10 @@ pub struct DisconnectLayer {
     long_poll: LongPollConfig,
     stream: StreamConfig,
     stats: Stats,
+    #[cfg(feature = "ws")]
+    websocket: crate::ws::WsConfig,
+    #[cfg(feature = "ws")]
+    sockets: crate::ws::OpenSockets,
 }
 
 impl Default for DisconnectLayer {
@@ -40,6 +44,10 @@ impl DisconnectLayer {
             long_poll: LongPollConfig::default(),
             stream: StreamConfig::default(),
             stats: Stats::new(),
+            #[cfg(feature = "ws")]
+            websocket: crate::ws::WsConfig::default(),
+            #[cfg(feature = "ws")]
+            sockets: crate::ws::OpenSockets::new(),
         }
     }
 
@@ -69,6 +77,25 @@ impl DisconnectLayer {
     pub fn stream(mut self, config: StreamConfig) -> Self {
         self.stream = config;
         self
+    }
+
+    /// Sets the WebSocket configuration used by
+    /// [`LiveSocket`](crate::ws::LiveSocket) unless a route overrides it
+    /// with `Extension(WsConfig)`.
+    #[cfg(feature = "ws")]
+    pub fn websocket(mut self, config: crate::ws::WsConfig) -> Self {
+        self.websocket = config;
+        self
+    }
+
+    /// The WebSocket connections opened through this layer: after a graceful
+    /// shutdown, await [`OpenSockets::closed`](crate::ws::OpenSockets::closed)
+    /// before the process exits, so that every socket has sent its
+    /// `1001 Going Away` (see [`crate::ws`], "Shutdown").
+    #[cfg(feature = "ws")]
+    #[must_use]
+    pub fn websockets(&self) -> crate::ws::OpenSockets {
+        self.sockets.clone()
     }
 
     /// Uses `stats` instead of the layer's own counters (to share one set
@@ -102,6 +129,10 @@ impl<S> Layer<S> for DisconnectLayer {
                 long_poll: self.long_poll.clone(),
                 stream: self.stream.clone(),
                 stats: self.stats.clone(),
+                #[cfg(feature = "ws")]
+                websocket: self.websocket.clone(),
+                #[cfg(feature = "ws")]
+                sockets: self.sockets.clone(),
             }),
         )
     }

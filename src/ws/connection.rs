@@ -1,0 +1,450 @@
+//! The connection's own loop: reads, writes, heartbeat, shutdown, slow
+//! consumer, all in the task axum spawned for the socket, with one timer.
+
+use std::future::{poll_fn, Future};
+use std::pin::{pin, Pin};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::extract::ws::{Message, WebSocket};
+use futures_util::{SinkExt, Stream, StreamExt};
+use http::HeaderValue;
+use serde::Serialize;
+use tokio::time::{Instant, Sleep};
+use tokio_util::sync::{CancellationToken, DropGuard};
+use tokio_util::task::task_tracker::TaskTrackerToken;
+
+use super::{log_messages, CloseReason, WsConfig};
+use crate::event_log::{Cursor, CursorGone, EventLog};
+use crate::stats::Counters;
+
+/// At most this many frames are read, and as many written, per wake-up
+/// before the task yields.
+const BUDGET: usize = 64;
+
+/// Stands in for "no deadline".
+const FAR: Duration = Duration::from_secs(86_400 * 365);
+
+/// An upgraded WebSocket connection, handed to the callback of
+/// [`LiveSocket::on_upgrade`](super::LiveSocket::on_upgrade).
+///
+/// Drive it with [`run`](Self::run) (any outgoing source) or
+/// [`serve_log`](Self::serve_log) (an [`EventLog`] from a cursor). Both
+/// return the [`CloseReason`]. See the [module docs](super).
+///
+/// Dropping it without running it closes the TCP connection without a close
+/// frame and cancels its [token](Self::token).
+pub struct Connection {
+    ws: WebSocket,
+    config: WsConfig,
+    shutdown: CancellationToken,
+    token: CancellationToken,
+    /// Cancels `token` if the connection is dropped before `run` decided.
+    guard: Option<DropGuard>,
+    _gauge: Gauge,
+    _tracked: TaskTrackerToken,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("config", &self.config)
+            .field("protocol", &self.ws.protocol())
+            .field("ended", &self.token.is_cancelled())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Counts an open socket in [`Stats`](crate::Stats) while it lives.
+struct Gauge(Arc<Counters>);
+
+impl Gauge {
+    fn new(counters: Arc<Counters>) -> Self {
+        counters.websocket_opened();
+        Self(counters)
+    }
+}
+
+impl Drop for Gauge {
+    fn drop(&mut self) {
+        self.0.websocket_closed();
+    }
+}
+
+impl Connection {
+    pub(crate) fn new(
+        ws: WebSocket,
+        config: WsConfig,
+        shutdown: CancellationToken,
+        counters: Arc<Counters>,
+        tracked: TaskTrackerToken,
+    ) -> Self {
+        let token = CancellationToken::new();
+        Self {
+            ws,
+            config,
+            shutdown,
+            guard: Some(token.clone().drop_guard()),
+            token,
+            _gauge: Gauge::new(counters),
+            _tracked: tracked,
+        }
+    }
+
+    /// The socket's token: cancelled when the connection ends for any
+    /// reason (the moment the [`CloseReason`] is known, before the closing
+    /// handshake), or when the `Connection` is dropped. Work spawned for
+    /// this socket can stop on it (or on a `child_token()`).
+    ///
+    /// The request's [`DisconnectToken`](crate::DisconnectToken) is of no use
+    /// here: the request ends with the `101` response.
+    #[must_use]
+    pub fn token(&self) -> &CancellationToken {
+        &self.token
+    }
+
+    /// The server's shutdown token.
+    #[must_use]
+    pub fn shutdown_token(&self) -> &CancellationToken {
+        &self.shutdown
+    }
+
+    /// The subprotocol chosen with
+    /// [`LiveSocket::protocols`](super::LiveSocket::protocols), if any.
+    #[must_use]
+    pub fn protocol(&self) -> Option<&HeaderValue> {
+        self.ws.protocol()
+    }
+
+    /// The configuration in force for this connection.
+    pub fn config(&self) -> &WsConfig {
+        &self.config
+    }
+
+    /// Runs the connection until it ends, and says why.
+    ///
+    /// - `outgoing` is pulled only when the socket can take more (so a
+    ///   client that does not read holds at most the write buffer and the
+    ///   kernel's socket buffers, never a queue). Each `Ok` message is sent
+    ///   as it is; an `Err(reason)` ends the socket with that reason's close
+    ///   code; the end of the stream ends it with `1000`. A handler with
+    ///   nothing to send passes [`futures_util::stream::pending()`].
+    /// - `on_message` is called with each text or binary message from the
+    ///   client, in order, inside the connection's task (so keep it short:
+    ///   publish, or `try_send` to a channel). Returning `Err(reason)` ends
+    ///   the socket with it. Pings, pongs and close frames are handled here.
+    ///
+    /// Heartbeats, shutdown, the slow-consumer limit and the closing
+    /// handshake are run by this future, with one timer and no task of its
+    /// own.
+    ///
+    /// # Cancellation safety
+    ///
+    /// Not cancel safe in any useful sense: dropping the future drops the
+    /// connection (TCP closed without a close frame) and cancels the token.
+    pub async fn run<S, F>(mut self, outgoing: S, mut on_message: F) -> CloseReason
+    where
+        S: Stream<Item = Result<Message, CloseReason>>,
+        F: FnMut(Message) -> Result<(), CloseReason>,
+    {
+        let mut outgoing = pin!(outgoing);
+        let shutdown = self.shutdown.clone();
+        let mut shutdown = pin!(shutdown.cancelled());
+        let now = Instant::now();
+        let mut timer = pin!(tokio::time::sleep_until(now + FAR));
+        let mut pump = Pump::new(&self.config, now);
+        let ws = &mut self.ws;
+        let reason = poll_fn(|cx| {
+            pump.poll(
+                cx,
+                ws,
+                outgoing.as_mut(),
+                &mut on_message,
+                shutdown.as_mut(),
+                timer.as_mut(),
+            )
+        })
+        .await;
+        self.token.cancel();
+        if let Some(guard) = self.guard.take() {
+            guard.disarm();
+        }
+        self.close(&reason).await;
+        reason
+    }
+
+    /// Sends the events of `log` after `start` as text frames
+    /// `{"id":"<cursor>","data":…}` until the connection ends; see
+    /// [`log_messages`] for every frame, and [`run`](Self::run) for
+    /// `on_message` and the rest.
+    ///
+    /// Pass `resume.start(&log)` as `start`: a cursor the log cannot serve
+    /// is then answered after the upgrade, with a `gone` control message and
+    /// close code [`CURSOR_GONE`](super::close_code::CURSOR_GONE) — a
+    /// browser cannot see the status of a failed upgrade.
+    ///
+    /// # Cancellation safety
+    ///
+    /// As for [`run`](Self::run).
+    pub async fn serve_log<T, F>(
+        self,
+        log: &EventLog<T>,
+        start: Result<Cursor, CursorGone>,
+        on_message: F,
+    ) -> CloseReason
+    where
+        T: Clone + Serialize + Send + Sync + 'static,
+        F: FnMut(Message) -> Result<(), CloseReason>,
+    {
+        self.run(log_messages(log, start), on_message).await
+    }
+
+    /// The closing handshake, bounded by `close_timeout`.
+    async fn close(&mut self, reason: &CloseReason) {
+        let ws = &mut self.ws;
+        let handshake = async {
+            match reason.frame() {
+                Some(frame) => {
+                    if ws.send(Message::Close(Some(frame))).await.is_err() {
+                        return;
+                    }
+                    // A peer that stopped answering will not answer this.
+                    if matches!(reason, CloseReason::HeartbeatTimeout) {
+                        return;
+                    }
+                }
+                // tungstenite queued its answer to the client's close frame.
+                None if matches!(reason, CloseReason::ClientClose { .. }) => {
+                    if ws.flush().await.is_err() {
+                        return;
+                    }
+                }
+                None => return,
+            }
+            // Until the client's close frame (or EOF): tungstenite ends the
+            // stream then. Messages sent meanwhile are dropped.
+            while let Some(Ok(_)) = ws.next().await {}
+        };
+        let _ = tokio::time::timeout(self.config.close_timeout, handshake).await;
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Heartbeat {
+    Off,
+    /// Next check at the timer; ping if nothing arrived for `interval`.
+    Idle,
+    /// A ping is owed (due, not yet handed to the socket), or was sent at
+    /// this instant.
+    Awaiting {
+        since: Instant,
+        sent: bool,
+    },
+}
+
+/// The state of the open phase.
+struct Pump {
+    interval: Duration,
+    pong_timeout: Duration,
+    send_timeout: Duration,
+    heartbeat: Heartbeat,
+    /// When the heartbeat next needs a look.
+    heartbeat_at: Instant,
+    /// Last frame of any kind from the client.
+    last_seen: Instant,
+    unflushed: bool,
+    /// Since when the socket has not taken or written anything.
+    stalled_since: Option<Instant>,
+}
+
+impl Pump {
+    fn new(config: &WsConfig, now: Instant) -> Self {
+        let (heartbeat, interval) = match config.ping_interval {
+            Some(interval) => (Heartbeat::Idle, interval),
+            None => (Heartbeat::Off, FAR),
+        };
+        Self {
+            interval,
+            pong_timeout: config.pong_timeout,
+            send_timeout: config.send_timeout,
+            heartbeat,
+            heartbeat_at: now + interval,
+            last_seen: now,
+            unflushed: false,
+            stalled_since: None,
+        }
+    }
+
+    fn poll<S, F>(
+        &mut self,
+        cx: &mut Context<'_>,
+        ws: &mut WebSocket,
+        mut outgoing: Pin<&mut S>,
+        on_message: &mut F,
+        shutdown: Pin<&mut impl Future<Output = ()>>,
+        mut timer: Pin<&mut Sleep>,
+    ) -> Poll<CloseReason>
+    where
+        S: Stream<Item = Result<Message, CloseReason>>,
+        F: FnMut(Message) -> Result<(), CloseReason>,
+    {
+        if shutdown.poll(cx).is_ready() {
+            return Poll::Ready(CloseReason::Shutdown);
+        }
+        let mut again = false;
+
+        // Read everything that is there.
+        let mut budget = BUDGET;
+        loop {
+            if budget == 0 {
+                again = true;
+                break;
+            }
+            budget -= 1;
+            match ws.poll_next_unpin(cx) {
+                Poll::Pending => break,
+                Poll::Ready(None) => {
+                    return Poll::Ready(CloseReason::Abnormal {
+                        error: "the connection closed".to_owned(),
+                    })
+                }
+                Poll::Ready(Some(Err(err))) => return Poll::Ready(CloseReason::from_error(err)),
+                Poll::Ready(Some(Ok(msg))) => {
+                    self.last_seen = Instant::now();
+                    match msg {
+                        Message::Text(_) | Message::Binary(_) => {
+                            if let Err(reason) = on_message(msg) {
+                                return Poll::Ready(reason);
+                            }
+                        }
+                        // tungstenite queued the pong; a flush sends it.
+                        Message::Ping(_) => self.unflushed = true,
+                        Message::Pong(_) => {}
+                        Message::Close(frame) => {
+                            return Poll::Ready(match frame {
+                                Some(frame) => CloseReason::ClientClose {
+                                    code: frame.code,
+                                    reason: frame.reason.as_str().to_owned(),
+                                },
+                                None => CloseReason::ClientClose {
+                                    code: 1005,
+                                    reason: String::new(),
+                                },
+                            });
+                        }
+                    }
+                }
+            }
+        }
+
+        // Write what the socket can take: the owed ping first, then the
+        // outgoing source, pulled only when the socket is ready.
+        let mut budget = BUDGET;
+        loop {
+            if budget == 0 {
+                again = true;
+                break;
+            }
+            match ws.poll_ready_unpin(cx) {
+                Poll::Pending => {
+                    self.stalled_since.get_or_insert_with(Instant::now);
+                    break;
+                }
+                Poll::Ready(Err(err)) => return Poll::Ready(CloseReason::from_error(err)),
+                // The socket takes more: whatever blocked it was written.
+                Poll::Ready(Ok(())) => self.stalled_since = None,
+            }
+            let msg = if let Heartbeat::Awaiting { since, sent: false } = self.heartbeat {
+                self.heartbeat = Heartbeat::Awaiting { since, sent: true };
+                Message::Ping(bytes::Bytes::new())
+            } else {
+                match outgoing.as_mut().poll_next(cx) {
+                    Poll::Pending => break,
+                    Poll::Ready(Some(Ok(msg))) => msg,
+                    Poll::Ready(Some(Err(reason))) => return Poll::Ready(reason),
+                    Poll::Ready(None) => {
+                        return Poll::Ready(CloseReason::server(
+                            super::close_code::NORMAL,
+                            "the server's source ended",
+                        ))
+                    }
+                }
+            };
+            budget -= 1;
+            if let Err(err) = ws.start_send_unpin(msg) {
+                return Poll::Ready(CloseReason::from_error(err));
+            }
+            self.unflushed = true;
+        }
+        if self.unflushed {
+            match ws.poll_flush_unpin(cx) {
+                Poll::Ready(Ok(())) => {
+                    self.unflushed = false;
+                    self.stalled_since = None;
+                }
+                Poll::Ready(Err(err)) => return Poll::Ready(CloseReason::from_error(err)),
+                Poll::Pending => {
+                    self.stalled_since.get_or_insert_with(Instant::now);
+                }
+            }
+        } else {
+            // Everything handed to the socket is written: not stalled.
+            self.stalled_since = None;
+        }
+
+        // The one timer: the heartbeat's next look or the stall limit,
+        // whichever comes first.
+        loop {
+            let mut deadline = self.heartbeat_at;
+            if let Some(since) = self.stalled_since {
+                deadline = deadline.min(since + self.send_timeout);
+            }
+            if timer.deadline() != deadline {
+                timer.as_mut().reset(deadline);
+            }
+            if timer.as_mut().poll(cx).is_pending() {
+                break;
+            }
+            let now = Instant::now();
+            if self
+                .stalled_since
+                .is_some_and(|since| now >= since + self.send_timeout)
+            {
+                return Poll::Ready(CloseReason::SlowConsumer);
+            }
+            if now < self.heartbeat_at {
+                continue;
+            }
+            match self.heartbeat {
+                Heartbeat::Off => self.heartbeat_at = now + FAR,
+                Heartbeat::Idle => {
+                    if now >= self.last_seen + self.interval {
+                        self.heartbeat = Heartbeat::Awaiting {
+                            since: now,
+                            sent: false,
+                        };
+                        self.heartbeat_at = now + self.pong_timeout;
+                        // The write step sends the ping.
+                        again = true;
+                    } else {
+                        self.heartbeat_at = self.last_seen + self.interval;
+                    }
+                }
+                Heartbeat::Awaiting { since, .. } => {
+                    if self.last_seen >= since {
+                        self.heartbeat = Heartbeat::Idle;
+                        self.heartbeat_at = self.last_seen + self.interval;
+                    } else {
+                        return Poll::Ready(CloseReason::HeartbeatTimeout);
+                    }
+                }
+            }
+        }
+
+        if again {
+            cx.waker().wake_by_ref();
+        }
+        Poll::Pending
+    }
+}

@@ -1,0 +1,156 @@
+//! WebSocket, the third mode (feature `ws`): the same semantics as the HTTP
+//! modes — a token for the connection's life, a reason when it ends,
+//! heartbeats, an answer at once on shutdown, resume by cursor, a bound on
+//! what a slow reader holds.
+//!
+//! [`LiveSocket`] is an extractor wrapping axum's
+//! [`WebSocketUpgrade`](axum::extract::ws::WebSocketUpgrade). After the
+//! `101` the socket runs in the task axum spawns for it; a [`Connection`]
+//! runs there the read loop, the writes, the heartbeat, shutdown and the
+//! slow-consumer limit, with one timer and no task of its own, and returns
+//! the [`CloseReason`].
+//!
+//! ```
+//! use std::sync::Arc;
+//! use axum::extract::{ws::Message, State};
+//! use axum::response::Response;
+//! use axum::{routing::get, Router};
+//! use axum_longpoll::event_log::{EventLog, Resume};
+//! use axum_longpoll::ws::{CloseReason, LiveSocket};
+//! use axum_longpoll::DisconnectLayer;
+//!
+//! async fn ws(State(log): State<EventLog<Arc<str>>>, resume: Resume, ws: LiveSocket) -> Response {
+//!     let start = resume.start(&log);
+//!     ws.on_upgrade(move |conn| async move {
+//!         let publish = log.clone();
+//!         let reason = conn
+//!             .serve_log(&log, start, move |msg| match msg {
+//!                 Message::Text(text) => {
+//!                     publish.publish(Arc::from(text.as_str()));
+//!                     Ok(())
+//!                 }
+//!                 _ => Err(CloseReason::server(1003, "text messages only")),
+//!             })
+//!             .await;
+//!         if reason.is_unexpected() {
+//!             eprintln!("websocket ended: {reason}");
+//!         }
+//!     })
+//! }
+//!
+//! let app: Router = Router::new()
+//!     .route("/ws", get(ws))
+//!     .with_state(EventLog::<Arc<str>>::new(1024))
+//!     .layer(DisconnectLayer::new());
+//! ```
+//!
+//! # Messages ([`Connection::serve_log`], [`log_messages`])
+//!
+//! The client connects with `?cursor=<c>` (or `?last_event_id=`, or
+//! `?from=oldest`; see [`Resume`](crate::Resume)). It gets
+//! `{"control":"open","cursor":"<start>"}` first, then one text frame
+//! `{"id":"<cursor>","data":…}` per event. It keeps the last `id` (or the
+//! `open` cursor) and reconnects with it: nothing is lost, nothing repeats.
+//! A cursor the log cannot serve gets `{"control":"gone",…}` (the `410`
+//! body of the HTTP modes) and close code `4410`.
+//!
+//! # Close codes
+//!
+//! | [`CloseReason`] | code | when | the client should |
+//! |---|---|---|---|
+//! | `ClientClose` | the client's (`1005` if none) | the client sent a close frame; answered | — |
+//! | `Abnormal` | `1006` (none is sent) | EOF (FIN) or RST without a close frame, or a failed write | — |
+//! | `ProtocolError` | `1002`, `1007`, `1009` | bad frame, bad UTF-8, message over [`max_message_size`](WsConfig::max_message_size) | fix itself |
+//! | `HeartbeatTimeout` | [`4408`](close_code::HEARTBEAT_TIMEOUT) | nothing within [`pong_timeout`](WsConfig::pong_timeout) of a ping | reconnect with its cursor |
+//! | `Shutdown` | `1001 Going Away` | the server's shutdown token was cancelled | reconnect with its cursor, after a delay |
+//! | `SlowConsumer` | [`4008`](close_code::SLOW_CONSUMER) | outgoing data unwritable for [`send_timeout`](WsConfig::send_timeout) | reconnect with its cursor |
+//! | `CursorGone` | [`4410`](close_code::CURSOR_GONE), reason `{"reason":…,"cursor":"<restart>"}` | its cursor was evicted, from another epoch or ahead | resynchronise, continue from `cursor` |
+//! | `Server` | `1000`, or the application's | the outgoing source ended, or the application ended it | — |
+//!
+//! [`CloseReason::is_unexpected`] tells the ordinary ends from the others,
+//! like gorilla/websocket's `IsUnexpectedCloseError`.
+//!
+//! # Heartbeat
+//!
+//! When nothing came from the client for
+//! [`ping_interval`](WsConfig::ping_interval) (15 s) the server pings;
+//! when then nothing at all (a pong or any frame) arrives within
+//! [`pong_timeout`](WsConfig::pong_timeout) (10 s) the socket ends with
+//! `HeartbeatTimeout`. A peer that vanished without FIN or RST is noticed
+//! after at most the sum. Pings from the client are answered (by
+//! tungstenite).
+//!
+//! # A slow reader
+//!
+//! The outgoing source is pulled only when the socket can take more: a
+//! client that does not read holds at most the write buffer
+//! ([`write_buffer_size`](WsConfig::write_buffer_size), 128 KiB) and the
+//! kernel's socket buffers, never a queue. When nothing could be written for
+//! [`send_timeout`](WsConfig::send_timeout) (30 s) the socket ends with
+//! `SlowConsumer` (`4008`); the client reconnects with its last cursor.
+//! A client that reads, but more slowly than events are published, falls
+//! behind the log's retention and gets `4410`, as in the HTTP modes (closing
+//! it earlier would only make it reconnect at the same lag).
+//!
+//! # Shutdown
+//!
+//! When the shutdown token of [`DisconnectLayer`](crate::DisconnectLayer)
+//! is cancelled every open socket sends `1001 Going Away` and waits at most
+//! [`close_timeout`](WsConfig::close_timeout) (5 s) for the client's close
+//! frame.
+//!
+//! hyper hands an upgraded HTTP/1.1 connection over and forgets it: the
+//! connection task of `axum::serve` ends with the `101`, so
+//! `with_graceful_shutdown` returns without waiting for WebSockets (axum
+//! `serve/mod.rs`, hyper `server/conn/http1.rs` `UpgradeableConnection`).
+//! A process that exits right after it would drop the sockets without
+//! their close frame. Wait for them:
+//!
+//! ```no_run
+//! # async fn run(app: axum::Router) -> std::io::Result<()> {
+//! use std::time::Duration;
+//! use axum_longpoll::DisconnectLayer;
+//! use tokio_util::sync::CancellationToken;
+//!
+//! let shutdown = CancellationToken::new();
+//! let layer = DisconnectLayer::new().shutdown(shutdown.clone());
+//! let sockets = layer.websockets();
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+//! axum::serve(listener, app.layer(layer))
+//!     .with_graceful_shutdown(shutdown.cancelled_owned())
+//!     .await?;
+//! let _ = tokio::time::timeout(Duration::from_secs(10), sockets.closed()).await;
+//! # Ok(()) }
+//! ```
+//!
+//! (A WebSocket over HTTP/2 — extended `CONNECT` — is a stream of the
+//! HTTP/2 connection, which graceful shutdown does wait for.)
+//!
+//! # Compared with axum's `WebSocketUpgrade`
+//!
+//! axum gives a `WebSocket` to read and write. What it leaves to the
+//! handler, and what [`Connection`] does: a token cancelled when the socket
+//! ends; telling a client's close frame from EOF, RST, a protocol error
+//! (axum reports them all as an error or `None`); server pings and a
+//! timeout (axum only answers pings); shutdown (axum's sockets outlive
+//! `serve`); a bound on a slow reader (axum's `send` waits for ever, and a
+//! spawned writer with a channel queues without bound); resume by cursor.
+//! Incoming messages are at most 64 KiB by default (axum: 64 MiB).
+//!
+//! # Without a log: a hub
+//!
+//! [`Connection::run`] takes any stream of outgoing messages, so a
+//! broadcast hub is a channel per client; `examples/chat.rs` merges the log
+//! (fan-out and resume) with replies to one client.
+
+mod close;
+mod config;
+mod connection;
+mod extract;
+mod log;
+
+pub use self::close::{close_code, CloseReason};
+pub use self::config::WsConfig;
+pub use self::connection::Connection;
+pub use self::extract::{LiveSocket, LiveSocketRejection, OpenSockets};
+pub use self::log::{log_messages, LogMessages};
