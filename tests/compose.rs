@@ -74,7 +74,7 @@ async fn ndjson(State(app): State<AppState>, resume: Resume, s: Streaming) -> Re
 async fn sse(State(app): State<AppState>, resume: Resume, s: Streaming) -> Response {
     match resume.start(&app.log) {
         Ok(start) => s.sse_log(&app.log, start),
-        Err(gone) => gone.into_response(),
+        Err(gone) => s.sse_gone(gone),
     }
 }
 

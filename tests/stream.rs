@@ -242,6 +242,7 @@ impl Body {
             match name {
                 "event" => block.event = Some(value),
                 "id" => block.id = Some(value),
+                "retry" => block.retry = Some(value.parse().expect("retry: milliseconds")),
                 "data" => match &mut block.data {
                     Some(data) => {
                         data.push('\n');
@@ -338,6 +339,7 @@ impl Nd {
 struct SseBlock {
     event: Option<String>,
     id: Option<String>,
+    retry: Option<u64>,
     data: Option<String>,
     comment: bool,
 }
@@ -963,4 +965,67 @@ async fn sse_resumes_after_last_event_id() {
     let event = body.sse_some().await;
     assert_eq!(event.id, Some(cursor));
     assert_eq!(event.json(), json!(5));
+}
+
+// ---------------------------------------------------------------------------
+// SSE for browsers: `retry:` with jitter, a stale cursor answered in-band
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn sse_first_and_last_frames_carry_a_jittered_retry() {
+    let log = log(64);
+    let config = quiet()
+        .max_bytes(1)
+        .sse_retry(Some(Duration::from_millis(1000)));
+    let (jittered, _) = layer(config);
+    let server = spawn(app(&log, jittered)).await;
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..8 {
+        let mut body = Body::h1(server.addr, "/sse", &[]).await;
+        let open = body.sse_some().await;
+        assert_eq!(open.event.as_deref(), Some("cursor"));
+        let retry = open.retry.expect("retry: on the first frame");
+        assert!((1000..=1500).contains(&retry), "retry {retry} ms");
+        seen.insert(retry);
+        // max_bytes(1): the open frame alone reaches the cap.
+        let last = body.sse_some().await;
+        assert_eq!(last.event.as_deref(), Some("reconnect"));
+        assert_eq!(last.retry, Some(retry), "same retry on the last frame");
+    }
+    assert!(seen.len() > 1, "no jitter across 8 responses: {seen:?}");
+
+    let (layer, _) = layer(quiet().sse_retry(None));
+    let server = spawn(app(&log, layer)).await;
+    let mut body = Body::h1(server.addr, "/sse", &[]).await;
+    assert_eq!(body.sse_some().await.retry, None);
+}
+
+/// EventSource cannot read a 410: a cursor from before a restart is
+/// answered with a 200 whose only event is `gone`, and the follow-up request
+/// EventSource makes by itself (Last-Event-ID = the gone event's id)
+/// streams again.
+#[tokio::test]
+async fn sse_stale_cursor_is_answered_in_band_and_eventsource_recovers() {
+    let log = log(64);
+    let (layer, stats) = layer(quiet());
+    let server = spawn(app(&log, layer)).await;
+    let stale = "0123456789abcdef-7";
+    let header = format!("Last-Event-ID: {stale}");
+    let mut body = Body::h1(server.addr, "/sse", &[&header]).await;
+    let gone = body.sse_some().await;
+    assert_eq!(gone.event.as_deref(), Some("gone"));
+    assert_eq!(gone.json()["reason"], "epoch");
+    assert_eq!(gone.json()["requested"], stale);
+    let restart = gone.id.clone().expect("id: the restart cursor");
+    assert_eq!(restart, gone.json()["cursor"]);
+    assert!(gone.retry.is_some());
+    assert!(body.sse().await.is_none(), "the gone event is the last");
+    wait_for_stats(&stats, "the gone response closed", |s| s.streaming == 0).await;
+
+    let header = format!("Last-Event-ID: {restart}");
+    let mut body = Body::h1(server.addr, "/sse", &[&header]).await;
+    assert_eq!(body.sse_some().await.event.as_deref(), Some("cursor"));
+    let cursor = log.publish(1);
+    let event = body.sse_some().await;
+    assert_eq!(event.id, Some(cursor.to_string()));
 }

@@ -68,7 +68,7 @@ async fn stream(State(app): State<App>, resume: Resume, s: Streaming) -> Respons
 async fn sse(State(app): State<App>, resume: Resume, s: Streaming) -> Response {
     match resume.start(&app.log) {
         Ok(start) => s.sse_log(&app.log, start),
-        Err(gone) => gone.into_response(),
+        Err(gone) => s.sse_gone(gone),
     }
 }
 

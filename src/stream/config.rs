@@ -8,6 +8,7 @@ use std::time::Duration;
 /// | [`max_bytes`](Self::max_bytes) | 8 MiB |
 /// | [`max_lifetime`](Self::max_lifetime) | 5 min |
 /// | [`max_open`](Self::max_open) | 10,000 streams per layer |
+/// | [`sse_retry`](Self::sse_retry) | 2 s, plus up to 50 % jitter |
 /// | [`retry_after`](Self::retry_after) | 1 s |
 ///
 /// Set them for the application with
@@ -21,6 +22,7 @@ pub struct StreamConfig {
     pub(crate) max_lifetime: Duration,
     pub(crate) max_open: usize,
     pub(crate) retry_after: Duration,
+    pub(crate) sse_retry: Option<Duration>,
 }
 
 impl Default for StreamConfig {
@@ -31,6 +33,7 @@ impl Default for StreamConfig {
             max_lifetime: Duration::from_secs(5 * 60),
             max_open: 10_000,
             retry_after: Duration::from_secs(1),
+            sse_retry: Some(Duration::from_secs(2)),
         }
     }
 }
@@ -83,6 +86,17 @@ impl StreamConfig {
     /// (default 1 s; sent in whole seconds, at least 1).
     pub fn retry_after(mut self, after: Duration) -> Self {
         self.retry_after = after;
+        self
+    }
+
+    /// The SSE `retry:` field: how long `EventSource` waits before it
+    /// reconnects after the stream ends (default 2 s). Each response adds
+    /// up to 50 % at random, so the clients of a restarted server do not
+    /// all come back in the same millisecond (browsers otherwise use a
+    /// fixed 3 s). Sent with the first frame and the final one. `None`
+    /// sends no `retry:`.
+    pub fn sse_retry(mut self, delay: Option<Duration>) -> Self {
+        self.sse_retry = delay;
         self
     }
 }

@@ -4,7 +4,7 @@ use axum::response::sse;
 use bytes::Bytes;
 use serde_json::json;
 
-use super::frames::{Item, Piece};
+use super::frames::{Framing, Item, Piece};
 use crate::event_log::Cursor;
 
 fn line(value: &serde_json::Value) -> Bytes {
@@ -27,7 +27,7 @@ fn serialize_error(err: &serde_json::Error) -> String {
 }
 
 /// One JSON object per line; a heartbeat is an empty line.
-pub(crate) fn ndjson<X: Item>(piece: Piece<X>) -> (Bytes, usize) {
+pub(crate) fn ndjson<X: Item>(piece: Piece<X>, _: Framing) -> (Bytes, usize) {
     let bytes = match piece {
         Piece::Open(cursor) => line(&json!({"control": "open", "cursor": cursor})),
         Piece::Item(item) => match item.ndjson() {
@@ -36,7 +36,7 @@ pub(crate) fn ndjson<X: Item>(piece: Piece<X>) -> (Bytes, usize) {
                 Bytes::from(out)
             }
             Err(err) => {
-                let mut value = json!({ "control": "error", "message": serialize_error(&err) });
+                let mut value = json!({ "control": "skipped", "message": serialize_error(&err) });
                 if let Some(cursor) = item.cursor() {
                     value["id"] = json!(cursor);
                 }
@@ -69,7 +69,17 @@ fn field(name: &str, value: &str) -> usize {
 /// SSE: `id:` is the cursor, `data:` the event's JSON; a heartbeat is a
 /// comment; control frames are named events (`cursor`, `reconnect`,
 /// `gone`, `error`).
-pub(crate) fn sse<X: Item>(piece: Piece<X>) -> (sse::Event, usize) {
+pub(crate) fn sse<X: Item>(piece: Piece<X>, framing: Framing) -> (sse::Event, usize) {
+    // The first and the last frame tell EventSource how long to wait before
+    // it reconnects (jittered per response, so a restart's reconnects
+    // spread out).
+    let with_retry = |(event, len): (sse::Event, usize)| match framing.retry {
+        Some(retry) => {
+            let ms = retry.as_millis().to_string();
+            (event.retry(retry), len + field("retry", &ms))
+        }
+        None => (event, len),
+    };
     let named = |name: &'static str, id: Option<String>, data: serde_json::Value| {
         let data = data.to_string();
         let mut len = field("event", name) + field("data", &data) + 1;
@@ -83,11 +93,11 @@ pub(crate) fn sse<X: Item>(piece: Piece<X>) -> (sse::Event, usize) {
     match piece {
         // Sets the browser's lastEventId before any event arrives, so an
         // automatic reconnect resumes from here, not from "now".
-        Piece::Open(cursor) => named(
+        Piece::Open(cursor) => with_retry(named(
             "cursor",
             Some(cursor.to_string()),
             json!({ "cursor": cursor }),
-        ),
+        )),
         Piece::Item(item) => {
             let id = item.cursor().map(|cursor| cursor.to_string());
             match item.sse_data() {
@@ -100,24 +110,26 @@ pub(crate) fn sse<X: Item>(piece: Piece<X>) -> (sse::Event, usize) {
                     }
                     (event.data(data), len)
                 }
-                Err(err) => named("error", id, json!({ "message": serialize_error(&err) })),
+                // Not `error`: EventSource hands an event of that name to `onerror`,
+                // where pages tear the connection down.
+                Err(err) => named("skipped", id, json!({ "message": serialize_error(&err) })),
             }
         }
         Piece::Heartbeat => (sse::Event::default().comment(""), HEARTBEAT_LEN),
-        Piece::Reconnect(reason, cursor) => named(
+        Piece::Reconnect(reason, cursor) => with_retry(named(
             "reconnect",
             None,
             control(json!({ "reason": reason }), cursor),
-        ),
+        )),
         // The id moves to the restart cursor: EventSource's own reconnect
         // then continues from there while the page resynchronises.
         Piece::Gone(gone) => {
             let restart = gone.restart().to_string();
-            named(
+            with_retry(named(
                 "gone",
                 Some(restart),
                 serde_json::to_value(&gone).unwrap_or_default(),
-            )
+            ))
         }
     }
 }

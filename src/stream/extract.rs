@@ -13,7 +13,7 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use super::encode;
-use super::frames::{Encode, Gauge, Item, Limits, Pieces, Plain};
+use super::frames::{Encode, Framing, Gauge, Item, Limits, Pieces, Plain};
 use super::StreamConfig;
 use crate::context::RequestContext;
 use crate::disconnect::MissingDisconnectLayer;
@@ -163,6 +163,12 @@ impl Streaming {
                 every: self.config.heartbeat,
                 max_bytes: self.config.max_bytes,
                 max_lifetime: self.config.max_lifetime,
+                framing: Framing {
+                    retry: self
+                        .config
+                        .sse_retry
+                        .map(|retry| retry + retry.mul_f64(fastrand::f64() / 2.0)),
+                },
             },
             encode,
             self.gauge,
@@ -262,5 +268,33 @@ impl Streaming {
         T: Clone + Serialize + Send + Sync + 'static,
     {
         self.sse(log.subscribe(start), start)
+    }
+
+    /// Answers a request whose cursor is too old with a server-sent-events
+    /// response that carries the `410` in-band: one `gone` event (the
+    /// [`CursorGone`] body as `data`, `id:` = the restart cursor), then the
+    /// end of the stream.
+    ///
+    /// Use it instead of `gone.into_response()` in an SSE handler.
+    /// `EventSource` cannot read the status or body of a failed request: a
+    /// `410` just closes it for good (`readyState` 2), so a browser whose
+    /// `Last-Event-ID` predates a restart would never reconnect. With this
+    /// answer the page sees why, and `EventSource` reconnects by itself
+    /// (after `retry:`) from the restart cursor.
+    ///
+    /// ```
+    /// use axum::{extract::State, response::Response};
+    /// use axum_longpoll::{EventLog, Resume, Streaming};
+    ///
+    /// async fn sse(State(log): State<EventLog<String>>, resume: Resume, s: Streaming) -> Response {
+    ///     match resume.start(&log) {
+    ///         Ok(start) => s.sse_log(&log, start),
+    ///         Err(gone) => s.sse_gone(gone),
+    ///     }
+    /// }
+    /// ```
+    pub fn sse_gone(self, gone: CursorGone) -> Response {
+        let once = futures_util::stream::iter([Err::<Event<()>, _>(gone)]);
+        self.sse_body(once, None)
     }
 }

@@ -82,8 +82,16 @@ pub(crate) enum Piece<X> {
     Gone(CursorGone),
 }
 
+/// Settings the framing needs, fixed per response.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Framing {
+    /// SSE `retry:` (the reconnection delay EventSource uses), sent with
+    /// the first and the last frame.
+    pub(crate) retry: Option<Duration>,
+}
+
 /// Frames a piece: the output and how many bytes it takes on the wire.
-pub(crate) type Encode<X, O> = fn(Piece<X>) -> (O, usize);
+pub(crate) type Encode<X, O> = fn(Piece<X>, Framing) -> (O, usize);
 
 pin_project! {
     /// Turns a source of items into pieces: heartbeats when idle, a final
@@ -104,6 +112,7 @@ pin_project! {
         cursor: Option<Cursor>,
         state: State,
         encode: Encode<X, O>,
+        framing: Framing,
         gauge: Gauge,
     }
 }
@@ -141,6 +150,7 @@ pub(crate) struct Limits {
     pub(crate) every: Option<Duration>,
     pub(crate) max_bytes: usize,
     pub(crate) max_lifetime: Duration,
+    pub(crate) framing: Framing,
 }
 
 impl<S, X, O> Pieces<S, X, O> {
@@ -166,6 +176,7 @@ impl<S, X, O> Pieces<S, X, O> {
             cursor: start,
             state: start.map_or(State::Open, State::Start),
             encode,
+            framing: limits.framing,
             gauge,
         }
     }
@@ -224,7 +235,7 @@ where
                 }
             }
         };
-        let (out, len) = (this.encode)(piece);
+        let (out, len) = (this.encode)(piece, *this.framing);
         *this.sent += len;
         if *this.state == State::Open && *this.sent >= *this.max_bytes {
             *this.state = State::Closing(EndReason::MaxBytes);

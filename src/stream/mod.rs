@@ -20,7 +20,7 @@
 //! async fn sse(State(log): State<EventLog<Arc<str>>>, resume: Resume, s: Streaming) -> Response {
 //!     match resume.start(&log) {
 //!         Ok(start) => s.sse_log(&log, start),
-//!         Err(gone) => gone.into_response(),
+//!         Err(gone) => s.sse_gone(gone),
 //!     }
 //! }
 //!
@@ -34,15 +34,26 @@
 //!
 //! | piece | NDJSON (`application/x-ndjson`) | SSE (`text/event-stream`) |
 //! |---|---|---|
-//! | first frame | `{"control":"open","cursor":"<c>"}` | `event: cursor`, `id: <c>` (so EventSource resumes from here even before any event) |
+//! | first frame | `{"control":"open","cursor":"<c>"}` | `event: cursor`, `id: <c>` (so EventSource resumes from here even before any event), `retry:` |
 //! | event | `{"id":"<cursor>","data":<json>}` | `id: <cursor>`, `data: <json>` |
 //! | heartbeat (idle) | an empty line | a comment line `:` |
-//! | cap or shutdown (last frame) | `{"control":"reconnect","reason":"max_bytes"\|"max_lifetime"\|"shutdown"\|"end","cursor":"<c>"}` | `event: reconnect`, same JSON as `data` |
-//! | cursor fell out of retention (last frame) | `{"control":"gone", …the 410 body…}` | `event: gone`, the 410 body as `data`, `id:` = the restart cursor |
+//! | an item that cannot be serialized (skipped) | `{"control":"skipped","id":"<c>","message":"…"}` | `event: skipped`, `id: <c>`, the same JSON as `data` |
+//! | cap or shutdown (last frame) | `{"control":"reconnect","reason":"max_bytes"\|"max_lifetime"\|"shutdown"\|"end","cursor":"<c>"}` | `event: reconnect`, same JSON as `data`, `retry:` |
+//! | cursor fell out of retention (last frame) | `{"control":"gone", …the 410 body…}` | `event: gone`, the 410 body as `data`, `id:` = the restart cursor, `retry:` |
 //!
 //! A client reconnects with the last cursor it saw (`?cursor=` for
 //! NDJSON; `Last-Event-ID` is sent by EventSource itself) and continues
 //! without a gap.
+//!
+//! SSE has two browser-specific rules, both in the example above:
+//! - a cursor that is already too old when the request arrives is answered
+//!   in-band with [`Streaming::sse_gone`] (a `200` whose only event is
+//!   `gone`), not with a `410`: `EventSource` cannot read a failed
+//!   response and closes for good on one;
+//! - `retry:` ([`StreamConfig::sse_retry`], 2 s plus up to 50 % jitter)
+//!   spreads the reconnects of many pages after a restart, which browsers
+//!   otherwise make after a fixed 3 s. No control event is named `error`,
+//!   because `EventSource` delivers such an event to `onerror`.
 //!
 //! # Limits and defaults ([`StreamConfig`])
 //!

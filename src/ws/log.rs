@@ -17,7 +17,7 @@ use crate::event_log::{Cursor, CursorGone, Event, EventLog, Subscription};
 /// |---|---|
 /// | first | `{"control":"open","cursor":"<start>"}`: where this socket starts; a client that connected without a cursor resumes from here |
 /// | each event | `{"id":"<cursor>","data":<json>}` |
-/// | an event that cannot be serialized | `{"control":"error","id":"<cursor>","message":"…"}` |
+/// | an event that cannot be serialized | `{"control":"skipped","id":"<cursor>","message":"…"}` |
 /// | the cursor cannot be served (last) | `{"control":"gone", …the 410 body…}`, then the stream yields [`CloseReason::CursorGone`]: close code `4410` |
 ///
 /// The log is read only when the socket can take more (see
@@ -77,7 +77,7 @@ fn event<T: Serialize>(event: &Event<T>) -> Message {
     match serde_json::to_string(event) {
         Ok(s) => Message::Text(Utf8Bytes::from(s)),
         Err(err) => text(&json!({
-            "control": "error",
+            "control": "skipped",
             "id": event.cursor,
             "message": format!("event could not be serialized: {err}"),
         })),

@@ -560,7 +560,7 @@ pub mod handlers {
     pub async fn sse(State(log): State<Log>, resume: Resume, s: Streaming) -> Response {
         match resume.start(&log) {
             Ok(start) => s.sse_log(&log, start),
-            Err(gone) => gone.into_response(),
+            Err(gone) => s.sse_gone(gone),
         }
     }
 }
