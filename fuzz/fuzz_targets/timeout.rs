@@ -1,0 +1,129 @@
+//! Timeout parsing, through the public extractor: `LongPoll` behind
+//! `DisconnectLayer` in a router, called with `tower::ServiceExt::oneshot`
+//! (the parser itself is private). `?timeout=` is checked against the
+//! grammar written out again; `Prefer: wait=` against the invariants.
+//!
+//! Input: byte 0 picks the configuration (default, or `max_timeout` of
+//! `Duration::MAX`: "no cap") and where the rest goes (query or `Prefer`).
+//!
+//! `FUZZ_TIMEOUT_NO_CAP=0` leaves the "no cap" configuration out (to fuzz
+//! past the known overflow panic of that configuration, pinned by
+//! `tests/extremes.rs`).
+
+#![no_main]
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::routing::get;
+use axum::Router;
+use axum_longpoll::{DisconnectLayer, LongPoll, LongPollConfig};
+use http_body_util::BodyExt;
+use libfuzzer_sys::fuzz_target;
+use tower::ServiceExt;
+
+const DEFAULT: Duration = Duration::from_secs(30);
+
+/// ASCII digits, optionally `.` and 1 to 9 digits; whole seconds fit a u64.
+fn oracle(s: &str) -> Option<Duration> {
+    let (whole, frac) = match s.split_once('.') {
+        Some((w, f)) => (w, Some(f)),
+        None => (s, None),
+    };
+    if whole.is_empty() || !whole.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let secs = whole.bytes().try_fold(0u64, |acc, b| {
+        acc.checked_mul(10)?.checked_add(u64::from(b - b'0'))
+    })?;
+    let nanos = match frac {
+        None => 0,
+        Some(f) if (1..=9).contains(&f.len()) && f.bytes().all(|b| b.is_ascii_digit()) => f
+            .bytes()
+            .chain(std::iter::repeat(b'0'))
+            .take(9)
+            .fold(0u32, |acc, b| acc * 10 + u32::from(b - b'0')),
+        Some(_) => return None,
+    };
+    Some(Duration::new(secs, nanos))
+}
+
+async fn handler(lp: LongPoll) -> String {
+    lp.wait_duration().as_nanos().to_string()
+}
+
+fn router(max: Duration) -> Router {
+    let config = LongPollConfig::new()
+        .jitter(false)
+        .default_timeout(DEFAULT)
+        .max_timeout(max);
+    Router::new()
+        .route("/poll", get(handler))
+        .layer(DisconnectLayer::new().long_poll(config))
+}
+
+thread_local! {
+    static RT: tokio::runtime::Runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+}
+
+fn no_cap_enabled() -> bool {
+    static ENABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ENABLED.get_or_init(|| std::env::var("FUZZ_TIMEOUT_NO_CAP").as_deref() != Ok("0"))
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&mode, value)) = data.split_first() else {
+        return;
+    };
+    let max = if mode & 1 == 0 || !no_cap_enabled() {
+        Duration::from_secs(120)
+    } else {
+        Duration::MAX
+    };
+    let query = mode & 2 == 0;
+    let mut req = http::Request::builder();
+    if query {
+        let encoded: String = form_urlencoded::byte_serialize(value).collect();
+        req = req.uri(format!("/poll?timeout={encoded}"));
+    } else {
+        let Ok(v) = http::HeaderValue::from_bytes(value) else {
+            return; // hyper would have refused it
+        };
+        req = req.uri("/poll").header("prefer", v);
+    }
+    let req = req.body(Body::empty()).unwrap();
+    let (status, body) = RT.with(|rt| {
+        rt.block_on(async {
+            let res = router(max).oneshot(req).await.unwrap();
+            let status = res.status();
+            let body = res.into_body().collect().await.unwrap().to_bytes();
+            (status, String::from_utf8_lossy(&body).into_owned())
+        })
+    });
+    let text = String::from_utf8_lossy(value);
+    match status.as_u16() {
+        200 => {
+            let nanos: u128 = body.parse().unwrap();
+            assert!(nanos <= max.as_nanos(), "{text:?}: waits {nanos} ns");
+            if query {
+                let want = oracle(&text).expect("accepted a value outside the grammar");
+                assert_eq!(nanos, want.min(max).as_nanos(), "{text:?}");
+            } else if !text.to_ascii_lowercase().contains("wait") {
+                assert_eq!(nanos, DEFAULT.min(max).as_nanos(), "{text:?}");
+            }
+        }
+        400 => {
+            if query {
+                assert_eq!(oracle(&text), None, "{text:?} refused: {body}");
+                assert!(body.contains("`timeout`"), "{text:?}: {body}");
+            } else {
+                assert!(body.contains("`Prefer: wait`"), "{text:?}: {body}");
+            }
+            assert!(body.len() < 1024, "a {} byte message", body.len());
+        }
+        other => panic!("{text:?}: status {other}: {body}"),
+    }
+});
