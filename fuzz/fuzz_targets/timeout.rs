@@ -3,8 +3,11 @@
 //! (the parser itself is private). `?timeout=` is checked against the
 //! grammar written out again; `Prefer: wait=` against the invariants.
 //!
-//! Input: byte 0 picks the configuration (default, or `max_timeout` of
-//! `Duration::MAX`: "no cap") and where the rest goes (query or `Prefer`).
+//! Input: byte 0 picks the configuration (bit 0: default, or `max_timeout`
+//! of `Duration::MAX`, "no cap"), where the value goes (bit 1: query or
+//! `Prefer`) and its shape (bits 2-3): the rest as is; the rest as decimal
+//! digits and dots; that after `wait=`; that quoted after another
+//! preference. The shapes put most inputs near the grammar.
 //!
 //! `FUZZ_TIMEOUT_NO_CAP=0` leaves the "no cap" configuration out (to fuzz
 //! past the known overflow panic of that configuration, pinned by
@@ -67,6 +70,23 @@ thread_local! {
         .enable_time()
         .build()
         .unwrap();
+    static APPS: [Router; 2] = [router(Duration::from_secs(120)), router(Duration::MAX)];
+}
+
+/// Each byte as a decimal digit, or (one in 16) a dot.
+fn digits(rest: &[u8]) -> Vec<u8> {
+    rest.iter()
+        .map(|&b| if b >= 240 { b'.' } else { b'0' + b % 10 })
+        .collect()
+}
+
+fn shape(kind: u8, rest: &[u8]) -> Vec<u8> {
+    match kind & 3 {
+        0 => rest.to_vec(),
+        1 => digits(rest),
+        2 => [b"wait=".as_slice(), &digits(rest)].concat(),
+        _ => [b"respond-async, wait=\"".as_slice(), &digits(rest), b"\""].concat(),
+    }
 }
 
 fn no_cap_enabled() -> bool {
@@ -75,13 +95,15 @@ fn no_cap_enabled() -> bool {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&mode, value)) = data.split_first() else {
+    let Some((&mode, rest)) = data.split_first() else {
         return;
     };
-    let max = if mode & 1 == 0 || !no_cap_enabled() {
-        Duration::from_secs(120)
-    } else {
+    let value = &shape(mode >> 2, rest)[..];
+    let no_cap = mode & 1 == 1 && no_cap_enabled();
+    let max = if no_cap {
         Duration::MAX
+    } else {
+        Duration::from_secs(120)
     };
     let query = mode & 2 == 0;
     let mut req = http::Request::builder();
@@ -97,7 +119,8 @@ fuzz_target!(|data: &[u8]| {
     let req = req.body(Body::empty()).unwrap();
     let (status, body) = RT.with(|rt| {
         rt.block_on(async {
-            let res = router(max).oneshot(req).await.unwrap();
+            let app = APPS.with(|apps| apps[usize::from(no_cap)].clone());
+            let res = app.oneshot(req).await.unwrap();
             let status = res.status();
             let body = res.into_body().collect().await.unwrap().to_bytes();
             (status, String::from_utf8_lossy(&body).into_owned())
