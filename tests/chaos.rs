@@ -14,7 +14,7 @@
 //! Runs:
 //!
 //! ```text
-//! cargo test --test chaos                      # small: 30 clients, 2,000 events
+//! cargo test --test chaos                      # small: 24 clients, 1,500 events
 //! CHAOS_EVENTS=10000 CHAOS_CLIENTS=100 \
 //!   cargo test --release --test chaos -- --ignored --nocapture   # the full run
 //! ```
@@ -855,7 +855,7 @@ async fn chaos(clients: u64, total: u64, seed: u64, guard: Duration) {
 /// The small run, in `cargo test`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chaos_zero_loss_small() {
-    chaos(30, 2_000, env_or("CHAOS_SEED", 1), Duration::from_secs(120)).await;
+    chaos(24, 1_500, env_or("CHAOS_SEED", 1), Duration::from_secs(120)).await;
 }
 
 /// The full run: `CHAOS_EVENTS=10000 CHAOS_CLIENTS=100 cargo test --release
