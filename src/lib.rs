@@ -93,6 +93,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod context;
+mod deadline;
 pub mod disconnect;
 pub mod event_log;
 pub mod long_poll;

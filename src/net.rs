@@ -262,7 +262,7 @@ fn under_stall_clock<R>(
     }
     if !*waiting {
         *waiting = true;
-        let deadline = Instant::now() + limit;
+        let deadline = crate::deadline::after(Instant::now(), limit);
         match stall {
             Some(sleep) => sleep.as_mut().reset(deadline),
             None => *stall = Some(Box::pin(tokio::time::sleep_until(deadline))),

@@ -481,7 +481,7 @@ async fn same_origin_scenario(client: &Client, http: &Http, port: u16) -> Vec<u8
         ("sse", "and now over server-sent events"),
     ];
     for (t, text) in lines {
-        if snapshot(client).await.map_or(true, |p| p.transport != t) {
+        if snapshot(client).await.is_none_or(|p| p.transport != t) {
             client
                 .find(Locator::XPath(&format!(
                     "//label[input[@name='transport' and @value='{t}']]"

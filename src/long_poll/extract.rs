@@ -67,7 +67,7 @@ impl<S: Send + Sync> FromRequest<S> for LongPoll {
         if config.jitter && !wait.is_zero() {
             wait -= wait.mul_f64(fastrand::f64() / 16.0);
         }
-        let deadline = Instant::now() + wait;
+        let deadline = crate::deadline::after(Instant::now(), wait);
 
         let announced = parts
             .headers
@@ -79,7 +79,7 @@ impl<S: Send + Sync> FromRequest<S> for LongPoll {
                 limit: config.max_body,
             });
         }
-        let body_deadline = Instant::now() + wait.max(MIN_BODY_WAIT);
+        let body_deadline = crate::deadline::after(Instant::now(), wait.max(MIN_BODY_WAIT));
         let body = match read_body(body, config.max_body, body_deadline).await {
             Ok(body) => body,
             Err(err @ LongPollRejection::BodyRead(_)) => {

@@ -168,8 +168,8 @@ impl<S, X, O> Pieces<S, X, O> {
         Self {
             source,
             shutdown,
-            lifetime: tokio::time::sleep_until(now + limits.max_lifetime),
-            heartbeat: tokio::time::sleep_until(now + idle),
+            lifetime: tokio::time::sleep_until(crate::deadline::after(now, limits.max_lifetime)),
+            heartbeat: tokio::time::sleep_until(crate::deadline::after(now, idle)),
             every: limits.every,
             sent: 0,
             max_bytes: limits.max_bytes,
@@ -241,7 +241,9 @@ where
             *this.state = State::Closing(EndReason::MaxBytes);
         }
         if let Some(every) = *this.every {
-            this.heartbeat.as_mut().reset(Instant::now() + every);
+            this.heartbeat
+                .as_mut()
+                .reset(crate::deadline::after(Instant::now(), every));
         }
         Poll::Ready(Some(out))
     }

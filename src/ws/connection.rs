@@ -269,7 +269,7 @@ impl Pump {
             pong_timeout: config.pong_timeout,
             send_timeout: config.send_timeout,
             heartbeat,
-            heartbeat_at: now + interval,
+            heartbeat_at: crate::deadline::after(now, interval),
             last_seen: now,
             unflushed: false,
             stalled_since: None,
@@ -398,7 +398,7 @@ impl Pump {
         loop {
             let mut deadline = self.heartbeat_at;
             if let Some(since) = self.stalled_since {
-                deadline = deadline.min(since + self.send_timeout);
+                deadline = deadline.min(crate::deadline::after(since, self.send_timeout));
             }
             if timer.deadline() != deadline {
                 timer.as_mut().reset(deadline);
@@ -409,7 +409,7 @@ impl Pump {
             let now = Instant::now();
             if self
                 .stalled_since
-                .is_some_and(|since| now >= since + self.send_timeout)
+                .is_some_and(|since| now >= crate::deadline::after(since, self.send_timeout))
             {
                 return Poll::Ready(CloseReason::SlowConsumer);
             }
@@ -419,22 +419,22 @@ impl Pump {
             match self.heartbeat {
                 Heartbeat::Off => self.heartbeat_at = now + FAR,
                 Heartbeat::Idle => {
-                    if now >= self.last_seen + self.interval {
+                    if now >= crate::deadline::after(self.last_seen, self.interval) {
                         self.heartbeat = Heartbeat::Awaiting {
                             since: now,
                             sent: false,
                         };
-                        self.heartbeat_at = now + self.pong_timeout;
+                        self.heartbeat_at = crate::deadline::after(now, self.pong_timeout);
                         // The write step sends the ping.
                         again = true;
                     } else {
-                        self.heartbeat_at = self.last_seen + self.interval;
+                        self.heartbeat_at = crate::deadline::after(self.last_seen, self.interval);
                     }
                 }
                 Heartbeat::Awaiting { since, .. } => {
                     if self.last_seen >= since {
                         self.heartbeat = Heartbeat::Idle;
-                        self.heartbeat_at = self.last_seen + self.interval;
+                        self.heartbeat_at = crate::deadline::after(self.last_seen, self.interval);
                     } else {
                         return Poll::Ready(CloseReason::HeartbeatTimeout);
                     }
