@@ -188,11 +188,8 @@ async fn malformed_waits_are_400_naming_the_parameter() {
         ("/poll?timeout=inf", &[], "timeout"),
         ("/poll?timeout=1e400", &[], "timeout"),
         ("/poll?timeout=abc", &[], "timeout"),
-        (
-            "/poll?timeout=123456789012345678901234567890",
-            &[],
-            "timeout",
-        ),
+        // (30 digits is well formed: clamped, see tests/bad_input.rs.)
+        ("/poll?timeout=1.2.3", &[], "timeout"),
         ("/poll?timeout=%D9%A3", &[], "timeout"),
         ("/poll?timeout=1&timeout=2", &[], "timeout"),
         ("/poll", &["prefer: wait=x"], "Prefer: wait"),

@@ -6,6 +6,7 @@ use axum::extract::{FromRequest, Request};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_LENGTH};
+use http::request::Parts;
 use http::{HeaderValue, StatusCode};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use tokio::time::{Instant, Sleep};
@@ -48,9 +49,72 @@ pub struct LongPoll {
 impl<S: Send + Sync> FromRequest<S> for LongPoll {
     type Rejection = LongPollRejection;
 
-    async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
+    // A plain `fn` returning the future, not an `async fn`: the request head
+    // is read here, at once, so the future keeps neither the `Request` nor
+    // its head, only what it needs. It stays inside every parked handler's
+    // future, so its size is memory per parked poll.
+    fn from_request(
+        req: Request,
+        _state: &S,
+    ) -> impl Future<Output = Result<Self, Self::Rejection>> + Send {
         let (parts, body) = req.into_parts();
-        let ctx = crate::disconnect::context(&parts)
+        let head = Head::new(&parts);
+        drop(parts);
+        async move {
+            let Head {
+                admitted,
+                ctx,
+                config,
+                wait,
+                deadline,
+            } = head?;
+            // Most long-polls have no body: then nothing is awaited. A body
+            // is read in a boxed future, which keeps the reading state out of
+            // the handler future that stays parked afterwards.
+            let body = if http_body::Body::is_end_stream(&body) {
+                Bytes::new()
+            } else {
+                let body_deadline = crate::deadline::after(Instant::now(), wait.max(MIN_BODY_WAIT));
+                match Box::pin(read_body(body, config.max_body, body_deadline)).await {
+                    Ok(body) => body,
+                    Err(err @ LongPollRejection::BodyRead(_)) => {
+                        // The body broke off: the client is gone (the answer
+                        // below normally reaches nobody). Say so, even though
+                        // hyper will go on to "complete" that answer.
+                        ctx.token.cancel();
+                        return Err(err);
+                    }
+                    Err(err @ LongPollRejection::BodyTooLarge { .. }) => {
+                        ctx.shared.stats.counters().body_too_large();
+                        return Err(err);
+                    }
+                    Err(err) => return Err(err),
+                }
+            };
+            Ok(Self {
+                _admitted: admitted,
+                ctx,
+                config,
+                wait,
+                deadline,
+                body,
+            })
+        }
+    }
+}
+
+/// What [`LongPoll`] takes from the request head.
+struct Head {
+    admitted: Admitted,
+    ctx: RequestContext,
+    config: LongPollConfig,
+    wait: Duration,
+    deadline: Instant,
+}
+
+impl Head {
+    fn new(parts: &Parts) -> Result<Self, LongPollRejection> {
+        let ctx = crate::disconnect::context(parts)
             .cloned()
             .ok_or(LongPollRejection::MissingLayer)?;
         let config = parts
@@ -79,30 +143,12 @@ impl<S: Send + Sync> FromRequest<S> for LongPoll {
                 limit: config.max_body,
             });
         }
-        let body_deadline = crate::deadline::after(Instant::now(), wait.max(MIN_BODY_WAIT));
-        let body = match read_body(body, config.max_body, body_deadline).await {
-            Ok(body) => body,
-            Err(err @ LongPollRejection::BodyRead(_)) => {
-                // The body broke off: the client is gone (the answer below
-                // normally reaches nobody). Say so, even though hyper will
-                // go on to "complete" that answer.
-                ctx.token.cancel();
-                return Err(err);
-            }
-            Err(err @ LongPollRejection::BodyTooLarge { .. }) => {
-                ctx.shared.stats.counters().body_too_large();
-                return Err(err);
-            }
-            Err(err) => return Err(err),
-        };
-
         Ok(Self {
-            _admitted: admitted,
+            admitted,
             ctx,
             config,
             wait,
             deadline,
-            body,
         })
     }
 }
@@ -139,10 +185,6 @@ async fn read_body(
     limit: usize,
     deadline: Instant,
 ) -> Result<Bytes, LongPollRejection> {
-    use http_body::Body as _;
-    if body.is_end_stream() {
-        return Ok(Bytes::new());
-    }
     let collect = Limited::new(body, limit).collect();
     match tokio::time::timeout_at(deadline, collect).await {
         Err(_) => Err(LongPollRejection::BodyTimeout),

@@ -1,0 +1,383 @@
+//! The load client: raw HTTP/1.1 over `TcpStream` (a request is one
+//! `write`, a response is parsed in place: no per-request allocation beyond
+//! the connection's buffer) and hyper's HTTP/2 client for streams.
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{StreamExt as _, TryStreamExt as _};
+use http_body_util::Empty;
+use hyper::client::conn::http2;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+
+/// How many connects are in flight at once when opening many connections.
+const CONNECT_CONCURRENCY: usize = 200;
+
+/// Hang guard for any one response the harness waits for.
+pub(crate) const GUARD: Duration = Duration::from_secs(60);
+
+pub(crate) async fn connect(addr: SocketAddr) -> io::Result<TcpStream> {
+    let stream = TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+    Ok(stream)
+}
+
+/// One HTTP/1.1 keep-alive connection with its read buffer.
+pub(crate) struct Conn {
+    pub(crate) stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+/// A parsed response: status and body.
+pub(crate) struct Answer {
+    pub(crate) status: u16,
+    pub(crate) body: Vec<u8>,
+}
+
+impl Answer {
+    pub(crate) fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Status, header length and whether the body is chunked / its length.
+fn head(buf: &[u8]) -> Option<(u16, usize, Option<usize>)> {
+    let end = find(buf, b"\r\n\r\n")? + 4;
+    let text = std::str::from_utf8(&buf[..end]).ok()?;
+    let mut lines = text.split("\r\n");
+    let status = lines.next()?.split(' ').nth(1)?.parse().ok()?;
+    let mut length = Some(0);
+    for line in lines {
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        let value = value.trim();
+        if name.eq_ignore_ascii_case("content-length") {
+            length = value.parse().ok();
+        } else if name.eq_ignore_ascii_case("transfer-encoding")
+            && value.eq_ignore_ascii_case("chunked")
+        {
+            length = None;
+        }
+    }
+    Some((status, end, length))
+}
+
+/// A complete chunked body at the start of `buf`: the body and the bytes
+/// it took; `None` while incomplete.
+fn dechunk(buf: &[u8]) -> io::Result<Option<(Vec<u8>, usize)>> {
+    let mut body = Vec::new();
+    let mut at = 0;
+    loop {
+        let Some(eol) = find(&buf[at..], b"\r\n") else {
+            return Ok(None);
+        };
+        let size = std::str::from_utf8(&buf[at..at + eol])
+            .ok()
+            .and_then(|s| usize::from_str_radix(s.split(';').next()?.trim(), 16).ok())
+            .ok_or_else(|| io::Error::other("bad chunk size"))?;
+        at += eol + 2;
+        if buf.len() < at + size + 2 {
+            return Ok(None);
+        }
+        body.extend_from_slice(&buf[at..at + size]);
+        at += size + 2;
+        if size == 0 {
+            return Ok(Some((body, at)));
+        }
+    }
+}
+
+impl Conn {
+    pub(crate) async fn open(addr: SocketAddr) -> io::Result<Self> {
+        Ok(Self::new(connect(addr).await?))
+    }
+
+    pub(crate) fn new(stream: TcpStream) -> Self {
+        Self {
+            stream,
+            buf: Vec::with_capacity(512),
+        }
+    }
+
+    pub(crate) async fn send(&mut self, request: &[u8]) -> io::Result<()> {
+        self.stream.write_all(request).await
+    }
+
+    async fn fill(&mut self) -> io::Result<()> {
+        let mut chunk = [0u8; 4096];
+        let n = self.stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        self.buf.extend_from_slice(&chunk[..n]);
+        Ok(())
+    }
+
+    /// Reads one response with a `Content-Length` body (or none).
+    pub(crate) async fn answer(&mut self) -> io::Result<Answer> {
+        loop {
+            if let Some((status, end, length)) = head(&self.buf) {
+                match length {
+                    Some(length) if self.buf.len() >= end + length => {
+                        let body = self.buf[end..end + length].to_vec();
+                        self.buf.drain(..end + length);
+                        return Ok(Answer { status, body });
+                    }
+                    Some(_) => {}
+                    None => {
+                        if let Some((body, used)) = dechunk(&self.buf[end..])? {
+                            self.buf.drain(..end + used);
+                            return Ok(Answer { status, body });
+                        }
+                    }
+                }
+            }
+            self.fill().await?;
+        }
+    }
+
+    /// Reads a chunked response to its end without keeping it; returns the
+    /// status, the payload bytes and the number of `\n` in them.
+    pub(crate) async fn drain_chunked(&mut self) -> io::Result<(u16, u64, u64)> {
+        let (status, end) = loop {
+            if let Some((status, end, _)) = head(&self.buf) {
+                break (status, end);
+            }
+            self.fill().await?;
+        };
+        let mut pending: Vec<u8> = self.buf.split_off(end);
+        self.buf.clear();
+        let mut chunk = vec![0u8; 256 * 1024];
+        let (mut bytes, mut lines) = (0u64, 0u64);
+        // Bytes of the current chunk's data still to come.
+        let mut remaining = 0usize;
+        let mut at = 0usize;
+        loop {
+            // Consume what is buffered.
+            loop {
+                if remaining > 0 {
+                    let take = remaining.min(pending.len() - at);
+                    let data = &pending[at..at + take];
+                    bytes += take as u64;
+                    lines += data.iter().filter(|&&b| b == b'\n').count() as u64;
+                    at += take;
+                    remaining -= take;
+                    if remaining > 0 {
+                        break;
+                    }
+                    // Then the data's CRLF: treated as part of the next size line.
+                    continue;
+                }
+                // A size line, possibly preceded by the previous chunk's CRLF.
+                let rest = &pending[at..];
+                let rest_start = if rest.starts_with(b"\r\n") { 2 } else { 0 };
+                let Some(eol) = find(&rest[rest_start..], b"\r\n") else {
+                    break;
+                };
+                let line = &rest[rest_start..rest_start + eol];
+                let size = std::str::from_utf8(line)
+                    .ok()
+                    .and_then(|s| usize::from_str_radix(s.split(';').next()?.trim(), 16).ok())
+                    .ok_or_else(|| io::Error::other("bad chunk size"))?;
+                if size == 0 {
+                    // The final CRLF after the last chunk.
+                    let tail = rest_start + eol + 2;
+                    while pending.len() < at + tail + 2 {
+                        let n = self.stream.read(&mut chunk).await?;
+                        if n == 0 {
+                            return Err(io::ErrorKind::UnexpectedEof.into());
+                        }
+                        pending.extend_from_slice(&chunk[..n]);
+                    }
+                    return Ok((status, bytes, lines));
+                }
+                at += rest_start + eol + 2;
+                remaining = size;
+            }
+            pending.drain(..at);
+            at = 0;
+            let n = self.stream.read(&mut chunk).await?;
+            if n == 0 {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+            pending.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    /// One request/response round trip.
+    pub(crate) async fn call(&mut self, request: &[u8]) -> io::Result<Answer> {
+        self.send(request).await?;
+        tokio::time::timeout(GUARD, self.answer())
+            .await
+            .map_err(|_| io::Error::other("no answer within the guard"))?
+    }
+}
+
+pub(crate) fn get(path: &str) -> Vec<u8> {
+    format!("GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n").into_bytes()
+}
+
+pub(crate) fn post(path: &str, body: &str) -> Vec<u8> {
+    format!(
+        "POST {path} HTTP/1.1\r\nHost: bench\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+pub(crate) fn poll_request(id: u64) -> Vec<u8> {
+    get(&format!(
+        "/poll?id={id}&timeout={}",
+        crate::servers::POLL_TIMEOUT.as_secs()
+    ))
+}
+
+/// A keep-alive control connection to one server: stats, publish,
+/// detections.
+pub(crate) struct Control {
+    addr: SocketAddr,
+    conn: Option<Conn>,
+}
+
+impl Control {
+    pub(crate) fn new(addr: SocketAddr) -> Self {
+        Self { addr, conn: None }
+    }
+
+    pub(crate) async fn call(&mut self, request: &[u8]) -> io::Result<Answer> {
+        if self.conn.is_none() {
+            self.conn = Some(Conn::open(self.addr).await?);
+        }
+        let conn = self.conn.as_mut().expect("just set");
+        match conn.call(request).await {
+            Ok(answer) => Ok(answer),
+            Err(err) => {
+                self.conn = None;
+                Err(err)
+            }
+        }
+    }
+
+    pub(crate) async fn parked(&mut self) -> io::Result<u64> {
+        let answer = self.call(&get("/stats")).await?;
+        answer
+            .text()
+            .trim()
+            .strip_prefix("parked=")
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| io::Error::other(format!("bad /stats: {}", answer.text())))
+    }
+
+    /// Waits until exactly `n` polls are parked.
+    pub(crate) async fn wait_parked(&mut self, n: u64) -> io::Result<()> {
+        let deadline = tokio::time::Instant::now() + GUARD;
+        loop {
+            let parked = self.parked().await?;
+            if parked == n {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err(io::Error::other(format!(
+                    "{parked} polls parked, expected {n}"
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// `(id, unix_nanos)` of every disconnect seen since the last call.
+    pub(crate) async fn detections(&mut self) -> io::Result<Vec<(u64, u64)>> {
+        let answer = self.call(&get("/detections")).await?;
+        Ok(answer
+            .text()
+            .lines()
+            .filter_map(|l| {
+                let (id, at) = l.split_once(' ')?;
+                Some((id.parse().ok()?, at.parse().ok()?))
+            })
+            .collect())
+    }
+
+    /// Server side: `(publish_ns, last_answer_ns, answered)`.
+    pub(crate) async fn fanout(&mut self) -> io::Result<(u64, u64, u64)> {
+        let answer = self.call(&get("/fanout")).await?;
+        let text = answer.text();
+        let v: Vec<u64> = text
+            .split_whitespace()
+            .filter_map(|x| x.parse().ok())
+            .collect();
+        match v[..] {
+            [p, l, a] => Ok((p, l, a)),
+            _ => Err(io::Error::other(format!("bad /fanout: {text}"))),
+        }
+    }
+}
+
+/// Opens one connection per id and sends a long-poll on each.
+pub(crate) async fn park_many(
+    addr: SocketAddr,
+    ids: std::ops::Range<u64>,
+) -> io::Result<Vec<Conn>> {
+    futures_util::stream::iter(ids)
+        .map(|id| async move {
+            let mut conn = Conn::open(addr).await?;
+            conn.send(&poll_request(id)).await?;
+            Ok::<_, io::Error>(conn)
+        })
+        .buffered(CONNECT_CONCURRENCY)
+        .try_collect()
+        .await
+}
+
+/// An HTTP/2 (prior knowledge) connection.
+pub(crate) async fn h2_connect(addr: SocketAddr) -> io::Result<http2::SendRequest<Empty<Bytes>>> {
+    let tcp = connect(addr).await?;
+    let (send, conn) = http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+        .await
+        .map_err(io::Error::other)?;
+    tokio::spawn(conn);
+    Ok(send)
+}
+
+/// A long-poll on an HTTP/2 stream, in its own task. Dropping the returned
+/// sender (or sending on it) resets the stream (`RST_STREAM(CANCEL)`) and
+/// the task yields the unix time just before the reset.
+pub(crate) async fn h2_park(
+    send: &mut http2::SendRequest<Empty<Bytes>>,
+    addr: SocketAddr,
+    id: u64,
+) -> io::Result<(
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<u64>,
+)> {
+    send.ready().await.map_err(io::Error::other)?;
+    let req = http::Request::get(format!(
+        "http://{addr}/poll?id={id}&timeout={}",
+        crate::servers::POLL_TIMEOUT.as_secs()
+    ))
+    .body(Empty::<Bytes>::new())
+    .map_err(io::Error::other)?;
+    let response = Box::pin(send.send_request(req));
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let mut response = response;
+        tokio::select! {
+            _ = &mut response => 0,
+            _ = rx => {
+                let at = crate::unix_nanos();
+                drop(response);
+                at
+            }
+        }
+    });
+    Ok((tx, task))
+}

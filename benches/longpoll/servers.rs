@@ -1,0 +1,470 @@
+//! The two Rust bench servers, each run as its own process
+//! (`longpoll server crate|bare`), with the same HTTP interface as the Go
+//! peer (`benches/peers/go/main.go`):
+//!
+//! | route | what |
+//! |---|---|
+//! | `GET /poll?id=N` | long-poll: `200` JSON event, `204` timeout, `503` shutdown |
+//! | `POST /publish` | wake every parked poll with one event |
+//! | `GET /plain` | `ok` |
+//! | `GET /stream?n=N` | N NDJSON events to one client |
+//! | `GET /stats` | `parked=N` |
+//! | `GET /detections` | `id unix_nanos` per disconnect seen since the last call |
+//! | `GET /fanout` | `publish_ns last_answer_ns answered` since the last publish |
+//! | `POST /shutdown` | answer parked polls `503`, stop, exit |
+//!
+//! - `crate`: [`DisconnectLayer`] + [`LongPoll`] + [`EventLog`] +
+//!   [`Streaming`], as the crate's docs recommend.
+//! - `bare`: hand-written axum: a drop guard for the disconnect, a
+//!   `tokio::sync::watch` for the wake-up, a `select!` with a timer and the
+//!   shutdown token, `Body::from_stream` for streaming. Nothing from this
+//!   crate.
+
+use std::convert::Infallible;
+use std::io::Write as _;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{RawQuery, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use axum_longpoll::disconnect::DisconnectBody;
+use axum_longpoll::event_log::{Event, Resume};
+use axum_longpoll::{
+    Cursor, DisconnectLayer, EventLog, LongPoll, LongPollConfig, Stats, StreamConfig, Streaming,
+};
+use futures_util::StreamExt as _;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::unix_nanos;
+
+/// The wait every poll asks for (and the bare and Go servers use).
+pub(crate) const POLL_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The events a `/stream` response cycles through.
+const STREAM_EVENTS: usize = 1024;
+
+/// What every server records for the harness.
+#[derive(Default)]
+struct Probe {
+    detections: Mutex<Vec<(u64, u64)>>,
+    publish_ns: AtomicU64,
+    last_ns: AtomicU64,
+    answered: AtomicU64,
+}
+
+impl Probe {
+    fn detected(&self, id: u64) {
+        let at = unix_nanos();
+        self.detections
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push((id, at));
+    }
+
+    fn published(&self) {
+        self.last_ns.store(0, Ordering::SeqCst);
+        self.answered.store(0, Ordering::SeqCst);
+        self.publish_ns.store(unix_nanos(), Ordering::SeqCst);
+    }
+
+    fn answered(&self) {
+        self.last_ns.fetch_max(unix_nanos(), Ordering::SeqCst);
+        self.answered.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn detections(&self) -> String {
+        let taken = std::mem::take(
+            &mut *self
+                .detections
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        let mut out = String::with_capacity(taken.len() * 32);
+        for (id, at) in taken {
+            out.push_str(&format!("{id} {at}\n"));
+        }
+        out
+    }
+
+    fn fanout(&self) -> String {
+        format!(
+            "{} {} {}",
+            self.publish_ns.load(Ordering::SeqCst),
+            self.last_ns.load(Ordering::SeqCst),
+            self.answered.load(Ordering::SeqCst)
+        )
+    }
+}
+
+fn poll_id(query: Option<&str>) -> u64 {
+    query
+        .unwrap_or_default()
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("id="))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn stream_len(query: Option<&str>) -> usize {
+    query
+        .unwrap_or_default()
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("n="))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The events `/stream` cycles through, the same for both servers.
+fn stream_events() -> Arc<Vec<Event<Arc<str>>>> {
+    let log = EventLog::builder()
+        .capacity(STREAM_EVENTS)
+        .max_batch(STREAM_EVENTS)
+        .epoch(0x00be_ec4a_11fe_ed00)
+        .build::<Arc<str>>();
+    let start = log.head();
+    for i in 0..STREAM_EVENTS {
+        log.publish(Arc::from(
+            format!("event {i:05} of the streaming benchmark").as_str(),
+        ));
+    }
+    Arc::new(log.read(start).expect("fresh log").events)
+}
+
+// ---------------------------------------------------------------------------
+// The crate's server
+// ---------------------------------------------------------------------------
+
+#[derive(Clone)]
+struct CrateApp {
+    log: EventLog<Arc<str>>,
+    stats: Stats,
+    probe: Arc<Probe>,
+    stream: Arc<Vec<Event<Arc<str>>>>,
+}
+
+/// Records the disconnect when the handler is dropped with its token
+/// cancelled (the layer cancels it just before hyper drops the handler).
+struct CrateWatch<'a> {
+    probe: &'a Probe,
+    id: u64,
+    token: &'a CancellationToken,
+}
+
+impl Drop for CrateWatch<'_> {
+    fn drop(&mut self) {
+        if self.token.is_cancelled() {
+            self.probe.detected(self.id);
+        }
+    }
+}
+
+async fn crate_poll(
+    State(app): State<CrateApp>,
+    RawQuery(query): RawQuery,
+    resume: Resume,
+    lp: LongPoll,
+) -> Response {
+    let after = match resume.start(&app.log) {
+        Ok(after) => after,
+        Err(gone) => return gone.into_response(),
+    };
+    let _watch = CrateWatch {
+        probe: &app.probe,
+        id: poll_id(query.as_deref()),
+        token: lp.token(),
+    };
+    let res = lp.respond_with_log(&app.log, after).await;
+    if res.status() == StatusCode::OK {
+        app.probe.answered();
+    }
+    res
+}
+
+async fn crate_publish(State(app): State<CrateApp>, body: Bytes) -> &'static str {
+    let text = String::from_utf8_lossy(&body);
+    app.probe.published();
+    app.log.publish(Arc::from(text.as_ref()));
+    "ok"
+}
+
+async fn crate_stream(
+    State(app): State<CrateApp>,
+    RawQuery(query): RawQuery,
+    s: Streaming,
+) -> Response {
+    let n = stream_len(query.as_deref());
+    let events = Arc::clone(&app.stream);
+    let source =
+        futures_util::stream::iter(0..n).map(move |i| Ok(events[i % events.len()].clone()));
+    let start: Cursor = app.stream[0].cursor;
+    s.ndjson(source, start)
+}
+
+/// The crate's routes and its layer, not yet applied.
+fn crate_routes(shutdown: CancellationToken) -> (Router, DisconnectLayer) {
+    let layer = DisconnectLayer::new()
+        .shutdown(shutdown.clone())
+        .long_poll(LongPollConfig::new().max_timeout(POLL_TIMEOUT))
+        .stream(
+            StreamConfig::new()
+                .max_bytes(usize::MAX)
+                .max_lifetime(Duration::from_secs(3600)),
+        );
+    let app = CrateApp {
+        log: EventLog::new(1024),
+        stats: layer.stats(),
+        probe: Arc::default(),
+        stream: stream_events(),
+    };
+    let router = Router::new()
+        .route("/poll", get(crate_poll))
+        .route("/publish", post(crate_publish))
+        .route("/plain", get(|| async { "ok" }))
+        .route("/stream", get(crate_stream))
+        .route(
+            "/stats",
+            get(|State(app): State<CrateApp>| async move {
+                format!("parked={}", app.stats.snapshot().parked)
+            }),
+        )
+        .route(
+            "/detections",
+            get(|State(app): State<CrateApp>| async move { app.probe.detections() }),
+        )
+        .route(
+            "/fanout",
+            get(|State(app): State<CrateApp>| async move { app.probe.fanout() }),
+        )
+        .route("/shutdown", post(move || stop(shutdown.clone())))
+        .with_state(app);
+    (router, layer)
+}
+
+// ---------------------------------------------------------------------------
+// The bare axum baseline: nothing from this crate
+// ---------------------------------------------------------------------------
+
+#[derive(Clone)]
+struct BareApp {
+    events: watch::Sender<(u64, Arc<str>)>,
+    shutdown: CancellationToken,
+    parked: Arc<AtomicI64>,
+    probe: Arc<Probe>,
+    stream: Arc<Vec<Event<Arc<str>>>>,
+}
+
+/// The hand-written drop guard: hyper dropped the handler before it
+/// answered, so the client is gone.
+struct BareGuard<'a> {
+    app: &'a BareApp,
+    id: u64,
+    armed: bool,
+}
+
+impl Drop for BareGuard<'_> {
+    fn drop(&mut self) {
+        self.app.parked.fetch_sub(1, Ordering::Relaxed);
+        if self.armed {
+            self.app.probe.detected(self.id);
+        }
+    }
+}
+
+#[derive(serde::Serialize)]
+struct BareEvent<'a> {
+    id: String,
+    data: &'a str,
+}
+
+#[derive(serde::Serialize)]
+struct BareBatch<'a> {
+    events: [BareEvent<'a>; 1],
+    cursor: String,
+}
+
+fn no_store(mut res: Response) -> Response {
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+async fn bare_poll(State(app): State<BareApp>, RawQuery(query): RawQuery) -> Response {
+    let mut rx = app.events.subscribe();
+    app.parked.fetch_add(1, Ordering::Relaxed);
+    let mut guard = BareGuard {
+        app: &app,
+        id: poll_id(query.as_deref()),
+        armed: true,
+    };
+    let res = tokio::select! {
+        biased;
+        () = app.shutdown.cancelled() => {
+            let mut res = (StatusCode::SERVICE_UNAVAILABLE, "server is shutting down; retry")
+                .into_response();
+            res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            no_store(res)
+        }
+        changed = rx.changed() => match changed {
+            Ok(()) => {
+                let (seq, data) = rx.borrow_and_update().clone();
+                let res = no_store(Json(BareBatch {
+                    events: [BareEvent { id: seq.to_string(), data: &data }],
+                    cursor: seq.to_string(),
+                }).into_response());
+                app.probe.answered();
+                res
+            }
+            Err(_) => StatusCode::SERVICE_UNAVAILABLE.into_response(),
+        },
+        () = tokio::time::sleep(POLL_TIMEOUT) => no_store(StatusCode::NO_CONTENT.into_response()),
+    };
+    guard.armed = false;
+    res
+}
+
+async fn bare_publish(State(app): State<BareApp>, body: Bytes) -> &'static str {
+    let text = String::from_utf8_lossy(&body);
+    app.probe.published();
+    app.events.send_modify(|(seq, data)| {
+        *seq += 1;
+        *data = Arc::from(text.as_ref());
+    });
+    "ok"
+}
+
+async fn bare_stream(State(app): State<BareApp>, RawQuery(query): RawQuery) -> Response {
+    let n = stream_len(query.as_deref());
+    let events = Arc::clone(&app.stream);
+    let body = Body::from_stream(futures_util::stream::iter(0..n).map(move |i| {
+        let mut line = serde_json::to_vec(&events[i % events.len()]).unwrap_or_default();
+        line.push(b'\n');
+        Ok::<_, Infallible>(Bytes::from(line))
+    }));
+    let mut res = body.into_response();
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-ndjson"),
+    );
+    res
+}
+
+fn bare_router(shutdown: CancellationToken) -> Router {
+    let app = BareApp {
+        events: watch::Sender::new((0, Arc::from(""))),
+        shutdown: shutdown.clone(),
+        parked: Arc::default(),
+        probe: Arc::default(),
+        stream: stream_events(),
+    };
+    Router::new()
+        .route("/poll", get(bare_poll))
+        .route("/publish", post(bare_publish))
+        .route("/plain", get(|| async { "ok" }))
+        .route("/stream", get(bare_stream))
+        .route(
+            "/stats",
+            get(|State(app): State<BareApp>| async move {
+                format!("parked={}", app.parked.load(Ordering::Relaxed))
+            }),
+        )
+        .route(
+            "/detections",
+            get(|State(app): State<BareApp>| async move { app.probe.detections() }),
+        )
+        .route(
+            "/fanout",
+            get(|State(app): State<BareApp>| async move { app.probe.fanout() }),
+        )
+        .route("/shutdown", post(move || stop(shutdown.clone())))
+        .with_state(app)
+}
+
+async fn stop(shutdown: CancellationToken) -> Response {
+    shutdown.cancel();
+    let mut res = "stopping".into_response();
+    res.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    res
+}
+
+/// `127.0.0.1:0` with the listen backlog Go uses (`somaxconn`), not tokio's
+/// 1024: with 10,000 clients connecting, a short accept queue overflows and
+/// the kernel drops SYNs (a one-second retransmit each).
+fn listen() -> std::io::Result<tokio::net::TcpListener> {
+    let backlog = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(4096);
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into())?;
+    socket.listen(backlog)?;
+    tokio::net::TcpListener::from_std(socket.into())
+}
+
+/// Runs server `kind` (`crate` or `bare`) until `/shutdown` or until the
+/// harness closes our stdin. `WORKERS` sets the runtime's worker threads.
+pub(crate) fn run(kind: &str) -> std::io::Result<()> {
+    let workers = std::env::var("WORKERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2);
+    std::thread::spawn(|| {
+        // The harness holds our stdin; when it is gone, so are we.
+        let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
+        std::process::exit(2);
+    });
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()?;
+    let shutdown = CancellationToken::new();
+    rt.block_on(async move {
+        let listener = listen()?;
+        let mut out = std::io::stdout();
+        writeln!(out, "LISTEN {}", listener.local_addr()?)?;
+        out.flush()?;
+        let signal = shutdown.clone().cancelled_owned();
+        match kind {
+            // As the crate's docs show it: `Router::layer(DisconnectLayer)`.
+            "crate" => {
+                let (router, layer) = crate_routes(shutdown);
+                axum::serve(listener, router.layer(layer))
+                    .with_graceful_shutdown(signal)
+                    .await
+            }
+            // The same layer around the whole router, for the memory figure:
+            // `Router::layer` boxes every route's layered service (cloned
+            // per connection) and its future (per request); around the
+            // router, neither happens.
+            "crate-outer" => {
+                let (router, layer) = crate_routes(shutdown);
+                let service = tower::ServiceExt::<axum::extract::Request>::map_response(
+                    tower::Layer::layer(&layer, router),
+                    |res: http::Response<DisconnectBody<Body>>| res.map(Body::new),
+                );
+                axum::serve(
+                    listener,
+                    axum::ServiceExt::<axum::extract::Request>::into_make_service(service),
+                )
+                .with_graceful_shutdown(signal)
+                .await
+            }
+            "bare" => {
+                axum::serve(listener, bare_router(shutdown))
+                    .with_graceful_shutdown(signal)
+                    .await
+            }
+            other => Err(std::io::Error::other(format!(
+                "unknown server {other:?}: allowed crate, crate-outer, bare"
+            ))),
+        }
+    })
+}

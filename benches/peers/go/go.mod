@@ -1,0 +1,3 @@
+module longpollpeer
+
+go 1.19
