@@ -5,28 +5,37 @@
 //! The server is the demo's own router (`examples/demo/app.rs`) with the
 //! CORS layer `main.rs` adds, served in-process on `127.0.0.1`; "restarting"
 //! it is a graceful shutdown and a new server, with a new log (so a new
-//! epoch), on the same port. The page is served by a second server, so every
-//! transport runs cross-origin (`?api=`) through the documented CORS setup
-//! with credentials.
+//! epoch), on the same port, after its WebSockets finished their `1001`
+//! closing handshake (as `main.rs` waits for them). The page is served by a
+//! second server, so every transport runs cross-origin (`?api=`) through the
+//! documented CORS setup with credentials (a WebSocket is not subject to
+//! CORS, and the demo's `/ws` checks no `Origin`).
 //!
-//! Scenarios, for each transport (long-poll, NDJSON stream, SSE):
+//! Scenarios, for each transport (long-poll, NDJSON stream, SSE,
+//! WebSocket):
 //!
 //! 1. the page connects; 100 messages published through `POST /publish`
 //!    show up in order, once each, under the ids `/publish` returned, and
 //!    the page's cursor is the last of them;
 //! 2. the server stops (the page sees the shutdown answer: `503` +
-//!    `Retry-After` or the `reconnect` frame, then a refused connection)
-//!    and starts again on the same port: the page resyncs after the `410`
-//!    for the old epoch and shows every message published since, in order;
+//!    `Retry-After`, the `reconnect` frame or close code `1001`, then a
+//!    refused connection) and starts again on the same port: the page
+//!    resyncs after the `410` (or, on a WebSocket, the `gone` frame and
+//!    close code `4410`) for the old epoch and shows every message
+//!    published since, in order;
 //! 3. a burst of 1000 events into a log that retains 32, published
 //!    in-process in one go (the test runs on a current-thread runtime, so no
 //!    server task reads in between): the page's cursor is evicted, the
 //!    server says so (`410` to the parked poll, an in-band `gone` frame on
-//!    the streams) and the page resyncs and shows exactly the 32 retained;
-//! 4. the page is closed: `/stats` shows `parked` and `streaming` back to 0.
+//!    the streams and the WebSocket, which then closes with `4410`) and the
+//!    page resyncs and shows exactly the 32 retained;
+//! 4. the page is closed: `/stats` shows `parked`, `streaming` and
+//!    `websockets` back to 0.
 //!
-//! Then the same-origin page: the publish form, switching transports
-//! without losing or repeating a message, a restart, and the screenshot for
+//! Then the same-origin page: the publish form (through `POST /publish`,
+//! then, on the WebSocket transport, as a text frame on the socket),
+//! switching transports without losing or repeating a message, a restart
+//! under the WebSocket transport, and the screenshot for
 //! the README (`UPDATE_SCREENSHOT=1` writes `docs/demo.png`; otherwise it
 //! goes to the target directory).
 //!
@@ -44,9 +53,12 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use axum::body::Body;
 use axum::http::{HeaderValue, Method, Request, StatusCode};
+use axum_longpoll::ws::OpenSockets;
 use axum_longpoll::EventLog;
 use bytes::Bytes;
 use demo::Origins;
@@ -61,6 +73,7 @@ use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tower::util::MapRequestLayer;
 
 /// Hang guard for one condition the page must reach.
 const PAGE_GUARD: Duration = Duration::from_secs(15);
@@ -77,7 +90,7 @@ const RETAIN: usize = 32;
 /// Events published at once to evict the page's cursor.
 const BURST: usize = 1000;
 
-const TRANSPORTS: [&str; 3] = ["poll", "stream", "sse"];
+const TRANSPORTS: [&str; 4] = ["poll", "stream", "sse", "ws"];
 
 // ---------------------------------------------------------------------------
 // The demo server, restartable on the same port
@@ -89,6 +102,10 @@ struct Api {
     log: EventLog<Arc<str>>,
     shutdown: CancellationToken,
     task: JoinHandle<std::io::Result<()>>,
+    sockets: OpenSockets,
+    /// `POST /publish` requests seen, to tell the page's form publishing
+    /// over HTTP from publishing through its WebSocket.
+    posts: Arc<AtomicUsize>,
 }
 
 impl Api {
@@ -113,7 +130,17 @@ impl Api {
         let addr = listener.local_addr().expect("local addr");
         let shutdown = CancellationToken::new();
         let log = EventLog::new(retain);
-        let app = demo::router(log.clone(), shutdown.clone()).layer(demo::cors(origins));
+        let (router, sockets) = demo::router_with_sockets(log.clone(), shutdown.clone());
+        let posts = Arc::new(AtomicUsize::new(0));
+        let counted = posts.clone();
+        let app = router
+            .layer(demo::cors(origins))
+            .layer(MapRequestLayer::new(move |req: Request<Body>| {
+                if req.method() == Method::POST && req.uri().path() == "/publish" {
+                    counted.fetch_add(1, Ordering::SeqCst);
+                }
+                req
+            }));
         let signal = shutdown.clone().cancelled_owned();
         let task = tokio::spawn(async move {
             axum::serve(listener, app)
@@ -125,11 +152,15 @@ impl Api {
             log,
             shutdown,
             task,
+            sockets,
+            posts,
         }
     }
 
-    /// Graceful shutdown, as on SIGTERM: parked polls answer 503, streams
-    /// send their final frame, then the listener is gone.
+    /// Graceful shutdown, as `main.rs` on SIGTERM: parked polls answer 503,
+    /// streams send their final frame, WebSockets get `1001`; the listener
+    /// is gone, and so (as `serve` does not wait for upgraded connections)
+    /// is every WebSocket, its closing handshake done.
     async fn stop(self) {
         self.shutdown.cancel();
         tokio::time::timeout(Duration::from_secs(10), self.task)
@@ -137,6 +168,13 @@ impl Api {
             .expect("graceful shutdown within 10 s")
             .expect("server task")
             .expect("server");
+        tokio::time::timeout(Duration::from_secs(10), self.sockets.closed())
+            .await
+            .expect("every WebSocket closed within 10 s of the shutdown");
+    }
+
+    fn posts(&self) -> usize {
+        self.posts.load(Ordering::SeqCst)
     }
 
     fn base(&self) -> String {
@@ -250,6 +288,8 @@ struct Page {
     items: Vec<Item>,
     /// `data-kind` of the connection log, newest first.
     log: Vec<String>,
+    /// The close codes of the WebSocket closes in the log, oldest first.
+    closes: Vec<u16>,
 }
 
 impl Page {
@@ -274,6 +314,8 @@ return {
     ? { id: li.dataset.id, text: li.querySelector(".text").textContent }
     : { resync: li.dataset.resync, via: li.dataset.via }),
   log: [...document.querySelectorAll("#log > li")].map((li) => li.dataset.kind),
+  closes: [...document.querySelectorAll("#log > li[data-kind=closed]")]
+    .map((li) => Number(li.dataset.code)).reverse(),
 };
 "##;
 
@@ -308,16 +350,32 @@ async fn close_page(client: &Client) {
         .expect("switch to the new tab");
 }
 
-/// What the server must count while the page of `transport` is open.
+/// What the server must count while the page of `transport` is open:
+/// exactly its one connection.
 fn open_at_server(transport: &str) -> impl Fn(&Value) -> bool + '_ {
-    move |s| match transport {
-        "poll" => s["parked"] == 1 && s["streaming"] == 0,
-        _ => s["parked"] == 0 && s["streaming"] == 1,
+    move |s| {
+        let one = |gauge| if gauge == transport { 1 } else { 0 };
+        s["parked"] == one("poll")
+            && s["streaming"] == one("stream") + one("sse")
+            && s["websockets"] == one("ws")
     }
 }
 
 fn all_closed(s: &Value) -> bool {
-    s["parked"] == 0 && s["streaming"] == 0
+    s["parked"] == 0 && s["streaming"] == 0 && s["websockets"] == 0
+}
+
+/// How the page learns that its cursor is gone, after a restart (`restart`)
+/// or mid-connection (an eviction): the `410` of an HTTP request, or the
+/// in-band `gone` frame of a stream or a WebSocket (before its `4410`).
+fn gone_via(transport: &str, restart: bool) -> &'static str {
+    match transport {
+        "poll" => "410",
+        // SSE's stale cursor is answered in-band (`Streaming::sse_gone`):
+        // EventSource cannot read a 410.
+        "stream" if restart => "410",
+        _ => "frame",
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -369,6 +427,20 @@ async fn transport_scenario(client: &Client, http: &Http, page: &str, port: u16,
         "{t}: the shutdown answer shows as `{shutdown_seen}` in the log: {:?}",
         gone.log
     );
+    if t == "ws" {
+        // 1001 Going Away, then the refused reconnects (1006).
+        assert_eq!(
+            gone.closes.first(),
+            Some(&1001),
+            "{t}: the socket's first close is the shutdown's: {:?}",
+            gone.closes
+        );
+        assert!(
+            gone.closes[1..].iter().all(|&c| c == 1006),
+            "{t}: then the refused reconnects: {:?}",
+            gone.closes
+        );
+    }
 
     // Start again on the same port, with a new log (new epoch). Half of the
     // new messages are published before the page is back.
@@ -379,6 +451,14 @@ async fn transport_scenario(client: &Client, http: &Http, page: &str, port: u16,
     let back = wait_page(client, "resynced", |p| p.state == "resynced").await;
     assert_eq!(back.resyncs, 1, "{t}: one resync");
     assert!(back.reconnects >= 1, "{t}: counted as a reconnect");
+    if t == "ws" {
+        assert_eq!(
+            back.closes.last(),
+            Some(&4410),
+            "{t}: the old epoch's cursor is closed with 4410: {:?}",
+            back.closes
+        );
+    }
     after.extend(
         http.publish_all(&api, &texts(&format!("{t} after"), AFTER / 2..AFTER))
             .await,
@@ -390,9 +470,7 @@ async fn transport_scenario(client: &Client, http: &Http, page: &str, port: u16,
     let mut expected = before;
     expected.push(Item::Resync {
         resync: "epoch".into(),
-        // The demo answers SSE's stale cursor in-band (`Streaming::sse_gone`):
-        // EventSource cannot read a 410.
-        via: if t == "sse" { "frame" } else { "410" }.into(),
+        via: gone_via(t, true).into(),
     });
     expected.extend(after.iter().cloned());
     assert_eq!(
@@ -423,14 +501,23 @@ async fn transport_scenario(client: &Client, http: &Http, page: &str, port: u16,
     .await;
     expected.push(Item::Resync {
         resync: "evicted".into(),
-        // The parked poll is answered 410; a stream ends with `gone`.
-        via: if t == "poll" { "410" } else { "frame" }.into(),
+        // The parked poll is answered 410; a stream or a WebSocket ends
+        // with `gone`.
+        via: gone_via(t, false).into(),
     });
     expected.extend(burst[BURST - RETAIN..].iter().cloned());
     assert_eq!(
         shown.items, expected,
         "{t}: after the eviction, one resync marker and exactly the retained events"
     );
+    if t == "ws" {
+        assert_eq!(
+            shown.closes.last(),
+            Some(&4410),
+            "{t}: the evicted cursor is closed with 4410: {:?}",
+            shown.closes
+        );
+    }
 
     // 4. Close the page: the server sees the browser go.
     http.wait_stats(&api, "the page's connection open", open_at_server(t))
@@ -441,8 +528,42 @@ async fn transport_scenario(client: &Client, http: &Http, page: &str, port: u16,
     api.stop().await;
 }
 
-/// The page from the server itself: the form, transport switches, a
-/// restart, and the screenshot.
+/// Types `text` into the page's form and presses Publish.
+async fn send_from_form(client: &Client, text: &str) {
+    let input = client.find(Locator::Css("#text")).await.expect("input");
+    input.send_keys(text).await.expect("type");
+    client
+        .find(Locator::Css("#send"))
+        .await
+        .expect("button")
+        .click()
+        .await
+        .expect("click");
+}
+
+/// Clicks the button of transport `t` (unless it is the current one) and
+/// waits until the page is connected over it.
+async fn switch_to(client: &Client, t: &str) {
+    if snapshot(client).await.is_some_and(|p| p.transport == t) {
+        return;
+    }
+    client
+        .find(Locator::XPath(&format!(
+            "//label[input[@name='transport' and @value='{t}']]"
+        )))
+        .await
+        .expect("transport button")
+        .click()
+        .await
+        .expect("click");
+    wait_page(client, "switched", |p| {
+        p.transport == t && p.state == "connected"
+    })
+    .await;
+}
+
+/// The page from the server itself: the form (over HTTP, then through the
+/// WebSocket), transport switches, a restart, and the screenshot.
 async fn same_origin_scenario(client: &Client, http: &Http, port: u16) -> Vec<u8> {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let api = Api::start(addr, &Origins::Loopback).await;
@@ -457,15 +578,7 @@ async fn same_origin_scenario(client: &Client, http: &Http, port: u16) -> Vec<u8
 
     // The form publishes through POST /publish.
     let typed = "Hello from the page — grüße";
-    let input = client.find(Locator::Css("#text")).await.expect("input");
-    input.send_keys(typed).await.expect("type");
-    client
-        .find(Locator::Css("#send"))
-        .await
-        .expect("button")
-        .click()
-        .await
-        .expect("click");
+    send_from_form(client, typed).await;
     let page = wait_page(client, "the typed message", |p| p.messages() == 1).await;
     let head = http.stats(&api).await["head"].as_str().unwrap().to_owned();
     let mut expected = vec![Item::Message {
@@ -473,6 +586,12 @@ async fn same_origin_scenario(client: &Client, http: &Http, port: u16) -> Vec<u8
         text: typed.into(),
     }];
     assert_eq!(page.items, expected, "the form's message, with its id");
+    assert_eq!(
+        api.posts(),
+        1,
+        "the form's message went through POST /publish"
+    );
+    assert_eq!(page.log.first().map(String::as_str), Some("published"));
 
     // Switching transports resumes from the cursor: nothing lost or repeated.
     let lines = [
@@ -481,21 +600,7 @@ async fn same_origin_scenario(client: &Client, http: &Http, port: u16) -> Vec<u8
         ("sse", "and now over server-sent events"),
     ];
     for (t, text) in lines {
-        if snapshot(client).await.is_none_or(|p| p.transport != t) {
-            client
-                .find(Locator::XPath(&format!(
-                    "//label[input[@name='transport' and @value='{t}']]"
-                )))
-                .await
-                .expect("transport button")
-                .click()
-                .await
-                .expect("click");
-            wait_page(client, "switched", |p| {
-                p.transport == t && p.state == "connected"
-            })
-            .await;
-        }
+        switch_to(client, t).await;
         expected.extend(http.publish_all(&api, &[text.to_owned()]).await);
         let page = wait_page(client, "message after a switch", |p| {
             p.messages() >= expected.len()
@@ -504,21 +609,50 @@ async fn same_origin_scenario(client: &Client, http: &Http, port: u16) -> Vec<u8
         assert_eq!(page.items, expected, "after switching to {t}");
     }
 
-    // A restart, for the picture: stale messages, the resync marker, new ones.
+    // On the WebSocket the form sends a text frame, which the server
+    // publishes: no POST /publish.
+    switch_to(client, "ws").await;
+    let posts = api.posts();
+    let typed = "and this one through the WebSocket itself";
+    send_from_form(client, typed).await;
+    let page = wait_page(client, "the message sent over the socket", |p| {
+        p.messages() > expected.len()
+    })
+    .await;
+    let head = http.stats(&api).await["head"].as_str().unwrap().to_owned();
+    expected.push(Item::Message {
+        id: head,
+        text: typed.into(),
+    });
+    assert_eq!(page.items, expected, "the socket's message, with its id");
+    assert_eq!(
+        api.posts(),
+        posts,
+        "sent over the socket, not POST /publish"
+    );
+    assert!(
+        page.log.iter().any(|k| k == "sent"),
+        "the log says it was sent over the socket: {:?}",
+        page.log
+    );
+
+    // A restart, for the picture: stale messages, the resync marker, new
+    // ones, and the WebSocket's closes (1001, 1006, 4410) in the log.
     api.stop().await;
     wait_page(client, "reconnecting", |p| p.state == "reconnecting").await;
     let api = Api::start(addr, &Origins::Loopback).await;
     wait_page(client, "resynced", |p| p.state == "resynced").await;
     expected.push(Item::Resync {
         resync: "epoch".into(),
-        via: "frame".into(), // the page is on SSE here
+        via: gone_via("ws", true).into(),
     });
     expected.extend(
         http.publish_all(
             &api,
             &[
                 "The server restarted: new log, new epoch".to_owned(),
-                "410 for the old cursor → resynced from the restart cursor".to_owned(),
+                "gone frame + 4410 for the old cursor → resynced from the restart cursor"
+                    .to_owned(),
             ],
         )
         .await,
@@ -528,11 +662,15 @@ async fn same_origin_scenario(client: &Client, http: &Http, port: u16) -> Vec<u8
     })
     .await;
     assert_eq!(page.items, expected, "same-origin restart");
+    assert_eq!(page.closes.first(), Some(&1001), "{:?}", page.closes);
+    assert_eq!(page.closes.last(), Some(&4410), "{:?}", page.closes);
 
-    // End the highlight of new messages before the picture.
+    // End the highlight of new messages, and the form's focus ring (the
+    // socket's message left it focused), before the picture.
     client
         .execute(
-            "return document.getAnimations().forEach((a) => a.finish())",
+            "document.activeElement?.blur(); \
+             return document.getAnimations().forEach((a) => a.finish())",
             vec![],
         )
         .await

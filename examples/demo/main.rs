@@ -8,9 +8,10 @@
 //! ```
 //!
 //! Then open <http://127.0.0.1:3000/>: the demo page (`page.html`, plain JS)
-//! publishes messages and shows them live over long-poll, an NDJSON stream
-//! or server-sent events, with the connection state and the cursor; stop
-//! and restart the server to watch it reconnect and resync. The same page
+//! publishes messages and shows them live over long-poll, an NDJSON stream,
+//! server-sent events or a WebSocket (which then also carries what you
+//! publish), with the connection state and the cursor; stop and restart the
+//! server to watch it reconnect and resync. The same page
 //! served from another origin talks to this server with `?api=`:
 //!
 //! ```text
