@@ -97,14 +97,38 @@
 //! whatever the client derived from them, then continue from that cursor.
 //! A reader whose cursor is evicted while it waits (more than `capacity`
 //! events published before it woke) gets the same `410`.
+//!
+//! # Backends
+//!
+//! `EventLog<T, B = Memory>`: `B` says where the events live.
+//!
+//! | | [`Memory`] (the default) | `Redis` (feature `redis`) |
+//! |---|---|---|
+//! | events live in | this process | a Redis stream, shared by every instance that names its key |
+//! | publish | `log.publish(x)`: synchronous, cannot fail | `log.publish(x).await`: `Result<Cursor, PublishError>` |
+//! | generic publish | [`log.append(x).await`](EventLog::append), always `Ok` | the same as its `publish` |
+//! | epoch | random per log: a restart is a `410` `epoch` | kept in Redis: changes only when Redis lost the stream |
+//! | positions | 1, 2, 3, … | the stream entry ID `<ms>-<seq>` as `ms << 20 \| seq` |
+//! | [`Resume::start`] refuses with | [`CursorGone`] (`410`) | `StartError`: `410`, or `503` + `Retry-After` while Redis is unreachable |
+//!
+//! Reads are the same for both and never touch the network: they are
+//! served from an in-process structure (the memory log itself; for Redis a
+//! mirror of the stream's tail), synchronously, under a read lock. So
+//! [`Resume::start`], [`LongPoll::respond_with_log`](crate::LongPoll::respond_with_log),
+//! [`Streaming::ndjson_log`](crate::Streaming::ndjson_log) /
+//! [`sse_log`](crate::Streaming::sse_log) and [`EventLog::subscribe`] are
+//! generic over the backend and work unchanged on either.
 
+mod backend;
 mod cursor;
 mod gone;
 mod log;
 mod poll;
 mod resume;
+mod state;
 mod subscription;
 
+pub use self::backend::{Backend, Memory, PublishError};
 pub use self::cursor::{Cursor, MalformedCursor};
 pub use self::gone::{CursorGone, GoneReason};
 pub use self::log::{Batch, Event, EventLog, EventLogBuilder};

@@ -17,7 +17,7 @@ use super::frames::{Encode, Gauge, Item, Limits, Pieces, Plain};
 use super::StreamConfig;
 use crate::context::RequestContext;
 use crate::disconnect::MissingDisconnectLayer;
-use crate::event_log::{Cursor, CursorGone, Event, EventLog};
+use crate::event_log::{Backend, Cursor, CursorGone, Event, EventLog};
 
 /// `X-Accel-Buffering: no` tells nginx not to buffer the response.
 const X_ACCEL_BUFFERING: HeaderName = HeaderName::from_static("x-accel-buffering");
@@ -249,17 +249,19 @@ impl Streaming {
     }
 
     /// [`ndjson`](Self::ndjson) of the events of `log` after `start`.
-    pub fn ndjson_log<T>(self, log: &EventLog<T>, start: Cursor) -> Response
+    pub fn ndjson_log<T, B>(self, log: &EventLog<T, B>, start: Cursor) -> Response
     where
         T: Clone + Serialize + Send + Sync + 'static,
+        B: Backend,
     {
         self.ndjson(log.subscribe(start), start)
     }
 
     /// [`sse`](Self::sse) of the events of `log` after `start`.
-    pub fn sse_log<T>(self, log: &EventLog<T>, start: Cursor) -> Response
+    pub fn sse_log<T, B>(self, log: &EventLog<T, B>, start: Cursor) -> Response
     where
         T: Clone + Serialize + Send + Sync + 'static,
+        B: Backend,
     {
         self.sse(log.subscribe(start), start)
     }
