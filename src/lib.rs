@@ -85,6 +85,7 @@
 //! | feature | what it adds | default |
 //! |---|---|---|
 //! | `net` | [`net::DeadPeer`]: a listener for `axum::serve` that finds vanished peers (TCP keepalive, `TCP_USER_TIMEOUT`) and peers that stop reading (write-stall timeout) | yes |
+//! | `redis` | the cursor log on Redis Streams, shared by many instances ([the Redis backend](event_log#the-redis-backend)); re-exports the `redis` client crate | no |
 //!
 //! [axum]: https://docs.rs/axum/0.8
 
@@ -101,6 +102,10 @@ mod overload;
 mod params;
 pub mod stats;
 pub mod stream;
+
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use redis;
 
 pub use crate::disconnect::{DisconnectLayer, DisconnectToken};
 pub use crate::event_log::{Cursor, CursorGone, EventLog, Resume};
