@@ -32,6 +32,19 @@ end
 return current
 ";
 
+/// The stream's newest entries, Redis's clock and `XINFO STREAM` (nil when
+/// there is no stream), read at one instant: an entry added between two
+/// separate reads could otherwise be counted as seen and never read.
+const TAIL: &str = r"
+local newest = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', ARGV[1])
+local time = redis.call('TIME')
+local info = false
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  info = redis.call('XINFO', 'STREAM', KEYS[1])
+end
+return {newest, time, info}
+";
+
 /// Settings and scripts shared by the log and its reader task.
 pub(crate) struct Link {
     client: Client,
@@ -48,6 +61,7 @@ pub(crate) struct Link {
     pub(crate) keep: usize,
     append: Script,
     claim: Script,
+    tail: Script,
     /// Whether the reader is connected and in step with the stream.
     connected: AtomicBool,
 }
@@ -133,6 +147,7 @@ impl Link {
             keep: config.capacity.saturating_add(1),
             append: Script::new(APPEND),
             claim: Script::new(CLAIM),
+            tail: Script::new(TAIL),
             connected: AtomicBool::new(true),
         }
     }
@@ -245,32 +260,20 @@ impl Link {
 
     /// The newest `keep` entries and what Redis knows of the stream.
     pub(crate) async fn tail(&self, conn: &mut MultiplexedConnection) -> RedisResult<Tail> {
-        let (newest, (secs, micros)): (StreamRangeReply, (u64, u64)) = redis::pipe()
-            .cmd("XREVRANGE")
-            .arg(&self.key)
-            .arg("+")
-            .arg("-")
-            .arg("COUNT")
+        let (newest, (secs, micros), info): (StreamRangeReply, (u64, u64), Value) = self
+            .tail
+            .key(&self.key)
             .arg(self.keep)
-            .cmd("TIME")
-            .query_async(conn)
+            .invoke_async(conn)
             .await?;
         let clock = Clock {
             at: Instant::now(),
             ms: secs.saturating_mul(1000).saturating_add(micros / 1000),
         };
-        let info: RedisResult<Value> = redis::cmd("XINFO")
-            .arg("STREAM")
-            .arg(&self.key)
-            .query_async(conn)
-            .await;
         let (complete, last_generated) = match info {
-            Ok(value) => stream_info(&value),
             // No stream yet: nothing was ever added, so nothing removed.
-            Err(err) if err.detail().is_some_and(|d| d.contains("no such key")) => {
-                (Some(true), Id::ZERO)
-            }
-            Err(err) => return Err(err),
+            Value::Nil => (Some(true), Id::ZERO),
+            info => stream_info(&info),
         };
         Ok(Tail {
             newest: newest.ids,

@@ -26,8 +26,8 @@ const COUNT: usize = 1000;
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Mark {
     pub(crate) epoch: u64,
-    /// The ID to read after: the newest entry applied, or (before any) the
-    /// stream's last generated ID when the mirror was built.
+    /// The ID to read after: the newest entry applied, or `0-0` before any
+    /// (every entry added later follows it).
     pub(crate) last: Id,
     /// Whether `last` is an entry this mirror applied (so it must still be
     /// in the stream unless more than `capacity` entries followed it).
@@ -125,9 +125,10 @@ pub(crate) fn fresh<T: DeserializeOwned>(
             last,
             seen: true,
         },
+        // Every entry added from now on follows `0-0`.
         None => Mark {
             epoch,
-            last: tail.last_generated,
+            last: Id::ZERO,
             seen: false,
         },
     };
@@ -141,6 +142,40 @@ enum Plan<T> {
     /// The mirror is replaced (same epoch after more than `capacity`
     /// entries were missed, or a new epoch).
     Fresh(State<T>),
+}
+
+/// What a reconnect under the same epoch means for the mirror.
+#[derive(Debug, PartialEq, Eq)]
+enum Decision {
+    /// Contiguous: the newest `n` entries of the tail follow the mirror.
+    Append(usize),
+    /// More than `capacity` entries followed the mirror: rebuild it from
+    /// the tail (old cursors are evicted, as in memory).
+    Fresh,
+    /// The mirror's last entry is gone although fewer than `capacity`
+    /// entries followed it: the stream lost writes.
+    Lost,
+}
+
+/// `ids`: the stream's newest `keep` (at most) entry IDs, newest first.
+fn decide(mark: Mark, ids: &[Id], keep: usize) -> Decision {
+    let missed_more_than_kept =
+        ids.len() >= keep && ids.last().is_some_and(|oldest| *oldest > mark.last);
+    // Trimming removes the oldest first: while our last entry is there,
+    // nothing after it was removed. Before the mirror applied any entry,
+    // the stream's length vouches for it (nothing is trimmed below `keep`).
+    let contiguous = if mark.seen {
+        ids.contains(&mark.last)
+    } else {
+        !missed_more_than_kept
+    };
+    if contiguous {
+        Decision::Append(ids.iter().take_while(|id| **id > mark.last).count())
+    } else if missed_more_than_kept {
+        Decision::Fresh
+    } else {
+        Decision::Lost
+    }
 }
 
 /// Checks the stream against the mirror after a reconnect (or an epoch
@@ -160,36 +195,25 @@ async fn resync<T: DeserializeOwned>(
         return Ok((Plan::Fresh(state), mark));
     }
     let ids: Vec<Id> = tail.newest.iter().filter_map(id_of).collect();
-    let missed_more_than_kept =
-        ids.len() >= link.keep && ids.last().is_some_and(|oldest| *oldest > mark.last);
-    let contiguous = if mark.seen {
-        // Trimming removes the oldest first: while our last entry is there,
-        // nothing after it was removed.
-        ids.contains(&mark.last)
-    } else {
-        !missed_more_than_kept
-    };
-    if contiguous {
-        let newer = tail
-            .newest
-            .iter()
-            .take_while(|e| id_of(e).is_some_and(|id| id > mark.last))
-            .count();
-        let mut entries = decode(&tail.newest[..newer]);
-        entries.reverse();
-        let next = match ids.first() {
-            Some(&last) if newer > 0 => Mark {
-                epoch,
-                last,
-                seen: true,
-            },
-            _ => mark,
-        };
-        return Ok((Plan::Append(entries, tail.clock), next));
-    }
-    if missed_more_than_kept {
-        let (state, mark) = fresh(epoch, &tail, link.keep, retention);
-        return Ok((Plan::Fresh(state), mark));
+    match decide(mark, &ids, link.keep) {
+        Decision::Append(newer) => {
+            let mut entries = decode(&tail.newest[..newer]);
+            entries.reverse();
+            let next = match ids.first() {
+                Some(&last) if newer > 0 => Mark {
+                    epoch,
+                    last,
+                    seen: true,
+                },
+                _ => mark,
+            };
+            return Ok((Plan::Append(entries, tail.clock), next));
+        }
+        Decision::Fresh => {
+            let (state, mark) = fresh(epoch, &tail, link.keep, retention);
+            return Ok((Plan::Fresh(state), mark));
+        }
+        Decision::Lost => {}
     }
     // Our last entry is gone although fewer than `capacity` followed it:
     // Redis lost writes (a crash inside the fsync window) or someone deleted
@@ -313,5 +337,45 @@ pub(crate) async fn run<T>(
                 tokio::time::sleep(backoff.next()).await;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(ms: &[u64]) -> Vec<Id> {
+        ms.iter().map(|&ms| Id { ms, seq: 0 }).collect()
+    }
+
+    fn mark(last: u64, seen: bool) -> Mark {
+        Mark {
+            epoch: 1,
+            last: Id { ms: last, seq: 0 },
+            seen,
+        }
+    }
+
+    #[test]
+    fn reconnect_decisions() {
+        // keep = capacity + 1 = 4; tails are newest first.
+        let keep = 4;
+        // Nothing new.
+        assert_eq!(decide(mark(9, true), &ids(&[9, 8, 7]), keep), Decision::Append(0));
+        // Two new entries after ours.
+        assert_eq!(decide(mark(7, true), &ids(&[9, 8, 7, 6]), keep), Decision::Append(2));
+        // Exactly `capacity` new: ours is the oldest kept.
+        assert_eq!(decide(mark(6, true), &ids(&[9, 8, 7, 6]), keep), Decision::Append(3));
+        // More than `capacity` new: ours is gone by retention.
+        assert_eq!(decide(mark(5, true), &ids(&[9, 8, 7, 6]), keep), Decision::Fresh);
+        // Ours is gone although the tail reaches back past it: lost writes.
+        assert_eq!(decide(mark(7, true), &ids(&[9, 8, 6, 5]), keep), Decision::Lost);
+        // Ours is gone and the stream is short: lost (a crash, a failover).
+        assert_eq!(decide(mark(7, true), &ids(&[9]), keep), Decision::Lost);
+        assert_eq!(decide(mark(7, true), &[], keep), Decision::Lost);
+        // Before any entry was applied: the short stream is whole.
+        assert_eq!(decide(mark(0, false), &ids(&[3, 2]), keep), Decision::Append(2));
+        assert_eq!(decide(mark(0, false), &[], keep), Decision::Append(0));
+        assert_eq!(decide(mark(0, false), &ids(&[9, 8, 7, 6]), keep), Decision::Fresh);
     }
 }
