@@ -7,6 +7,17 @@
 //! ADDR=127.0.0.1:8080 RETAIN=100 cargo run --example demo
 //! ```
 //!
+//! Two instances sharing one log on Redis (a client may poll either with
+//! the same cursor; see the crate's `event_log` docs, "The Redis backend"):
+//!
+//! ```text
+//! redis-server --port 6379 --appendonly yes &
+//! REDIS_URL=redis://127.0.0.1:6379 ADDR=127.0.0.1:3000 cargo run --features redis --example demo &
+//! REDIS_URL=redis://127.0.0.1:6379 ADDR=127.0.0.1:3001 cargo run --features redis --example demo &
+//! curl -d 'hello' localhost:3000/publish              # → {"id":"<cursor>"}
+//! curl -i 'localhost:3001/poll?from=oldest'           # the same event, the same id
+//! ```
+//!
 //! Try it with curl (in a second terminal):
 //!
 //! ```text
@@ -27,12 +38,15 @@
 //! HTTP interface (a contract: names and shapes stay):
 //!
 //! - `POST /publish`: body is UTF-8 text (at most 64 KiB, else `413`) →
-//!   `200 {"id":"<cursor of this event>"}`.
+//!   `200 {"id":"<cursor of this event>"}`; `503` + `Retry-After` when the
+//!   log is on Redis and Redis is unreachable (the event may or may not have
+//!   been stored: retrying gives at-least-once).
 //! - `GET /poll?cursor=<c>&timeout=<s>` → `200
 //!   {"events":[{"id":"<cursor>","data":"…"}],"cursor":"<next>"}`; `204` with
 //!   header `Cursor: <next>` on timeout; `410` with a JSON body when the
 //!   cursor is too old or from before a restart; `400` on bad input; `503` +
-//!   `Retry-After` on shutdown. Without a cursor: from now; `?from=oldest`:
+//!   `Retry-After` on shutdown (and, on Redis, for new polls while Redis is
+//!   unreachable). Without a cursor: from now; `?from=oldest`:
 //!   from the oldest retained event. Also `Last-Event-ID` and
 //!   `?last_event_id=`.
 //! - `GET /stream?cursor=<c>` → NDJSON, one `{"id":"<cursor>","data":"…"}` per
@@ -41,15 +55,20 @@
 //! - `GET /sse` → server-sent events with `id:` = cursor; honours
 //!   `Last-Event-ID` and `?last_event_id=`.
 //! - `GET /stats` → `{"parked":n,"streaming":n,"ready":n,"timeout":n,
-//!   "shutdown":n,"disconnected":n,"retained":n,"head":"<cursor>"}`.
+//!   "shutdown":n,"disconnected":n,"retained":n,"head":"<cursor>",
+//!   "backend":"memory"|"redis"}`.
 //!
 //! Environment: `ADDR` (default `127.0.0.1:3000`), `RETAIN` (events kept,
-//! default 1024).
+//! default 1024; instances sharing a Redis key must agree on it),
+//! `REDIS_URL` (e.g. `redis://127.0.0.1:6379`: keep the log in a Redis
+//! stream instead of this process; needs `--features redis`), `REDIS_KEY`
+//! (the stream's key, default `axum-longpoll:demo`).
 
 mod app;
 
 use std::net::SocketAddr;
 
+use axum_longpoll::event_log::Backend;
 use axum_longpoll::net::DeadPeer;
 use axum_longpoll::EventLog;
 use tokio_util::sync::CancellationToken;
@@ -101,11 +120,40 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
 
-    let log = EventLog::new(retain);
+    let builder = EventLog::builder().capacity(retain);
+    match std::env::var("REDIS_URL") {
+        Err(_) => serve(addr, builder.build(), retain, shutdown).await,
+        #[cfg(feature = "redis")]
+        Ok(url) => {
+            let key = std::env::var("REDIS_KEY").unwrap_or_else(|_| "axum-longpoll:demo".into());
+            let client = axum_longpoll::redis::Client::open(url.as_str())
+                .map_err(|e| format!("invalid REDIS_URL={url:?}: {e}"))?;
+            let log = builder
+                .redis(client, key.as_str())
+                .connect()
+                .await
+                .map_err(|e| format!("cannot use Redis at {url} (key {key:?}): {e}"))?;
+            eprintln!("log on Redis {url}, stream key {key:?}");
+            serve(addr, log, retain, shutdown).await
+        }
+        #[cfg(not(feature = "redis"))]
+        Ok(_) => Err("REDIS_URL is set but the demo was built without Redis: \
+                      run it with `cargo run --features redis --example demo`"
+            .into()),
+    }
+}
+
+async fn serve<B: Backend>(
+    addr: SocketAddr,
+    log: EventLog<std::sync::Arc<str>, B>,
+    retain: usize,
+    shutdown: CancellationToken,
+) -> Result<(), Box<dyn std::error::Error>> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     eprintln!(
-        "demo listening on http://{} (retaining {retain} events)",
-        listener.local_addr()?
+        "demo listening on http://{} (retaining {retain} events, {} backend)",
+        listener.local_addr()?,
+        B::NAME,
     );
     // Finds clients that vanish without FIN/RST or stop reading (30 s).
     let listener = DeadPeer::new().listen(listener);
