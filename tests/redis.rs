@@ -116,7 +116,10 @@ impl RedisServer {
             if self.command("PING").await.is_ok_and(|r| r == "+PONG") {
                 return;
             }
-            assert!(Instant::now() < deadline, "redis-server did not answer PING");
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not answer PING"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -392,7 +395,9 @@ async fn get(addr: SocketAddr, target: &str) -> Reply {
 }
 
 async fn publish_http(addr: SocketAddr, text: &str) -> Reply {
-    http(addr, "POST", "/publish", text.as_bytes()).await.unwrap()
+    http(addr, "POST", "/publish", text.as_bytes())
+        .await
+        .unwrap()
 }
 
 /// The head cursor of an instance: a `204` with a `Cursor` header.
@@ -414,7 +419,10 @@ async fn until_ready(addr: SocketAddr) {
         if reply.status != 503 {
             return;
         }
-        assert!(Instant::now() < deadline, "instance never recovered: {reply:?}");
+        assert!(
+            Instant::now() < deadline,
+            "instance never recovered: {reply:?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -537,9 +545,13 @@ async fn publish_on_a_long_poll_on_b_with_a_cursor_from_a() {
     let c0 = head(a.addr).await;
     assert_eq!(c0, head(b.addr).await, "both instances on the same log");
     // Shared epochs have the top bit set.
-    assert!(u64::from_str_radix(epoch_of(&c0), 16).unwrap() >> 63 == 1, "{c0}");
+    assert!(
+        u64::from_str_radix(epoch_of(&c0), 16).unwrap() >> 63 == 1,
+        "{c0}"
+    );
 
-    let parked = tokio::spawn(async move { get(b.addr, &format!("/poll?timeout=10&cursor={c0}")).await });
+    let parked =
+        tokio::spawn(async move { get(b.addr, &format!("/poll?timeout=10&cursor={c0}")).await });
     until_parked(b.addr, 1).await;
     let published = publish_http(a.addr, "hello").await;
     assert_eq!(published.status, 200, "{published:?}");
@@ -565,7 +577,11 @@ async fn publish_on_a_long_poll_on_b_with_a_cursor_from_a() {
     let started = Instant::now();
     let reply = get(b.addr, &format!("/poll?timeout=10&cursor={forged}")).await;
     assert_gone(&reply, "ahead");
-    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -658,7 +674,10 @@ async fn clients_of_a_killed_instance_resume_on_the_other_with_their_cursor() {
         if now + 2 <= before {
             break;
         }
-        assert!(Instant::now() < deadline, "{before} Redis clients before, {now} after");
+        assert!(
+            Instant::now() < deadline,
+            "{before} Redis clients before, {now} after"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     eprintln!("killed A mid-stream; {failed} requests failed and were retried on B");
@@ -771,7 +790,10 @@ async fn redis_restarted_with_appendonly_loses_nothing() {
         .await
         .expect("publisher did not finish")
         .unwrap();
-    assert!(!retried.is_empty(), "no publish failed: the outage was not mid-run");
+    assert!(
+        !retried.is_empty(),
+        "no publish failed: the outage was not mid-run"
+    );
 
     let mut unavailable = 0;
     for client in clients {
@@ -780,7 +802,11 @@ async fn redis_restarted_with_appendonly_loses_nothing() {
             .expect("client did not finish")
             .unwrap();
         assert_gap_free(&seen.data, EVENTS, &retried);
-        assert_eq!(epoch_of(&seen.ids[0]), epoch_of(&start), "the epoch survived");
+        assert_eq!(
+            epoch_of(&seen.ids[0]),
+            epoch_of(&start),
+            "the epoch survived"
+        );
         unavailable += seen.unavailable;
     }
     eprintln!(
@@ -798,13 +824,20 @@ async fn redis_restarted_without_persistence_is_410_epoch_never_a_silent_gap() {
     let publisher = connect_log(&redis.url(), "t:nopersist", 64).await;
     let mut ids = Vec::new();
     for n in 0..10 {
-        ids.push(publisher.publish(Arc::from(n.to_string())).await.unwrap().to_string());
+        ids.push(
+            publisher
+                .publish(Arc::from(n.to_string()))
+                .await
+                .unwrap()
+                .to_string(),
+        );
     }
     // One client parked, caught up; another still behind (has seen 0..=4).
     let caught_up = ids[9].clone();
-    let parked = tokio::spawn(async move {
-        get(b.addr, &format!("/poll?timeout=20&cursor={caught_up}")).await
-    });
+    let parked =
+        tokio::spawn(
+            async move { get(b.addr, &format!("/poll?timeout=20&cursor={caught_up}")).await },
+        );
     until_parked(b.addr, 1).await;
 
     redis.stop().await;
@@ -905,7 +938,10 @@ async fn redis_down_new_polls_503_publish_fails_parked_polls_get_events_after_re
     assert!(reply.text().contains("not published"), "{}", reply.text());
     // The parked poll is still waiting.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(!parked.is_finished(), "the parked poll was answered while Redis was down");
+    assert!(
+        !parked.is_finished(),
+        "the parked poll was answered while Redis was down"
+    );
     assert_eq!(stats(addr).await["parked"], 1);
 
     redis.restart().await;
@@ -913,5 +949,9 @@ async fn redis_down_new_polls_503_publish_fails_parked_polls_get_events_after_re
     let reply = publish_http(addr, "after").await;
     assert_eq!(reply.status, 200, "{reply:?}");
     let reply = parked.await.unwrap();
-    assert_eq!(reply.data(), ["after"], "the parked poll gets what was published after");
+    assert_eq!(
+        reply.data(),
+        ["after"],
+        "the parked poll gets what was published after"
+    );
 }

@@ -91,7 +91,10 @@ async fn stats<B: Backend>(State(app): State<App<B>>) -> Response {
 
 /// The demo's router, for a given log (in memory or on Redis) and shutdown
 /// token.
-pub(crate) fn router<B: Backend>(log: EventLog<Arc<str>, B>, shutdown: CancellationToken) -> Router {
+pub(crate) fn router<B: Backend>(
+    log: EventLog<Arc<str>, B>,
+    shutdown: CancellationToken,
+) -> Router {
     let layer = DisconnectLayer::new().shutdown(shutdown);
     let state = App {
         log,

@@ -226,9 +226,9 @@ pub use self::backend::{Backend, Memory, PublishError};
 pub use self::cursor::{Cursor, MalformedCursor};
 pub use self::gone::{CursorGone, GoneReason};
 pub use self::log::{Batch, Event, EventLog, EventLogBuilder};
+pub use self::poll::CURSOR;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use self::redis::{Redis, RedisLogBuilder, StartError, Unavailable};
-pub use self::poll::CURSOR;
 pub use self::resume::{Resume, ResumeRejection, StartFrom, LAST_EVENT_ID};
 pub use self::subscription::Subscription;

@@ -62,7 +62,10 @@ mod tests {
     fn positions_order_as_ids_do() {
         let ids = [
             Id { ms: 0, seq: 1 },
-            Id { ms: 0, seq: MAX_SEQ },
+            Id {
+                ms: 0,
+                seq: MAX_SEQ,
+            },
             Id { ms: 1, seq: 0 },
             Id {
                 ms: 1_795_292_581_994,
@@ -94,7 +97,15 @@ mod tests {
             seq: MAX_SEQ + 1,
         };
         let gap = over.position().unwrap_err();
-        assert_eq!(gap, Id { ms: 5, seq: MAX_SEQ }.position().unwrap());
+        assert_eq!(
+            gap,
+            Id {
+                ms: 5,
+                seq: MAX_SEQ
+            }
+            .position()
+            .unwrap()
+        );
         assert!(gap < Id { ms: 6, seq: 0 }.position().unwrap());
         assert_eq!(
             Id {
@@ -104,7 +115,15 @@ mod tests {
             .position(),
             Err(u64::MAX)
         );
-        for bad in ["", "1", "1-", "-1", "a-1", "1-2-3", "1-18446744073709551616"] {
+        for bad in [
+            "",
+            "1",
+            "1-",
+            "-1",
+            "a-1",
+            "1-2-3",
+            "1-18446744073709551616",
+        ] {
             assert_eq!(Id::parse(bad), None, "{bad:?}");
         }
     }

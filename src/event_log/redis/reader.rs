@@ -361,21 +361,42 @@ mod tests {
         // keep = capacity + 1 = 4; tails are newest first.
         let keep = 4;
         // Nothing new.
-        assert_eq!(decide(mark(9, true), &ids(&[9, 8, 7]), keep), Decision::Append(0));
+        assert_eq!(
+            decide(mark(9, true), &ids(&[9, 8, 7]), keep),
+            Decision::Append(0)
+        );
         // Two new entries after ours.
-        assert_eq!(decide(mark(7, true), &ids(&[9, 8, 7, 6]), keep), Decision::Append(2));
+        assert_eq!(
+            decide(mark(7, true), &ids(&[9, 8, 7, 6]), keep),
+            Decision::Append(2)
+        );
         // Exactly `capacity` new: ours is the oldest kept.
-        assert_eq!(decide(mark(6, true), &ids(&[9, 8, 7, 6]), keep), Decision::Append(3));
+        assert_eq!(
+            decide(mark(6, true), &ids(&[9, 8, 7, 6]), keep),
+            Decision::Append(3)
+        );
         // More than `capacity` new: ours is gone by retention.
-        assert_eq!(decide(mark(5, true), &ids(&[9, 8, 7, 6]), keep), Decision::Fresh);
+        assert_eq!(
+            decide(mark(5, true), &ids(&[9, 8, 7, 6]), keep),
+            Decision::Fresh
+        );
         // Ours is gone although the tail reaches back past it: lost writes.
-        assert_eq!(decide(mark(7, true), &ids(&[9, 8, 6, 5]), keep), Decision::Lost);
+        assert_eq!(
+            decide(mark(7, true), &ids(&[9, 8, 6, 5]), keep),
+            Decision::Lost
+        );
         // Ours is gone and the stream is short: lost (a crash, a failover).
         assert_eq!(decide(mark(7, true), &ids(&[9]), keep), Decision::Lost);
         assert_eq!(decide(mark(7, true), &[], keep), Decision::Lost);
         // Before any entry was applied: the short stream is whole.
-        assert_eq!(decide(mark(0, false), &ids(&[3, 2]), keep), Decision::Append(2));
+        assert_eq!(
+            decide(mark(0, false), &ids(&[3, 2]), keep),
+            Decision::Append(2)
+        );
         assert_eq!(decide(mark(0, false), &[], keep), Decision::Append(0));
-        assert_eq!(decide(mark(0, false), &ids(&[9, 8, 7, 6]), keep), Decision::Fresh);
+        assert_eq!(
+            decide(mark(0, false), &ids(&[9, 8, 7, 6]), keep),
+            Decision::Fresh
+        );
     }
 }
