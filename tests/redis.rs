@@ -536,6 +536,20 @@ fn assert_gap_free(seen: &[String], n: usize, retried: &HashSet<usize>) {
 // Scenarios
 // ---------------------------------------------------------------------------
 
+#[test]
+fn public_types_are_send_sync_clone() {
+    fn send_sync<T: Send + Sync + 'static>() {}
+    fn clone<T: Clone>() {}
+    send_sync::<EventLog<Arc<str>, Redis>>();
+    send_sync::<axum_longpoll::event_log::Subscription<Arc<str>, Redis>>();
+    send_sync::<axum_longpoll::event_log::RedisLogBuilder>();
+    send_sync::<axum_longpoll::event_log::StartError>();
+    send_sync::<axum_longpoll::event_log::Unavailable>();
+    send_sync::<axum_longpoll::event_log::PublishError>();
+    clone::<EventLog<Arc<str>, Redis>>();
+    clone::<axum_longpoll::event_log::StartError>();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publish_on_a_long_poll_on_b_with_a_cursor_from_a() {
     let redis = redis_or_skip!(false);

@@ -77,15 +77,11 @@ impl Backend for Memory {
         Ok(())
     }
 
-    fn append<'a, T>(
-        log: &'a EventLog<T, Self>,
-        data: T,
-    ) -> impl Future<Output = Result<Cursor, PublishError>> + Send + 'a
+    async fn append<T>(log: &EventLog<T, Self>, data: T) -> Result<Cursor, PublishError>
     where
         T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
     {
-        let cursor = log.publish(data);
-        std::future::ready(Ok(cursor))
+        Ok(log.publish(data))
     }
 }
 

@@ -295,6 +295,10 @@ impl<T, B: Backend> EventLog<T, B> {
     /// `Redis` writes it to the stream first. For code that is
     /// generic over the backend.
     ///
+    /// It asks for the Redis backend's bounds (`T` goes through JSON there)
+    /// on every backend; an in-memory log of a type without them publishes
+    /// with [`publish`](EventLog::publish).
+    ///
     /// # Errors
     ///
     /// [`PublishError`] as for the backend's own `publish`.
