@@ -598,6 +598,48 @@ async fn publish_on_a_long_poll_on_b_with_a_cursor_from_a() {
     );
 }
 
+/// Reads an NDJSON stream until a line containing `needle`.
+async fn read_until(stream: &mut TcpStream, buf: &mut Vec<u8>, needle: &str) -> String {
+    let deadline = Instant::now() + IO_GUARD;
+    loop {
+        let text = String::from_utf8_lossy(buf).into_owned();
+        if let Some(line) = text.lines().find(|l| l.contains(needle)) {
+            return line.to_owned();
+        }
+        let mut chunk = [0u8; 4096];
+        let n = tokio::time::timeout_at(deadline, stream.read(&mut chunk))
+            .await
+            .unwrap_or_else(|_| panic!("no line with {needle:?} in {text:?}"))
+            .unwrap();
+        assert!(n > 0, "stream ended without {needle:?}: {text:?}");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ndjson_stream_on_b_carries_events_published_on_a() {
+    let redis = redis_or_skip!(false);
+    let a = Instance::start(&redis, "t:ndjson", 64).await;
+    let b = Instance::start(&redis, "t:ndjson", 64).await;
+    let c0 = head(a.addr).await;
+    let mut stream = TcpStream::connect(b.addr).await.unwrap();
+    stream
+        .write_all(format!("GET /stream?cursor={c0} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    let open = read_until(&mut stream, &mut buf, "\"open\"").await;
+    assert!(open.contains(&c0), "{open}");
+    let id = publish_http(a.addr, "streamed").await.json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let line = read_until(&mut stream, &mut buf, "streamed").await;
+    let event: Value = serde_json::from_str(line.trim()).unwrap();
+    assert_eq!(event["id"], id.as_str());
+    assert_eq!(event["data"], "streamed");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_alternating_between_two_instances_sees_5000_events_gap_free() {
     const EVENTS: usize = 5_000;
