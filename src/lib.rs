@@ -87,6 +87,7 @@
 //! |---|---|---|
 //! | `net` | [`net::DeadPeer`]: a listener for `axum::serve` that finds vanished peers (TCP keepalive, `TCP_USER_TIMEOUT`) and peers that stop reading (write-stall timeout) | yes |
 //! | `ws` | the `ws` module (WebSocket mode), on axum's `ws` feature | no |
+//! | `redis` | the cursor log on Redis Streams, shared by many instances ([the Redis backend](event_log#the-redis-backend)); re-exports the `redis` client crate | no |
 //!
 //! [axum]: https://docs.rs/axum/0.8
 
@@ -106,6 +107,10 @@ pub mod stats;
 pub mod stream;
 #[cfg(feature = "ws")]
 pub mod ws;
+
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use redis;
 
 pub use crate::disconnect::{DisconnectLayer, DisconnectToken};
 pub use crate::event_log::{Cursor, CursorGone, EventLog, Resume};

@@ -665,6 +665,8 @@ impl Client {
                             "event" => event = Some(value.to_owned()),
                             "id" => id = Some(value.to_owned()),
                             "data" => data = Some(value.to_owned()),
+                            // The reconnection delay, on the first and last frame.
+                            "retry" if value.parse::<u64>().is_ok() => {}
                             _ => return Err(format!("unexpected SSE field in {block:?}")),
                         }
                     }

@@ -11,7 +11,7 @@ use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use axum_longpoll::event_log::{EventLog, Resume, CURSOR, LAST_EVENT_ID};
+use axum_longpoll::event_log::{Backend, EventLog, Memory, Resume, CURSOR, LAST_EVENT_ID};
 use axum_longpoll::ws::{CloseReason, LiveSocket, OpenSockets, WsConfig};
 use axum_longpoll::{DisconnectLayer, LongPoll, Stats, Streaming};
 use serde_json::json;
@@ -21,13 +21,22 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 /// Largest message `/publish` accepts.
 pub(crate) const MAX_MESSAGE: usize = 64 * 1024;
 
-#[derive(Clone)]
-struct App {
-    log: EventLog<Arc<str>>,
+/// The demo's state, for either backend of the log.
+struct App<B = Memory> {
+    log: EventLog<Arc<str>, B>,
     stats: Stats,
 }
 
-async fn publish(State(app): State<App>, body: Body) -> Response {
+impl<B> Clone for App<B> {
+    fn clone(&self) -> Self {
+        Self {
+            log: self.log.clone(),
+            stats: self.stats.clone(),
+        }
+    }
+}
+
+async fn publish<B: Backend>(State(app): State<App<B>>, body: Body) -> Response {
     let bytes = match axum::body::to_bytes(body, MAX_MESSAGE).await {
         Ok(bytes) => bytes,
         Err(_) => {
@@ -47,25 +56,28 @@ async fn publish(State(app): State<App>, body: Body) -> Response {
         )
             .into_response();
     };
-    let id = app.log.publish(Arc::from(text));
-    Json(json!({ "id": id })).into_response()
+    // On Redis a publish can fail (Redis unreachable): `503` + `Retry-After`.
+    match app.log.append(Arc::from(text)).await {
+        Ok(id) => Json(json!({ "id": id })).into_response(),
+        Err(err) => err.into_response(),
+    }
 }
 
-async fn poll(State(app): State<App>, resume: Resume, lp: LongPoll) -> Response {
+async fn poll<B: Backend>(State(app): State<App<B>>, resume: Resume, lp: LongPoll) -> Response {
     match resume.start(&app.log) {
         Ok(after) => lp.respond_with_log(&app.log, after).await,
         Err(gone) => gone.into_response(),
     }
 }
 
-async fn stream(State(app): State<App>, resume: Resume, s: Streaming) -> Response {
+async fn stream<B: Backend>(State(app): State<App<B>>, resume: Resume, s: Streaming) -> Response {
     match resume.start(&app.log) {
         Ok(start) => s.ndjson_log(&app.log, start),
         Err(gone) => gone.into_response(),
     }
 }
 
-async fn sse(State(app): State<App>, resume: Resume, s: Streaming) -> Response {
+async fn sse<B: Backend>(State(app): State<App<B>>, resume: Resume, s: Streaming) -> Response {
     match resume.start(&app.log) {
         Ok(start) => s.sse_log(&app.log, start),
         Err(gone) => s.sse_gone(gone),
@@ -74,35 +86,51 @@ async fn sse(State(app): State<App>, resume: Resume, s: Streaming) -> Response {
 
 /// Events of the log as text frames; a text frame from the client is
 /// published like `POST /publish` (a binary one closes with `1003`).
-async fn ws(State(app): State<App>, resume: Resume, ws: LiveSocket) -> Response {
+async fn ws<B: Backend>(State(app): State<App<B>>, resume: Resume, ws: LiveSocket) -> Response {
     let start = resume.start(&app.log);
+    // The socket's callback must not wait (on Redis a publish is a round
+    // trip): one task per socket appends its messages in order and stops
+    // when the socket is gone.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Arc<str>>();
     let log = app.log.clone();
+    tokio::spawn(async move {
+        while let Some(text) = rx.recv().await {
+            if let Err(err) = log.append(text).await {
+                eprintln!("publish from a WebSocket failed: {err}");
+            }
+        }
+    });
     ws.serve_log(app.log, start, move |msg| match msg {
         Message::Text(text) => {
-            log.publish(Arc::from(text.as_str()));
+            let _ = tx.send(Arc::from(text.as_str()));
             Ok(())
         }
         _ => Err(CloseReason::server(1003, "text messages only")),
     })
 }
 
-async fn stats(State(app): State<App>) -> Response {
+async fn stats<B: Backend>(State(app): State<App<B>>) -> Response {
     let mut body = serde_json::to_value(app.stats.snapshot()).unwrap_or_default();
     body["retained"] = json!(app.log.len());
     body["head"] = json!(app.log.head());
+    body["backend"] = json!(B::NAME);
     Json(body).into_response()
 }
 
-/// The demo's router, for a given log and shutdown token.
+/// The demo's router, for a given log (in memory or on Redis) and shutdown
+/// token.
 #[allow(dead_code)] // each user of app.rs calls one of the two
-pub(crate) fn router(log: EventLog<Arc<str>>, shutdown: CancellationToken) -> Router {
+pub(crate) fn router<B: Backend>(
+    log: EventLog<Arc<str>, B>,
+    shutdown: CancellationToken,
+) -> Router {
     router_with_sockets(log, shutdown).0
 }
 
 /// The demo's router and its WebSocket connections (to wait for them after
 /// a graceful shutdown).
-pub(crate) fn router_with_sockets(
-    log: EventLog<Arc<str>>,
+pub(crate) fn router_with_sockets<B: Backend>(
+    log: EventLog<Arc<str>, B>,
     shutdown: CancellationToken,
 ) -> (Router, OpenSockets) {
     let layer = DisconnectLayer::new()
@@ -115,12 +143,12 @@ pub(crate) fn router_with_sockets(
     };
     let router = Router::new()
         .route("/", get(page))
-        .route("/publish", post(publish))
-        .route("/poll", get(poll))
-        .route("/stream", get(stream))
-        .route("/sse", get(sse))
-        .route("/ws", get(ws))
-        .route("/stats", get(stats))
+        .route("/publish", post(publish::<B>))
+        .route("/poll", get(poll::<B>))
+        .route("/stream", get(stream::<B>))
+        .route("/sse", get(sse::<B>))
+        .route("/ws", get(ws::<B>))
+        .route("/stats", get(stats::<B>))
         .with_state(state)
         .layer(layer);
     (router, sockets)

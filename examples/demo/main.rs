@@ -21,6 +21,17 @@
 //!
 //! (the page's origin must be allowed by `ORIGINS`; loopback is by default).
 //!
+//! Two instances sharing one log on Redis (a client may poll either with
+//! the same cursor; see the crate's `event_log` docs, "The Redis backend"):
+//!
+//! ```text
+//! redis-server --port 6379 --appendonly yes &
+//! REDIS_URL=redis://127.0.0.1:6379 ADDR=127.0.0.1:3000 cargo run --example demo &
+//! REDIS_URL=redis://127.0.0.1:6379 ADDR=127.0.0.1:3001 cargo run --example demo &
+//! curl -d 'hello' localhost:3000/publish              # → {"id":"<cursor>"}
+//! curl -i 'localhost:3001/poll?from=oldest'           # the same event, the same id
+//! ```
+//!
 //! Try it with curl (in a second terminal):
 //!
 //! ```text
@@ -49,12 +60,15 @@
 //! HTTP interface (a contract: names and shapes stay):
 //!
 //! - `POST /publish`: body is UTF-8 text (at most 64 KiB, else `413`) →
-//!   `200 {"id":"<cursor of this event>"}`.
+//!   `200 {"id":"<cursor of this event>"}`; `503` + `Retry-After` when the
+//!   log is on Redis and Redis is unreachable (the event may or may not have
+//!   been stored: retrying gives at-least-once).
 //! - `GET /poll?cursor=<c>&timeout=<s>` → `200
 //!   {"events":[{"id":"<cursor>","data":"…"}],"cursor":"<next>"}`; `204` with
 //!   header `Cursor: <next>` on timeout; `410` with a JSON body when the
 //!   cursor is too old or from before a restart; `400` on bad input; `503` +
-//!   `Retry-After` on shutdown. Without a cursor: from now; `?from=oldest`:
+//!   `Retry-After` on shutdown (and, on Redis, for new polls while Redis is
+//!   unreachable). Without a cursor: from now; `?from=oldest`:
 //!   from the oldest retained event. Also `Last-Event-ID` and
 //!   `?last_event_id=`.
 //! - `GET /stream?cursor=<c>` → NDJSON, one `{"id":"<cursor>","data":"…"}` per
@@ -71,20 +85,24 @@
 //!   `ws` module).
 //! - `GET /stats` → `{"parked":n,"streaming":n,"websockets":n,"ready":n,
 //!   "timeout":n,"shutdown":n,"disconnected":n,"retained":n,
-//!   "head":"<cursor>"}`.
+//!   "head":"<cursor>","backend":"memory"|"redis"}`.
 //! - `GET /` → the demo page.
 //!
 //! Environment: `ADDR` (default `127.0.0.1:3000`), `RETAIN` (events kept,
 //! default 1024), `ORIGINS`: the origins whose pages may call the API
 //! (CORS with credentials, as the crate docs recommend): `loopback` (the
 //! default: `http(s)://localhost`, `127.0.0.1` or `[::1]` on any port) or a
-//! comma-separated list such as `https://app.example,http://localhost:8000`.
+//! comma-separated list such as `https://app.example,http://localhost:8000`;
+//! `REDIS_URL` (e.g. `redis://127.0.0.1:6379`: keep the log in a Redis
+//! stream instead of this process; instances sharing a key must agree on
+//! `RETAIN`), `REDIS_KEY` (the stream's key, default `axum-longpoll:demo`).
 
 mod app;
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use axum_longpoll::event_log::Backend;
 use axum_longpoll::net::DeadPeer;
 use axum_longpoll::EventLog;
 use tokio_util::sync::CancellationToken;
@@ -137,16 +155,46 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
 
-    let log = EventLog::new(retain);
+    let builder = EventLog::builder().capacity(retain);
+    match std::env::var("REDIS_URL") {
+        Err(_) => serve(addr, builder.build(), retain, &origins, shutdown).await,
+        #[cfg(feature = "redis")]
+        Ok(url) => {
+            let key = std::env::var("REDIS_KEY").unwrap_or_else(|_| "axum-longpoll:demo".into());
+            let client = axum_longpoll::redis::Client::open(url.as_str())
+                .map_err(|e| format!("invalid REDIS_URL={url:?}: {e}"))?;
+            let log = builder
+                .redis(client, key.as_str())
+                .connect()
+                .await
+                .map_err(|e| format!("cannot use Redis at {url} (key {key:?}): {e}"))?;
+            eprintln!("log on Redis {url}, stream key {key:?}");
+            serve(addr, log, retain, &origins, shutdown).await
+        }
+        #[cfg(not(feature = "redis"))]
+        Ok(_) => Err("REDIS_URL is set but the demo was built without Redis: \
+                      build it with the `redis` feature"
+            .into()),
+    }
+}
+
+async fn serve<B: Backend>(
+    addr: SocketAddr,
+    log: EventLog<std::sync::Arc<str>, B>,
+    retain: usize,
+    origins: &app::Origins,
+    shutdown: CancellationToken,
+) -> Result<(), Box<dyn std::error::Error>> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     eprintln!(
-        "demo listening on http://{} (retaining {retain} events); open it in a browser",
-        listener.local_addr()?
+        "demo listening on http://{} (retaining {retain} events, {} backend); open it in a browser",
+        listener.local_addr()?,
+        B::NAME,
     );
     // Finds clients that vanish without FIN/RST or stop reading (30 s).
     let listener = DeadPeer::new().listen(listener);
     let (router, sockets) = app::router_with_sockets(log, shutdown.clone());
-    axum::serve(listener, router.layer(app::cors(&origins)))
+    axum::serve(listener, router.layer(app::cors(origins)))
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await?;
     // `serve` does not wait for upgraded connections: let every WebSocket

@@ -1,11 +1,16 @@
-use std::collections::VecDeque;
 use std::fmt;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use super::backend::{Backend, Memory, PublishError};
+use super::state::{Retention, State};
 use super::{Cursor, CursorGone, GoneReason, StartFrom};
 
 /// One retained event, as read from an [`EventLog`].
@@ -31,15 +36,19 @@ pub struct Batch<T> {
     pub cursor: Cursor,
 }
 
-/// An in-memory, bounded, ordered event log with cursors.
+/// A bounded, ordered event log with cursors.
 ///
-/// See the [module docs](crate::event_log). Cloning is cheap (one `Arc`);
-/// share it through axum state.
-pub struct EventLog<T> {
-    inner: Arc<Inner<T>>,
+/// See the [module docs](crate::event_log). `B` is where the events live:
+/// [`Memory`] (the default, this process only) or, with the `redis` feature,
+/// `Redis` (a Redis stream shared by many instances). Reads
+/// are the same for both: served from memory, synchronous and cheap.
+///
+/// Cloning is cheap (one `Arc`); share it through axum state.
+pub struct EventLog<T, B = Memory> {
+    pub(crate) inner: Arc<Inner<T, B>>,
 }
 
-impl<T> Clone for EventLog<T> {
+impl<T, B> Clone for EventLog<T, B> {
     fn clone(&self) -> Self {
         Self {
             inner: Arc::clone(&self.inner),
@@ -47,65 +56,86 @@ impl<T> Clone for EventLog<T> {
     }
 }
 
-impl<T> fmt::Debug for EventLog<T> {
+impl<T, B: fmt::Debug> fmt::Debug for EventLog<T, B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = self.state();
+        let state = self.inner.state();
         f.debug_struct("EventLog")
-            .field("epoch", &format_args!("{:016x}", self.inner.epoch))
-            .field("capacity", &self.inner.capacity)
-            .field("max_age", &self.inner.max_age)
+            .field("epoch", &format_args!("{:016x}", state.epoch))
+            .field("capacity", &self.inner.retention.capacity)
+            .field("max_age", &self.inner.retention.max_age)
             .field("retained", &state.entries.len())
             .field("head", &state.head)
+            .field("backend", &self.inner.backend)
             .finish_non_exhaustive()
     }
 }
 
-struct Inner<T> {
-    epoch: u64,
-    capacity: usize,
-    max_age: Option<Duration>,
-    max_batch: usize,
-    start_from: StartFrom,
-    state: RwLock<State<T>>,
-    /// Woken (all waiters, once) by every publish.
-    published: Notify,
+pub(crate) struct Inner<T, B> {
+    pub(crate) retention: Retention,
+    pub(crate) max_batch: usize,
+    pub(crate) start_from: StartFrom,
+    pub(crate) state: RwLock<State<T>>,
+    /// Woken (all waiters, once) whenever events are added or the log is
+    /// reset.
+    pub(crate) published: Notify,
+    /// For lagging backends: woken after each round in which the log caught
+    /// up with its source; `rounds` counts those rounds.
+    pub(crate) synced: Notify,
+    pub(crate) rounds: AtomicU64,
+    pub(crate) backend: B,
 }
 
-struct State<T> {
-    /// Retained events; the last one has position `head`.
-    entries: VecDeque<Entry<T>>,
-    /// Position of the newest event ever published (0: none).
-    head: u64,
-}
+impl<T, B> Inner<T, B> {
+    pub(crate) fn new(config: &EventLogBuilder, state: State<T>, backend: B) -> Self {
+        Self {
+            retention: config.retention,
+            max_batch: config.max_batch,
+            start_from: config.start_from,
+            state: RwLock::new(state),
+            published: Notify::new(),
+            synced: Notify::new(),
+            rounds: AtomicU64::new(0),
+            backend,
+        }
+    }
 
-struct Entry<T> {
-    at: Instant,
-    data: T,
-}
+    // A panic while the lock is held cannot leave `State` half-updated
+    // (every update keeps its invariant between statements), so a poisoned
+    // lock is still safe to use.
+    pub(crate) fn state(&self) -> RwLockReadGuard<'_, State<T>> {
+        self.state
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 
-impl<T> State<T> {
-    /// Position of the first retained entry (head + 1 when empty).
-    fn first(&self) -> u64 {
-        self.head + 1 - self.entries.len() as u64
+    pub(crate) fn state_mut(&self) -> RwLockWriteGuard<'_, State<T>> {
+        self.state
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
+
+/// The top bit of an epoch: set for epochs of the Redis backend, clear for
+/// random epochs of the memory backend, so the two never match.
+pub(crate) const SHARED_EPOCH_BIT: u64 = 1 << 63;
 
 /// Builds an [`EventLog`].
 #[derive(Clone, Debug)]
 #[must_use]
 pub struct EventLogBuilder {
-    capacity: usize,
-    max_age: Option<Duration>,
-    max_batch: usize,
-    start_from: StartFrom,
+    pub(crate) retention: Retention,
+    pub(crate) max_batch: usize,
+    pub(crate) start_from: StartFrom,
     epoch: Option<u64>,
 }
 
 impl Default for EventLogBuilder {
     fn default() -> Self {
         Self {
-            capacity: 1024,
-            max_age: None,
+            retention: Retention {
+                capacity: 1024,
+                max_age: None,
+            },
             max_batch: 100,
             start_from: StartFrom::Now,
             epoch: None,
@@ -117,13 +147,13 @@ impl EventLogBuilder {
     /// How many events to retain (default 1024). Publishing beyond it
     /// evicts the oldest. A capacity of 0 is taken as 1.
     pub fn capacity(mut self, events: usize) -> Self {
-        self.capacity = events.max(1);
+        self.retention.capacity = events.max(1);
         self
     }
 
     /// Also evict events older than `age` (default: no age limit).
     pub fn max_age(mut self, age: Duration) -> Self {
-        self.max_age = Some(age);
+        self.retention.max_age = Some(age);
         self
     }
 
@@ -142,27 +172,21 @@ impl EventLogBuilder {
 
     /// Uses a fixed epoch instead of a random one. Only for tests and for
     /// logs restored from storage: two logs with the same epoch read each
-    /// other's cursors as their own.
+    /// other's cursors as their own. (Random epochs of in-memory logs have
+    /// the top bit clear, those of Redis logs have it set; a fixed epoch is
+    /// taken as given. A Redis log ignores it: its epoch lives in Redis.)
     pub fn epoch(mut self, epoch: u64) -> Self {
         self.epoch = Some(epoch);
         self
     }
 
-    /// Creates the log.
+    /// Creates an in-memory log.
     pub fn build<T>(self) -> EventLog<T> {
+        let epoch = self
+            .epoch
+            .unwrap_or_else(|| fastrand::u64(..) & !SHARED_EPOCH_BIT);
         EventLog {
-            inner: Arc::new(Inner {
-                epoch: self.epoch.unwrap_or_else(|| fastrand::u64(..)),
-                capacity: self.capacity,
-                max_age: self.max_age,
-                max_batch: self.max_batch,
-                start_from: self.start_from,
-                state: RwLock::new(State {
-                    entries: VecDeque::new(),
-                    head: 0,
-                }),
-                published: Notify::new(),
-            }),
+            inner: Arc::new(Inner::new(&self, State::new(epoch), Memory)),
         }
     }
 }
@@ -177,54 +201,60 @@ impl EventLog<()> {
     }
 }
 
-impl<T> EventLog<T> {
-    /// A log that retains `capacity` events, with the other defaults of
-    /// [`EventLogBuilder`].
+impl<T> EventLog<T, Memory> {
+    /// An in-memory log that retains `capacity` events, with the other
+    /// defaults of [`EventLogBuilder`].
     #[must_use]
     pub fn new(capacity: usize) -> Self {
         EventLog::builder().capacity(capacity).build()
     }
 
-    // A panic while the lock is held cannot leave `State` half-updated
-    // (every update is one push/pop and one counter), so a poisoned lock is
-    // still safe to use.
-    fn state(&self) -> RwLockReadGuard<'_, State<T>> {
-        self.inner
-            .state
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    /// Appends an event and wakes every waiting reader once. Returns the
+    /// event's cursor. Never waits for readers.
+    ///
+    /// Positions are dense here: 1, 2, 3, …
+    pub fn publish(&self, data: T) -> Cursor {
+        let cursor = {
+            let mut state = self.inner.state_mut();
+            let position = state.head + 1;
+            state.push(position, Instant::now(), data, self.inner.retention);
+            Cursor {
+                epoch: state.epoch,
+                position,
+            }
+        };
+        self.inner.published.notify_waiters();
+        cursor
     }
+}
 
-    fn state_mut(&self) -> RwLockWriteGuard<'_, State<T>> {
-        self.inner
-            .state
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
+/// What a read found.
+enum Found<T> {
+    Batch(Batch<T>),
+    /// A cursor ahead of the newest event, on a backend that may lag.
+    Ahead,
+}
 
-    fn cursor(&self, position: u64) -> Cursor {
-        Cursor {
-            epoch: self.inner.epoch,
-            position,
-        }
-    }
-
+impl<T, B: Backend> EventLog<T, B> {
     /// Where a client without a cursor starts.
     #[must_use]
     pub fn start_from(&self) -> StartFrom {
         self.inner.start_from
     }
 
-    /// This log's epoch.
+    /// This log's epoch (for a Redis log: the one in force now; it changes
+    /// when the stream was lost).
     #[must_use]
     pub fn epoch(&self) -> u64 {
-        self.inner.epoch
+        self.inner.state().epoch
     }
 
-    /// How many events are retained now.
+    /// How many events are retained now (for a Redis log: in this process's
+    /// mirror of the stream).
     #[must_use]
     pub fn len(&self) -> usize {
-        self.live(&self.state(), Instant::now()).1
+        let state = self.inner.state();
+        state.entries.len() - state.live(Instant::now(), self.inner.retention.max_age).1
     }
 
     /// Whether no event is retained.
@@ -236,90 +266,104 @@ impl<T> EventLog<T> {
     /// The cursor after the newest event: "from now".
     #[must_use]
     pub fn head(&self) -> Cursor {
-        self.cursor(self.state().head)
+        let state = self.inner.state();
+        Cursor {
+            epoch: state.epoch,
+            position: state.head,
+        }
     }
 
     /// The cursor before the oldest retained event: "from the oldest".
     #[must_use]
     pub fn oldest(&self) -> Cursor {
-        let state = self.state();
-        let (first, _) = self.live(&state, Instant::now());
-        self.cursor(first - 1)
+        let state = self.inner.state();
+        let (floor, _) = state.live(Instant::now(), self.inner.retention.max_age);
+        Cursor {
+            epoch: state.epoch,
+            position: floor,
+        }
     }
 
-    /// Appends an event and wakes every waiting reader once. Returns the
-    /// event's cursor. Never waits for readers.
-    pub fn publish(&self, data: T) -> Cursor {
-        let now = Instant::now();
-        let position = {
-            let mut state = self.state_mut();
-            if state.entries.len() >= self.inner.capacity {
-                state.entries.pop_front();
-            }
-            if let Some(age) = self.inner.max_age {
-                while state
-                    .entries
-                    .front()
-                    .is_some_and(|e| now.saturating_duration_since(e.at) > age)
-                {
-                    state.entries.pop_front();
-                }
-            }
-            state.entries.push_back(Entry { at: now, data });
-            state.head += 1;
-            state.head
-        };
-        self.inner.published.notify_waiters();
-        self.cursor(position)
+    /// The backend (for a Redis log: its connection state and key).
+    #[must_use]
+    pub fn backend(&self) -> &B {
+        &self.inner.backend
     }
 
-    /// First live position and live count, honouring `max_age` without
-    /// mutating (expired entries are removed on the next publish).
-    fn live(&self, state: &State<T>, now: Instant) -> (u64, usize) {
-        let expired = match self.inner.max_age {
-            Some(age) => state
-                .entries
-                .partition_point(|e| now.saturating_duration_since(e.at) > age),
-            None => 0,
-        };
-        (
-            state.first() + expired as u64,
-            state.entries.len() - expired,
-        )
+    /// Appends an event, on either backend: [`Memory`] never fails
+    /// ([`publish`](EventLog::publish) without `async`);
+    /// `Redis` writes it to the stream first. For code that is
+    /// generic over the backend.
+    ///
+    /// It asks for the Redis backend's bounds (`T` goes through JSON there)
+    /// on every backend; an in-memory log of a type without them publishes
+    /// with [`publish`](EventLog::publish).
+    ///
+    /// # Errors
+    ///
+    /// [`PublishError`] as for the backend's own `publish`.
+    ///
+    /// # Cancellation safety
+    ///
+    /// Not cancel safe on Redis: dropped after the write was sent, the
+    /// event may or may not be in the log.
+    pub fn append(&self, data: T) -> impl Future<Output = Result<Cursor, PublishError>> + Send + '_
+    where
+        T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+    {
+        B::append(self, data)
     }
 
     /// Checks that this log can serve reads after `cursor`.
+    ///
+    /// On a Redis log a cursor ahead of this process's mirror passes: it
+    /// may come from another instance that saw the stream a moment earlier.
+    /// [`wait`](Self::wait) decides (`410` `ahead` once the mirror has caught
+    /// up with Redis twice and the cursor is still ahead).
     ///
     /// # Errors
     ///
     /// [`CursorGone`] when the cursor is from another epoch, ahead of the
     /// newest event, or so old that events after it were evicted.
     pub fn check(&self, cursor: Cursor) -> Result<(), CursorGone> {
-        let state = self.state();
+        let state = self.inner.state();
         self.check_locked(&state, cursor, Instant::now()).map(drop)
     }
 
+    /// The index of the first entry after `cursor`, or `None` for a cursor
+    /// ahead of a lagging log.
     fn check_locked(
         &self,
         state: &State<T>,
         cursor: Cursor,
         now: Instant,
-    ) -> Result<u64, CursorGone> {
-        let (first, _) = self.live(state, now);
-        let reason = if cursor.epoch != self.inner.epoch {
+    ) -> Result<Option<usize>, CursorGone> {
+        let (floor, _) = state.live(now, self.inner.retention.max_age);
+        let reason = if cursor.epoch != state.epoch {
             GoneReason::Epoch
         } else if cursor.position > state.head {
+            if B::LAGS {
+                return Ok(None);
+            }
             GoneReason::Ahead
-        } else if cursor.position + 1 < first {
+        } else if cursor.position < floor {
             GoneReason::Evicted
         } else {
-            return Ok(first);
+            return Ok(Some(state.index_after(cursor.position)));
         };
-        Err(CursorGone::new(reason, cursor, self.cursor(first - 1)))
+        let restart = Cursor {
+            epoch: state.epoch,
+            position: floor,
+        };
+        Err(CursorGone::new(reason, cursor, restart))
+    }
+
+    pub(crate) fn ahead_gone(&self, cursor: Cursor) -> CursorGone {
+        CursorGone::new(GoneReason::Ahead, cursor, self.oldest())
     }
 }
 
-impl<T: Clone> EventLog<T> {
+impl<T: Clone, B: Backend> EventLog<T, B> {
     /// Returns the retained events after `cursor` (at most `max_batch`) now,
     /// without waiting; the batch may be empty.
     ///
@@ -327,26 +371,38 @@ impl<T: Clone> EventLog<T> {
     ///
     /// [`CursorGone`] as for [`check`](Self::check).
     pub fn read(&self, cursor: Cursor) -> Result<Batch<T>, CursorGone> {
-        let state = self.state();
-        let first = self.check_locked(&state, cursor, Instant::now())?;
-        let skip = (cursor.position + 1 - state.first()) as usize;
+        match self.find(cursor)? {
+            Found::Batch(batch) => Ok(batch),
+            Found::Ahead => Ok(Batch {
+                events: Vec::new(),
+                cursor,
+            }),
+        }
+    }
+
+    fn find(&self, cursor: Cursor) -> Result<Found<T>, CursorGone> {
+        let state = self.inner.state();
+        let Some(skip) = self.check_locked(&state, cursor, Instant::now())? else {
+            return Ok(Found::Ahead);
+        };
         let events: Vec<_> = state
             .entries
             .iter()
             .skip(skip)
             .take(self.inner.max_batch)
-            .zip(cursor.position + 1..)
-            .map(|(entry, position)| Event {
-                cursor: self.cursor(position),
+            .map(|entry| Event {
+                cursor: Cursor {
+                    epoch: state.epoch,
+                    position: entry.position,
+                },
                 data: entry.data.clone(),
             })
             .collect();
-        debug_assert!(cursor.position + 1 >= first);
         let next = events.last().map_or(cursor, |e| e.cursor);
-        Ok(Batch {
+        Ok(Found::Batch(Batch {
             events,
             cursor: next,
-        })
+        }))
     }
 
     /// Returns the events after `cursor` as soon as there is at least one.
@@ -355,7 +411,7 @@ impl<T: Clone> EventLog<T> {
     ///
     /// [`CursorGone`] as for [`check`](Self::check), also when the cursor is
     /// evicted while waiting (more than `capacity` events were published
-    /// before this reader woke up).
+    /// before this reader woke up), or the log's epoch changes.
     ///
     /// # Cancellation safety
     ///
@@ -363,17 +419,42 @@ impl<T: Clone> EventLog<T> {
     /// point loses no event; it holds no lock while pending and leaves
     /// nothing behind.
     pub async fn wait(&self, cursor: Cursor) -> Result<Batch<T>, CursorGone> {
+        // For a cursor ahead of a lagging log: the count of caught-up rounds
+        // when it was first seen ahead.
+        let mut ahead_since = None;
         loop {
-            let notified = self.inner.published.notified();
-            tokio::pin!(notified);
+            let published = self.inner.published.notified();
+            let synced = self.inner.synced.notified();
+            tokio::pin!(published, synced);
             // Register before reading, so a publish between the read and the
             // await still wakes us.
-            notified.as_mut().enable();
-            let batch = self.read(cursor)?;
-            if !batch.events.is_empty() {
-                return Ok(batch);
+            published.as_mut().enable();
+            if B::LAGS {
+                synced.as_mut().enable();
             }
-            notified.await;
+            // Loaded before the read: the state read includes every round
+            // counted here.
+            let rounds = self.inner.rounds.load(Ordering::Acquire);
+            match self.find(cursor)? {
+                Found::Batch(batch) if !batch.events.is_empty() => return Ok(batch),
+                Found::Batch(_) => {
+                    ahead_since = None;
+                    published.await;
+                }
+                Found::Ahead => {
+                    // Two rounds completed after this cursor was first seen:
+                    // the second read the stream after the request arrived, so
+                    // an event at this cursor would be here by now.
+                    let since = *ahead_since.get_or_insert(rounds);
+                    if rounds >= since + 2 {
+                        return Err(self.ahead_gone(cursor));
+                    }
+                    tokio::select! {
+                        () = published => {},
+                        () = synced => {},
+                    }
+                }
+            }
         }
     }
 }

@@ -97,17 +97,138 @@
 //! whatever the client derived from them, then continue from that cursor.
 //! A reader whose cursor is evicted while it waits (more than `capacity`
 //! events published before it woke) gets the same `410`.
+//!
+//! # Backends
+//!
+//! `EventLog<T, B = Memory>`: `B` says where the events live.
+//!
+//! | | [`Memory`] (the default) | `Redis` (feature `redis`) |
+//! |---|---|---|
+//! | events live in | this process | a Redis stream, shared by every instance that names its key |
+//! | publish | `log.publish(x)`: synchronous, cannot fail | `log.publish(x).await`: `Result<Cursor, PublishError>` |
+//! | generic publish | [`log.append(x).await`](EventLog::append), always `Ok` | the same as its `publish` |
+//! | epoch | random per log: a restart is a `410` `epoch` | kept in Redis: changes only when Redis lost the stream |
+//! | positions | 1, 2, 3, … | the stream entry ID `<ms>-<seq>` as `ms << 20 \| seq` |
+//! | [`Resume::start`] refuses with | [`CursorGone`] (`410`) | `StartError`: `410`, or `503` + `Retry-After` while Redis is unreachable |
+//!
+//! Reads are the same for both and never touch the network: they are
+//! served from an in-process structure (the memory log itself; for Redis a
+//! mirror of the stream's tail), synchronously, under a read lock. So
+//! [`Resume::start`], [`LongPoll::respond_with_log`](crate::LongPoll::respond_with_log),
+//! [`Streaming::ndjson_log`](crate::Streaming::ndjson_log) /
+//! [`sse_log`](crate::Streaming::sse_log) and [`EventLog::subscribe`] are
+//! generic over the backend and work unchanged on either.
+//!
+//! # The Redis backend
+//!
+//! With the `redis` feature, [`EventLogBuilder::redis`](EventLogBuilder#method.redis)
+//! builds a log on a Redis stream. Every instance that connects to the same
+//! key serves the same events with the same cursors, so a client's next
+//! long-poll, stream or reconnect may land on any of them.
+//!
+//! ```ignore
+//! let client = redis::Client::open("redis://127.0.0.1:6379")?;
+//! let log = EventLog::builder()
+//!     .capacity(10_000)
+//!     .redis(client, "chat:events")
+//!     .connect::<Arc<str>>()
+//!     .await?;
+//! let cursor = log.publish("hello".into()).await?;
+//! ```
+//!
+//! **Client crate.** [redis-rs](https://docs.rs/redis/0.32) (`redis` 0.32,
+//! features `tokio-comp`, `streams`, `script`): the maintained, most widely
+//! used Redis client for Rust, async on Tokio, with multiplexed connections
+//! and scripts that fall back from `EVALSHA` to loading on `NOSCRIPT`. Its
+//! 0.32 line is the newest whose minimum Rust (1.75) fits this crate's. Its
+//! `ConnectionManager` is not used: it retries inside a command, and this
+//! log wants a failing publish to fail at once and the reader to control its
+//! own reconnects. The crate is re-exported as `axum_longpoll::redis`.
+//!
+//! **One reader per log.** Each log holds two connections: one for
+//! publishing, one for a reader task that loops on `XREAD BLOCK <block>
+//! STREAMS <key> <last ID>` and appends what it gets to the mirror (which
+//! keeps exactly what a memory log of the same capacity and age would), then
+//! wakes the local waiters through the log's `Notify`. So 10,000 parked
+//! clients on one instance cost one Redis connection and one `XREAD` at a
+//! time, and a publish anywhere wakes every instance's waiters one round
+//! trip later.
+//!
+//! **Publish** is `XADD <key> MAXLEN ~ <capacity + 1> * data <json>` in a
+//! Lua script that first checks the epoch (below). The stream keeps at least
+//! `capacity + 1` entries (so the newest `capacity + 1` always tell exactly
+//! where the evicted ones end); every instance on a key must use the same
+//! capacity. `publish` returns once this instance's mirror has the entry
+//! (at most `RedisLogBuilder::timeout` later), so a read
+//! here right after sees it.
+//!
+//! **Cursors and positions.** A cursor keeps the opaque
+//! `<16-hex epoch>-<decimal position>` form; the position is the entry ID
+//! `<ms>-<seq>` packed as `ms << 20 | seq`, so positions order as IDs do and
+//! are sparse. An ID that does not fit (2^20 or more entries within one
+//! millisecond, which Redis only produces when its clock went back under
+//! heavy load, or a time after the year 2527) cannot be addressed: a publish
+//! that gets such an ID deletes the entry again and fails with
+//! [`PublishError::Unaddressable`]; an entry written by someone else with
+//! such an ID, or whose `data` is not JSON of `T`, is a gap in the mirror, so
+//! readers behind it get `410` `evicted`, never a silent skip.
+//!
+//! **Epochs.** The epoch is a random 64-bit value with the top bit set (the
+//! memory log's random epochs have it clear, so the two never match), kept
+//! at `<key>:epoch` and created if missing. A publish appends only while
+//! that key holds the epoch it knows. It is replaced only when the stream's
+//! history is lost:
+//!
+//! - Redis restarted without persistence: key and stream are gone; the
+//!   first instance back creates a new epoch, every instance adopts it,
+//!   and old cursors get `410` `epoch` (with a cursor to start over from),
+//!   never a silent gap.
+//! - Redis restarted with `appendonly yes` (or RDB that has it all): the
+//!   epoch and the stream are back; each reader reconnects, checks that the
+//!   last entry it saw is still there, and reads on from it: zero loss.
+//! - Redis came back without writes that instances had already seen (a
+//!   crash inside the fsync window, a failover to a replica that lagged):
+//!   the reader finds its last entry missing and replaces the epoch, so
+//!   clients resynchronise rather than miss those events unknowingly.
+//!
+//! **Lag.** An instance's mirror may be a moment behind another's: a cursor
+//! ahead of this instance's newest event is waited for, not refused.
+//! [`wait`](EventLog::wait) answers `410` `ahead` only after the reader
+//! has caught up with the stream twice since and the cursor is still ahead
+//! (at most about twice `RedisLogBuilder::block`).
+//!
+//! **Redis unavailable.**
+//!
+//! | what | while Redis is down |
+//! |---|---|
+//! | new requests ([`Resume::start`]) | `503` + `Retry-After` (`StartError::Unavailable`) |
+//! | parked long-polls and open streams | keep waiting (heartbeats go on), or time out as usual |
+//! | publish | fails at once or after the timeout: [`PublishError::Unavailable`] (`503` as a response); never dropped silently. The event may still have reached Redis before the failure: a retry gives at-least-once delivery |
+//! | the reader | reconnects with jittered exponential backoff (50 ms doubling, capped at 2 s), resynchronises from the last ID it saw, then wakes the waiters with what was published meanwhile |
+//!
+//! **Requirements.** Redis 5 or later (7.0 or later makes the floor exact
+//! even after someone else trimmed the stream); a `maxmemory-policy` that
+//! never evicts the epoch key (`noeviction` or a `volatile-*` one: the key
+//! has no TTL); one Redis, not Redis Cluster.
 
+mod backend;
 mod cursor;
 mod gone;
 mod log;
 mod poll;
+#[cfg(feature = "redis")]
+mod redis;
 mod resume;
+mod state;
 mod subscription;
 
+pub use self::backend::{Backend, Memory, PublishError, StartRefusal};
 pub use self::cursor::{Cursor, MalformedCursor};
 pub use self::gone::{CursorGone, GoneReason};
 pub use self::log::{Batch, Event, EventLog, EventLogBuilder};
 pub use self::poll::CURSOR;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use self::redis::{Redis, RedisLogBuilder, StartError, Unavailable};
 pub use self::resume::{Resume, ResumeRejection, StartFrom, LAST_EVENT_ID};
 pub use self::subscription::Subscription;

@@ -3,7 +3,7 @@ use axum::Json;
 use http::{HeaderName, HeaderValue};
 use serde::Serialize;
 
-use super::{Cursor, EventLog};
+use super::{Backend, Cursor, EventLog};
 use crate::long_poll::{no_store, LongPoll, Outcome};
 
 /// The `Cursor` response header: where to continue, on every long-poll
@@ -37,9 +37,10 @@ impl LongPoll {
     /// # Cancellation safety
     ///
     /// Cancel safe.
-    pub async fn respond_with_log<T>(&self, log: &EventLog<T>, after: Cursor) -> Response
+    pub async fn respond_with_log<T, B>(&self, log: &EventLog<T, B>, after: Cursor) -> Response
     where
         T: Clone + Serialize,
+        B: Backend,
     {
         let (res, cursor) = match self.wait(log.wait(after)).await {
             Outcome::Ready(Ok(batch)) => {

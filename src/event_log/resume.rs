@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use http::request::Parts;
 use http::{HeaderName, StatusCode};
 
-use super::{Cursor, CursorGone, EventLog};
+use super::{Backend, Cursor, EventLog};
 use crate::params::{echo, query_param, Repeated};
 
 /// The `Last-Event-ID` header, sent by `EventSource` when it reconnects.
@@ -40,8 +40,9 @@ pub enum StartFrom {
 /// is a `400` naming the parameter ([`ResumeRejection`]).
 ///
 /// Whether the cursor can be served is decided by the log:
-/// [`Resume::start`] gives the cursor to read after, or a [`CursorGone`]
-/// (`410`).
+/// [`Resume::start`] gives the cursor to read after, or a
+/// [`CursorGone`](super::CursorGone) (`410`; on a Redis log also `503` while
+/// Redis is unreachable).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Resume {
     cursor: Option<Cursor>,
@@ -66,10 +67,15 @@ impl Resume {
     ///
     /// # Errors
     ///
-    /// [`CursorGone`] when the log cannot serve the client's cursor.
-    pub fn start<T>(&self, log: &EventLog<T>) -> Result<Cursor, CursorGone> {
+    /// The backend's [`StartError`](Backend::StartError), an `IntoResponse`:
+    /// for an in-memory log a [`CursorGone`](super::CursorGone) (`410`) when
+    /// the log cannot serve the client's cursor; for a
+    /// `Redis` log also `503` + `Retry-After` while Redis is
+    /// unreachable.
+    pub fn start<T, B: Backend>(&self, log: &EventLog<T, B>) -> Result<Cursor, B::StartError> {
+        log.backend().ready()?;
         match self.cursor {
-            Some(cursor) => log.check(cursor).map(|()| cursor),
+            Some(cursor) => log.check(cursor).map(|()| cursor).map_err(Into::into),
             None => Ok(match self.from.unwrap_or(log.start_from()) {
                 StartFrom::Now => log.head(),
                 StartFrom::Oldest => log.oldest(),

@@ -5,7 +5,7 @@ use std::task::{ready, Context, Poll};
 use futures_util::Stream;
 use tokio_util::sync::ReusableBoxFuture;
 
-use super::{Batch, Cursor, CursorGone, Event, EventLog};
+use super::{Backend, Batch, Cursor, CursorGone, Event, EventLog, Memory};
 
 /// The events of an [`EventLog`] after a cursor, as a [`Stream`].
 ///
@@ -14,8 +14,8 @@ use super::{Batch, Cursor, CursorGone, Event, EventLog};
 /// time, so a consumer that stops polling holds at most one batch: nothing
 /// queues up for a slow reader. When its cursor is evicted (the reader fell
 /// behind retention) it yields one `Err(CursorGone)` and ends.
-pub struct Subscription<T> {
-    log: EventLog<T>,
+pub struct Subscription<T, B = Memory> {
+    log: EventLog<T, B>,
     cursor: Cursor,
     buffered: VecDeque<Event<T>>,
     wait: ReusableBoxFuture<'static, Result<Batch<T>, CursorGone>>,
@@ -24,9 +24,9 @@ pub struct Subscription<T> {
 }
 
 // Nothing in it is structurally pinned (the wait future is boxed).
-impl<T> Unpin for Subscription<T> {}
+impl<T, B> Unpin for Subscription<T, B> {}
 
-impl<T> std::fmt::Debug for Subscription<T> {
+impl<T, B> std::fmt::Debug for Subscription<T, B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Subscription")
             .field("cursor", &self.cursor)
@@ -36,10 +36,10 @@ impl<T> std::fmt::Debug for Subscription<T> {
     }
 }
 
-impl<T: Clone + Send + Sync + 'static> EventLog<T> {
+impl<T: Clone + Send + Sync + 'static, B: Backend> EventLog<T, B> {
     /// The events after `cursor`, as a stream. See [`Subscription`].
     #[must_use]
-    pub fn subscribe(&self, cursor: Cursor) -> Subscription<T> {
+    pub fn subscribe(&self, cursor: Cursor) -> Subscription<T, B> {
         let log = self.clone();
         Subscription {
             log: self.clone(),
@@ -52,7 +52,7 @@ impl<T: Clone + Send + Sync + 'static> EventLog<T> {
     }
 }
 
-impl<T> Subscription<T> {
+impl<T, B> Subscription<T, B> {
     /// The cursor after the last event this stream has yielded (or the one it
     /// started from).
     #[must_use]
@@ -61,7 +61,7 @@ impl<T> Subscription<T> {
     }
 }
 
-impl<T: Clone + Send + Sync + 'static> Stream for Subscription<T> {
+impl<T: Clone + Send + Sync + 'static, B: Backend> Stream for Subscription<T, B> {
     type Item = Result<Event<T>, CursorGone>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {

@@ -17,7 +17,7 @@ use super::frames::{Encode, Framing, Gauge, Item, Limits, Pieces, Plain};
 use super::StreamConfig;
 use crate::context::RequestContext;
 use crate::disconnect::MissingDisconnectLayer;
-use crate::event_log::{Cursor, CursorGone, Event, EventLog};
+use crate::event_log::{Backend, Cursor, CursorGone, Event, EventLog, StartRefusal};
 
 /// `X-Accel-Buffering: no` tells nginx not to buffer the response.
 const X_ACCEL_BUFFERING: HeaderName = HeaderName::from_static("x-accel-buffering");
@@ -255,17 +255,19 @@ impl Streaming {
     }
 
     /// [`ndjson`](Self::ndjson) of the events of `log` after `start`.
-    pub fn ndjson_log<T>(self, log: &EventLog<T>, start: Cursor) -> Response
+    pub fn ndjson_log<T, B>(self, log: &EventLog<T, B>, start: Cursor) -> Response
     where
         T: Clone + Serialize + Send + Sync + 'static,
+        B: Backend,
     {
         self.ndjson(log.subscribe(start), start)
     }
 
     /// [`sse`](Self::sse) of the events of `log` after `start`.
-    pub fn sse_log<T>(self, log: &EventLog<T>, start: Cursor) -> Response
+    pub fn sse_log<T, B>(self, log: &EventLog<T, B>, start: Cursor) -> Response
     where
         T: Clone + Serialize + Send + Sync + 'static,
+        B: Backend,
     {
         self.sse(log.subscribe(start), start)
     }
@@ -293,8 +295,17 @@ impl Streaming {
     ///     }
     /// }
     /// ```
-    pub fn sse_gone(self, gone: CursorGone) -> Response {
-        let once = futures_util::stream::iter([Err::<Event<()>, _>(gone)]);
-        self.sse_body(once, None)
+    ///
+    /// It takes what [`Resume::start`](crate::Resume::start) refused with,
+    /// for either backend: a [`CursorGone`] goes in-band; an outage of a
+    /// Redis log is answered `503` over HTTP (`EventSource` then retries).
+    pub fn sse_gone(self, refused: impl StartRefusal) -> Response {
+        match refused.into_gone() {
+            Ok(gone) => {
+                let once = futures_util::stream::iter([Err::<Event<()>, _>(gone)]);
+                self.sse_body(once, None)
+            }
+            Err(response) => response,
+        }
     }
 }

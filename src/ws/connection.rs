@@ -16,7 +16,7 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 use tokio_util::task::task_tracker::TaskTrackerToken;
 
 use super::{log_messages, CloseReason, WsConfig};
-use crate::event_log::{Cursor, CursorGone, EventLog};
+use crate::event_log::{Backend, Cursor, CursorGone, EventLog};
 use crate::stats::Counters;
 
 /// At most this many frames are read, and as many written, per wake-up
@@ -187,14 +187,15 @@ impl Connection {
     /// # Cancellation safety
     ///
     /// As for [`run`](Self::run).
-    pub async fn serve_log<T, F>(
+    pub async fn serve_log<T, B, F>(
         self,
-        log: &EventLog<T>,
+        log: &EventLog<T, B>,
         start: Result<Cursor, CursorGone>,
         on_message: F,
     ) -> CloseReason
     where
         T: Clone + Serialize + Send + Sync + 'static,
+        B: Backend,
         F: FnMut(Message) -> Result<(), CloseReason>,
     {
         self.run(log_messages(log, start), on_message).await

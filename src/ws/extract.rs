@@ -13,7 +13,7 @@ use tokio_util::task::TaskTracker;
 use super::{CloseReason, Connection, WsConfig};
 use crate::context::RequestContext;
 use crate::disconnect::MissingDisconnectLayer;
-use crate::event_log::{Cursor, CursorGone, EventLog};
+use crate::event_log::{Backend, Cursor, EventLog, StartRefusal};
 
 /// Extractor for a WebSocket upgrade whose connection gets a lifetime
 /// token, heartbeats, shutdown, a slow-consumer limit and a [`CloseReason`].
@@ -115,17 +115,29 @@ impl LiveSocket {
 
     /// [`Connection::serve_log`] in the socket's task; the [`CloseReason`]
     /// is dropped (use [`on_upgrade`](Self::on_upgrade) to see it).
+    ///
+    /// Pass `resume.start(&log)` as `start`, for either backend: a cursor
+    /// that is too old is told after the upgrade (close `4410`), since a
+    /// browser cannot see why an upgrade failed; an outage of a Redis log is
+    /// answered `503` + `Retry-After` instead of upgrading.
     #[must_use = "to set up the WebSocket connection, this response must be returned"]
-    pub fn serve_log<T, F>(
+    pub fn serve_log<T, B, E, F>(
         self,
-        log: EventLog<T>,
-        start: Result<Cursor, CursorGone>,
+        log: EventLog<T, B>,
+        start: Result<Cursor, E>,
         on_message: F,
     ) -> Response
     where
         T: Clone + Serialize + Send + Sync + 'static,
+        B: Backend,
+        E: StartRefusal,
         F: FnMut(Message) -> Result<(), CloseReason> + Send + 'static,
     {
+        let start = match start.map_err(StartRefusal::into_gone) {
+            Ok(cursor) => Ok(cursor),
+            Err(Ok(gone)) => Err(gone),
+            Err(Err(response)) => return response,
+        };
         self.on_upgrade(move |conn| async move {
             conn.serve_log(&log, start, on_message).await;
         })

@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::CloseReason;
-use crate::event_log::{Cursor, CursorGone, Event, EventLog, Subscription};
+use crate::event_log::{Backend, Cursor, CursorGone, Event, EventLog, Memory, Subscription};
 
 /// The outgoing messages of [`Connection::serve_log`](super::Connection::serve_log),
 /// as a stream for [`Connection::run`](super::Connection::run): to merge
@@ -22,9 +22,13 @@ use crate::event_log::{Cursor, CursorGone, Event, EventLog, Subscription};
 ///
 /// The log is read only when the socket can take more (see
 /// [`Subscription`]).
-pub fn log_messages<T>(log: &EventLog<T>, start: Result<Cursor, CursorGone>) -> LogMessages<T>
+pub fn log_messages<T, B>(
+    log: &EventLog<T, B>,
+    start: Result<Cursor, CursorGone>,
+) -> LogMessages<T, B>
 where
     T: Clone + Send + Sync + 'static,
+    B: Backend,
 {
     let state = match start {
         Ok(cursor) => State::Open(cursor),
@@ -41,8 +45,8 @@ where
 }
 
 /// The stream returned by [`log_messages`].
-pub struct LogMessages<T> {
-    subscription: Option<Subscription<T>>,
+pub struct LogMessages<T, B = Memory> {
+    subscription: Option<Subscription<T, B>>,
     state: State,
 }
 
@@ -56,7 +60,7 @@ enum State {
     Done,
 }
 
-impl<T> std::fmt::Debug for LogMessages<T> {
+impl<T, B> std::fmt::Debug for LogMessages<T, B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LogMessages")
             .field("subscription", &self.subscription)
@@ -65,7 +69,7 @@ impl<T> std::fmt::Debug for LogMessages<T> {
 }
 
 // Nothing is structurally pinned (`Subscription` is `Unpin`).
-impl<T> Unpin for LogMessages<T> {}
+impl<T, B> Unpin for LogMessages<T, B> {}
 
 fn text(value: &impl Serialize) -> Message {
     Message::Text(Utf8Bytes::from(
@@ -90,9 +94,10 @@ fn gone(gone: &CursorGone) -> Message {
     text(&value)
 }
 
-impl<T> Stream for LogMessages<T>
+impl<T, B> Stream for LogMessages<T, B>
 where
     T: Clone + Serialize + Send + Sync + 'static,
+    B: Backend,
 {
     type Item = Result<Message, CloseReason>;
 

@@ -1,0 +1,178 @@
+//! The retained events of a log, for both backends: the memory log's only
+//! copy, the Redis log's mirror of the stream's tail.
+//!
+//! Every entry carries its position; positions are strictly increasing but
+//! need not be dense (the memory log counts 1, 2, 3…; the Redis log packs
+//! stream IDs, see `redis::id`). So lookups are binary searches, never offset
+//! arithmetic.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// How much a log retains.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Retention {
+    /// At most this many entries (at least 1).
+    pub(crate) capacity: usize,
+    /// Entries older than this are evicted (lazily: not counted as live by
+    /// readers, removed on the next append).
+    pub(crate) max_age: Option<Duration>,
+}
+
+pub(crate) struct Entry<T> {
+    pub(crate) position: u64,
+    pub(crate) at: Instant,
+    pub(crate) data: T,
+}
+
+/// Invariant: every event with a position in `floor + 1 ..= head` that the
+/// log ever had is in `entries` (unless expired by age), in order; nothing
+/// at or below `floor` is.
+pub(crate) struct State<T> {
+    /// The epoch the positions belong to (fixed for the memory log; replaced
+    /// when the Redis log finds its stream lost or replaced).
+    pub(crate) epoch: u64,
+    pub(crate) entries: VecDeque<Entry<T>>,
+    /// Position of the newest event (0: none).
+    pub(crate) head: u64,
+    /// Position of the newest event evicted (0: none yet).
+    pub(crate) floor: u64,
+}
+
+impl<T> State<T> {
+    pub(crate) fn new(epoch: u64) -> Self {
+        Self::with_bounds(epoch, 0, 0)
+    }
+
+    pub(crate) fn with_bounds(epoch: u64, floor: u64, head: u64) -> Self {
+        debug_assert!(floor <= head);
+        Self {
+            epoch,
+            entries: VecDeque::new(),
+            head,
+            floor,
+        }
+    }
+
+    /// Appends an event after `head`, evicting by count and age.
+    ///
+    /// `position` must be above `head` (callers check; a debug assertion
+    /// holds them to it).
+    pub(crate) fn push(&mut self, position: u64, at: Instant, data: T, retention: Retention) {
+        debug_assert!(position > self.head, "{position} <= head {}", self.head);
+        if self.entries.len() >= retention.capacity {
+            self.evict_front();
+        }
+        if let Some(age) = retention.max_age {
+            while self
+                .entries
+                .front()
+                .is_some_and(|e| at.saturating_duration_since(e.at) > age)
+            {
+                self.evict_front();
+            }
+        }
+        self.entries.push_back(Entry { position, at, data });
+        self.head = position;
+    }
+
+    fn evict_front(&mut self) {
+        if let Some(e) = self.entries.pop_front() {
+            self.floor = e.position;
+        }
+    }
+
+    /// A break in the sequence at `position`: events up to it cannot be
+    /// delivered (they are gone, or cannot be read). Everything retained is
+    /// dropped, so a reader behind the break gets a `410` instead of a
+    /// silent gap.
+    #[cfg(any(feature = "redis", test))]
+    pub(crate) fn gap(&mut self, position: u64) {
+        let position = position.max(self.head);
+        self.entries.clear();
+        self.head = position;
+        self.floor = position;
+    }
+
+    /// The position below which events are gone (by count or by age) at
+    /// `now`, and the index of the first live entry. Does not mutate: expired
+    /// entries are removed on the next append.
+    pub(crate) fn live(&self, now: Instant, max_age: Option<Duration>) -> (u64, usize) {
+        let expired = match max_age {
+            Some(age) => self
+                .entries
+                .partition_point(|e| now.saturating_duration_since(e.at) > age),
+            None => 0,
+        };
+        let floor = match expired {
+            0 => self.floor,
+            n => self.entries[n - 1].position,
+        };
+        (floor, expired)
+    }
+
+    /// Index of the first entry after `position`.
+    pub(crate) fn index_after(&self, position: u64) -> usize {
+        self.entries.partition_point(|e| e.position <= position)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEEP_3: Retention = Retention {
+        capacity: 3,
+        max_age: None,
+    };
+
+    #[test]
+    fn sparse_positions_evict_and_search() {
+        let now = Instant::now();
+        let mut s = State::new(1);
+        for p in [10, 20, 35, 36, 90] {
+            s.push(p, now, p, KEEP_3);
+        }
+        assert_eq!(s.head, 90);
+        assert_eq!(s.floor, 20);
+        assert_eq!(s.live(now, None), (20, 0));
+        assert_eq!(s.index_after(20), 0);
+        assert_eq!(s.index_after(21), 0);
+        assert_eq!(s.index_after(35), 1);
+        assert_eq!(s.index_after(89), 2);
+        assert_eq!(s.index_after(90), 3);
+    }
+
+    #[test]
+    fn a_gap_drops_everything_up_to_it() {
+        let now = Instant::now();
+        let mut s = State::new(1);
+        s.push(5, now, (), KEEP_3);
+        s.push(7, now, (), KEEP_3);
+        s.gap(9);
+        assert_eq!((s.floor, s.head, s.entries.len()), (9, 9, 0));
+        // A gap below the head never moves it back.
+        s.push(12, now, (), KEEP_3);
+        s.gap(3);
+        assert_eq!((s.floor, s.head, s.entries.len()), (12, 12, 0));
+    }
+
+    #[test]
+    fn age_counts_from_the_newest_expired_entry() {
+        let t0 = Instant::now();
+        let age = Duration::from_secs(10);
+        let retention = Retention {
+            capacity: 10,
+            max_age: Some(age),
+        };
+        let mut s = State::new(1);
+        s.push(4, t0, (), retention);
+        s.push(8, t0 + Duration::from_secs(5), (), retention);
+        s.push(9, t0 + Duration::from_secs(12), (), retention);
+        // The push at t0 + 12 s removed position 4 physically.
+        assert_eq!(s.floor, 4);
+        assert_eq!(s.live(t0 + Duration::from_secs(16), Some(age)), (8, 1));
+    }
+}

@@ -1,0 +1,1013 @@
+#![allow(clippy::unwrap_used)]
+//! The Redis backend against a real `redis-server` (Debian's), started by
+//! the test on a free port with a temporary directory: two instances of the
+//! demo app, each with its own Redis log on the same key, served by
+//! `axum::serve` on `127.0.0.1:0`, and clients that speak raw HTTP/1.1.
+//!
+//! Each instance runs in a Tokio runtime of its own on a thread of its own,
+//! so "kill instance A" drops everything A had (its listener, connections,
+//! handlers, log and reader task) as a crashed process would.
+//!
+//! Without `redis-server` the tests are skipped with a message, except
+//! under `CI=true`, where that is a failure (`.ci/run` installs it).
+
+#[allow(dead_code, unreachable_pub)]
+#[path = "../examples/demo/app.rs"]
+mod demo;
+
+use std::collections::HashSet;
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum_longpoll::event_log::{EventLog, Redis};
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// Hang guard for one HTTP exchange.
+const IO_GUARD: Duration = Duration::from_secs(15);
+/// The reader's `XREAD BLOCK` in these tests: short, so `410 ahead` and
+/// reconnects are quick.
+const BLOCK: Duration = Duration::from_millis(300);
+
+// ---------------------------------------------------------------------------
+// redis-server
+// ---------------------------------------------------------------------------
+
+/// A `redis-server` child on `127.0.0.1:<port>` with its own directory;
+/// killed and removed on drop.
+struct RedisServer {
+    port: u16,
+    dir: PathBuf,
+    appendonly: bool,
+    child: Option<Child>,
+}
+
+static NEXT_DIR: AtomicUsize = AtomicUsize::new(0);
+
+impl RedisServer {
+    /// Starts a server, or returns `None` (after saying why) when
+    /// `redis-server` is not installed and this is not CI.
+    async fn start(appendonly: bool) -> Option<Self> {
+        if Command::new("redis-server")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .status()
+            .is_err()
+        {
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                panic!(
+                    "redis-server is not installed, and CI=true: .ci/run must install it \
+                     (apt-get install redis-server)"
+                );
+            }
+            eprintln!(
+                "SKIPPED: redis-server is not installed (apt-get install redis-server); \
+                 the Redis backend was not tested"
+            );
+            return None;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = std::env::temp_dir().join(format!(
+            "axum-longpoll-redis-{}-{}",
+            std::process::id(),
+            NEXT_DIR.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut server = Self {
+            port,
+            dir,
+            appendonly,
+            child: None,
+        };
+        server.spawn().await;
+        Some(server)
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    async fn spawn(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .arg("--dir")
+            .arg(&self.dir)
+            .args(["--save", ""])
+            .args(["--appendonly", if self.appendonly { "yes" } else { "no" }])
+            .args(["--daemonize", "no", "--loglevel", "warning"])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start redis-server");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if self.command("PING").await.is_ok_and(|r| r == "+PONG") {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not answer PING"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Sends one inline command; returns the first reply line.
+    async fn command(&self, cmd: &str) -> io::Result<String> {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).await?;
+        s.write_all(format!("{cmd}\r\n").as_bytes()).await?;
+        let mut buf = vec![0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no reply"))??;
+        let text = String::from_utf8_lossy(&buf[..n]);
+        Ok(text.lines().next().unwrap_or_default().to_owned())
+    }
+
+    /// Stops the server as an operator would (`SHUTDOWN`: with `appendonly
+    /// yes` the AOF is flushed first) and waits for it to exit.
+    async fn stop(&mut self) {
+        let nosave = if self.appendonly { "" } else { " NOSAVE" };
+        let _ = self.command(&format!("SHUTDOWN{nosave}")).await;
+        let mut child = self.child.take().expect("server running");
+        let status = tokio::task::spawn_blocking(move || child.wait())
+            .await
+            .unwrap();
+        assert!(status.is_ok(), "redis-server did not exit");
+    }
+
+    /// Starts it again on the same port and directory.
+    async fn restart(&mut self) {
+        self.spawn().await;
+    }
+
+    /// Connections Redis has open now (`CLIENT LIST`, less the one asking).
+    async fn clients(&self) -> usize {
+        let client = redis::Client::open(self.url()).unwrap();
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        let list: String = redis::cmd("CLIENT")
+            .arg("LIST")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        list.lines().count() - 1
+    }
+
+    /// Closes every connection whose last command was `XREAD` (the readers
+    /// of all logs), as a network cut between the readers and Redis would;
+    /// returns how many.
+    async fn cut_readers(&self) -> usize {
+        let client = redis::Client::open(self.url()).unwrap();
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        let list: String = redis::cmd("CLIENT")
+            .arg("LIST")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let readers: Vec<&str> = list
+            .lines()
+            .filter(|l| l.contains("cmd=xread"))
+            .filter_map(|l| l.split(' ').find_map(|f| f.strip_prefix("id=")))
+            .collect();
+        for id in &readers {
+            let _: redis::RedisResult<i64> = redis::cmd("CLIENT")
+                .arg("KILL")
+                .arg("ID")
+                .arg(*id)
+                .query_async(&mut conn)
+                .await;
+        }
+        readers.len()
+    }
+
+    async fn xlen(&self, key: &str) -> usize {
+        let client = redis::Client::open(self.url()).unwrap();
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        redis::cmd("XLEN")
+            .arg(key)
+            .query_async(&mut conn)
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Starts `redis-server` or skips the test.
+macro_rules! redis_or_skip {
+    ($appendonly:expr) => {
+        match RedisServer::start($appendonly).await {
+            Some(server) => server,
+            None => return,
+        }
+    };
+}
+
+// ---------------------------------------------------------------------------
+// Instances of the demo app
+// ---------------------------------------------------------------------------
+
+async fn connect_log(url: &str, key: &str, capacity: usize) -> EventLog<Arc<str>, Redis> {
+    EventLog::builder()
+        .capacity(capacity)
+        .redis(redis::Client::open(url).unwrap(), key)
+        .block(BLOCK)
+        .max_backoff(Duration::from_millis(200))
+        .connect()
+        .await
+        .unwrap()
+}
+
+/// The demo app on a Redis log, in a runtime and thread of its own.
+struct Instance {
+    addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Instance {
+    async fn start(redis: &RedisServer, key: &str, capacity: usize) -> Self {
+        let (url, key) = (redis.url(), key.to_owned());
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let log = connect_log(&url, &key, capacity).await;
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                ready_tx.send(listener.local_addr().unwrap()).unwrap();
+                let app = demo::router(log, CancellationToken::new());
+                tokio::select! {
+                    _ = axum::serve(listener, app) => {},
+                    _ = stopped => {},
+                }
+            });
+            // Dropping the runtime drops every task of this instance: the
+            // connections, the handlers, the log and its reader.
+            drop(rt);
+        });
+        let addr = ready_rx.await.expect("instance did not start");
+        Self {
+            addr,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    /// Kills the instance: its runtime and everything in it is dropped.
+    async fn kill(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            tokio::task::spawn_blocking(move || thread.join().unwrap())
+                .await
+                .unwrap();
+        }
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// HTTP/1.1 client (errors returned, not panicked: instances die here)
+// ---------------------------------------------------------------------------
+
+#[derive(Debug)]
+struct Reply {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.text()))
+    }
+
+    /// `(id, data)` of each event of a `200` long-poll answer.
+    fn events(&self) -> Vec<(String, String)> {
+        assert_eq!(self.status, 200, "{self:?}");
+        self.json()["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                (
+                    e["id"].as_str().unwrap().to_owned(),
+                    e["data"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    }
+
+    fn data(&self) -> Vec<String> {
+        self.events().into_iter().map(|(_, d)| d).collect()
+    }
+}
+
+async fn http(addr: SocketAddr, method: &str, target: &str, body: &[u8]) -> io::Result<Reply> {
+    let exchange = async {
+        let mut s = TcpStream::connect(addr).await?;
+        let head = format!(
+            "{method} {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+             Content-Length: {}\r\n\r\n",
+            body.len()
+        );
+        s.write_all(head.as_bytes()).await?;
+        s.write_all(body).await?;
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw).await?;
+        parse(&raw)
+    };
+    tokio::time::timeout(IO_GUARD, exchange)
+        .await
+        .unwrap_or_else(|_| panic!("no answer within {IO_GUARD:?} to {method} {target}"))
+}
+
+fn parse(raw: &[u8]) -> io::Result<Reply> {
+    let bad = |what: &str| io::Error::new(io::ErrorKind::InvalidData, what.to_owned());
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| bad("no end of head (connection closed early)"))?;
+    let head = std::str::from_utf8(&raw[..end]).map_err(|_| bad("head not UTF-8"))?;
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| bad("status line"))?;
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
+        .collect();
+    Ok(Reply {
+        status,
+        headers,
+        body: raw[end + 4..].to_vec(),
+    })
+}
+
+async fn get(addr: SocketAddr, target: &str) -> Reply {
+    http(addr, "GET", target, b"").await.unwrap()
+}
+
+async fn publish_http(addr: SocketAddr, text: &str) -> Reply {
+    http(addr, "POST", "/publish", text.as_bytes())
+        .await
+        .unwrap()
+}
+
+/// The head cursor of an instance: a `204` with a `Cursor` header.
+async fn head(addr: SocketAddr) -> String {
+    let reply = get(addr, "/poll?timeout=0").await;
+    assert_eq!(reply.status, 204, "{reply:?}");
+    reply.header("cursor").unwrap().to_owned()
+}
+
+async fn stats(addr: SocketAddr) -> Value {
+    get(addr, "/stats").await.json()
+}
+
+/// Waits until `addr` serves new polls again (no `503`).
+async fn until_ready(addr: SocketAddr) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let reply = get(addr, "/poll?timeout=0").await;
+        if reply.status != 503 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "instance never recovered: {reply:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits until the instance has a parked long-poll.
+async fn until_parked(addr: SocketAddr, n: u64) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while stats(addr).await["parked"].as_u64() != Some(n) {
+        assert!(Instant::now() < deadline, "poll never parked");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn assert_gone(reply: &Reply, reason: &str) -> String {
+    assert_eq!(reply.status, 410, "{reply:?}");
+    let body = reply.json();
+    assert_eq!(body["reason"], reason, "{body}");
+    body["cursor"].as_str().unwrap().to_owned()
+}
+
+fn epoch_of(cursor: &str) -> &str {
+    cursor.split_once('-').unwrap().0
+}
+
+// ---------------------------------------------------------------------------
+// A client of the cursor loop that survives outages
+// ---------------------------------------------------------------------------
+
+/// What one client saw.
+#[derive(Debug, Default)]
+struct Seen {
+    data: Vec<String>,
+    ids: Vec<String>,
+    unavailable: u32,
+    failed: u32,
+}
+
+/// Long-polls with its cursor on an instance picked by `pick` until it has
+/// seen `last`, asserting that event ids strictly increase. `503` and
+/// connection errors are retried with the same cursor; a `410` is a
+/// failure (these scenarios must lose nothing).
+async fn follow(
+    addrs: Arc<Mutex<Vec<SocketAddr>>>,
+    mut cursor: String,
+    last: String,
+    seed: u64,
+) -> Seen {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let mut seen = Seen::default();
+    while seen.data.last() != Some(&last) {
+        let addr = {
+            let addrs = addrs.lock().unwrap();
+            addrs[rng.usize(..addrs.len())]
+        };
+        let target = format!("/poll?timeout=2&cursor={cursor}");
+        let reply = match http(addr, "GET", &target, b"").await {
+            Ok(reply) => reply,
+            Err(_) => {
+                seen.failed += 1;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            }
+        };
+        match reply.status {
+            200 => {
+                for (id, data) in reply.events() {
+                    if let Some(prev) = seen.ids.last() {
+                        assert_eq!(epoch_of(prev), epoch_of(&id), "epoch changed: {id}");
+                        let p: u64 = prev.split_once('-').unwrap().1.parse().unwrap();
+                        let q: u64 = id.split_once('-').unwrap().1.parse().unwrap();
+                        assert!(q > p, "ids not increasing: {prev} then {id}");
+                    }
+                    seen.ids.push(id);
+                    seen.data.push(data);
+                }
+                cursor = reply.json()["cursor"].as_str().unwrap().to_owned();
+            }
+            204 => cursor = reply.header("cursor").unwrap().to_owned(),
+            503 => {
+                assert!(reply.header("retry-after").is_some(), "{reply:?}");
+                seen.unavailable += 1;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            _ => panic!("client {seed} with cursor {cursor} on {addr}: {reply:?}"),
+        }
+    }
+    seen
+}
+
+/// Asserts that `seen` is `0..n` in order, where a value whose publish
+/// failed (and was retried) may appear twice in a row.
+fn assert_gap_free(seen: &[String], n: usize, retried: &HashSet<usize>) {
+    let mut expected = 0;
+    for (i, v) in seen.iter().enumerate() {
+        let v: usize = v.parse().unwrap();
+        if v + 1 == expected && retried.contains(&v) {
+            continue; // a retried publish that had reached Redis after all
+        }
+        assert_eq!(
+            v,
+            expected,
+            "at index {i}: got {v}, expected {expected}; around: {:?}",
+            &seen[i.saturating_sub(3)..(i + 3).min(seen.len())]
+        );
+        expected += 1;
+    }
+    assert_eq!(expected, n, "{} values seen", seen.len());
+}
+
+// ---------------------------------------------------------------------------
+// Scenarios
+// ---------------------------------------------------------------------------
+
+#[test]
+fn public_types_are_send_sync_clone() {
+    fn send_sync<T: Send + Sync + 'static>() {}
+    fn clone<T: Clone>() {}
+    send_sync::<EventLog<Arc<str>, Redis>>();
+    send_sync::<axum_longpoll::event_log::Subscription<Arc<str>, Redis>>();
+    send_sync::<axum_longpoll::event_log::RedisLogBuilder>();
+    send_sync::<axum_longpoll::event_log::StartError>();
+    send_sync::<axum_longpoll::event_log::Unavailable>();
+    send_sync::<axum_longpoll::event_log::PublishError>();
+    clone::<EventLog<Arc<str>, Redis>>();
+    clone::<axum_longpoll::event_log::StartError>();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_on_a_long_poll_on_b_with_a_cursor_from_a() {
+    let redis = redis_or_skip!(false);
+    let a = Instance::start(&redis, "t:ab", 64).await;
+    let b = Instance::start(&redis, "t:ab", 64).await;
+
+    let c0 = head(a.addr).await;
+    assert_eq!(c0, head(b.addr).await, "both instances on the same log");
+    // Shared epochs have the top bit set.
+    assert!(
+        u64::from_str_radix(epoch_of(&c0), 16).unwrap() >> 63 == 1,
+        "{c0}"
+    );
+
+    let parked =
+        tokio::spawn(async move { get(b.addr, &format!("/poll?timeout=10&cursor={c0}")).await });
+    until_parked(b.addr, 1).await;
+    let published = publish_http(a.addr, "hello").await;
+    assert_eq!(published.status, 200, "{published:?}");
+    let id = published.json()["id"].as_str().unwrap().to_owned();
+
+    let reply = parked.await.unwrap();
+    assert_eq!(reply.events(), [(id.clone(), "hello".to_owned())]);
+    assert_eq!(reply.header("cursor"), Some(id.as_str()));
+
+    // A's cursor is served by B: not ahead, nothing new yet.
+    let reply = get(b.addr, &format!("/poll?timeout=0&cursor={id}")).await;
+    assert_eq!(reply.status, 204, "{reply:?}");
+    assert_eq!(reply.header("cursor"), Some(id.as_str()));
+
+    let s = stats(b.addr).await;
+    assert_eq!(s["backend"], "redis");
+    assert_eq!(s["head"], id.as_str());
+
+    // A cursor that no instance issued, ahead of every event: 410 ahead
+    // once B has caught up with the stream (twice), not at once.
+    let (epoch, position) = id.split_once('-').unwrap();
+    let forged = format!("{epoch}-{}", position.parse::<u64>().unwrap() + (1 << 40));
+    let started = Instant::now();
+    let reply = get(b.addr, &format!("/poll?timeout=10&cursor={forged}")).await;
+    assert_gone(&reply, "ahead");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+/// Reads an NDJSON stream until a line containing `needle`.
+async fn read_until(stream: &mut TcpStream, buf: &mut Vec<u8>, needle: &str) -> String {
+    let deadline = Instant::now() + IO_GUARD;
+    loop {
+        let text = String::from_utf8_lossy(buf).into_owned();
+        if let Some(line) = text.lines().find(|l| l.contains(needle)) {
+            return line.to_owned();
+        }
+        let mut chunk = [0u8; 4096];
+        let n = tokio::time::timeout_at(deadline, stream.read(&mut chunk))
+            .await
+            .unwrap_or_else(|_| panic!("no line with {needle:?} in {text:?}"))
+            .unwrap();
+        assert!(n > 0, "stream ended without {needle:?}: {text:?}");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ndjson_stream_on_b_carries_events_published_on_a() {
+    let redis = redis_or_skip!(false);
+    let a = Instance::start(&redis, "t:ndjson", 64).await;
+    let b = Instance::start(&redis, "t:ndjson", 64).await;
+    let c0 = head(a.addr).await;
+    let mut stream = TcpStream::connect(b.addr).await.unwrap();
+    stream
+        .write_all(format!("GET /stream?cursor={c0} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    let open = read_until(&mut stream, &mut buf, "\"open\"").await;
+    assert!(open.contains(&c0), "{open}");
+    let id = publish_http(a.addr, "streamed").await.json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let line = read_until(&mut stream, &mut buf, "streamed").await;
+    let event: Value = serde_json::from_str(line.trim()).unwrap();
+    assert_eq!(event["id"], id.as_str());
+    assert_eq!(event["data"], "streamed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_alternating_between_two_instances_sees_5000_events_gap_free() {
+    const EVENTS: usize = 5_000;
+    let redis = redis_or_skip!(false);
+    let a = Instance::start(&redis, "t:alt", 8192).await;
+    let b = Instance::start(&redis, "t:alt", 8192).await;
+    let publisher = connect_log(&redis.url(), "t:alt", 8192).await;
+    let start = head(a.addr).await;
+    let addrs = Arc::new(Mutex::new(vec![a.addr, b.addr]));
+
+    let started = Instant::now();
+    let clients: Vec<_> = (0..4)
+        .map(|i| {
+            tokio::spawn(follow(
+                Arc::clone(&addrs),
+                start.clone(),
+                (EVENTS - 1).to_string(),
+                100 + i,
+            ))
+        })
+        .collect();
+    let mut rng = fastrand::Rng::with_seed(9);
+    for n in 0..EVENTS {
+        publisher.publish(Arc::from(n.to_string())).await.unwrap();
+        if rng.u8(..) < 8 {
+            tokio::time::sleep(Duration::from_millis(rng.u64(1..=5))).await;
+        }
+    }
+    for client in clients {
+        let seen = tokio::time::timeout(Duration::from_secs(60), client)
+            .await
+            .expect("client did not finish")
+            .unwrap();
+        assert_gap_free(&seen.data, EVENTS, &HashSet::new());
+        assert_eq!(seen.unavailable + seen.failed, 0, "{seen:?}");
+    }
+    eprintln!(
+        "{EVENTS} events through Redis to 4 clients alternating between 2 instances in {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_of_a_killed_instance_resume_on_the_other_with_their_cursor() {
+    const EVENTS: usize = 2_000;
+    let redis = redis_or_skip!(false);
+    let mut a = Instance::start(&redis, "t:kill", 4096).await;
+    let b = Instance::start(&redis, "t:kill", 4096).await;
+    let publisher = connect_log(&redis.url(), "t:kill", 4096).await;
+    let start = head(a.addr).await;
+    // The clients use A only, until it is gone; then B.
+    let addrs = Arc::new(Mutex::new(vec![a.addr]));
+    let clients: Vec<_> = (0..4)
+        .map(|i| {
+            tokio::spawn(follow(
+                Arc::clone(&addrs),
+                start.clone(),
+                (EVENTS - 1).to_string(),
+                200 + i,
+            ))
+        })
+        .collect();
+    let before = redis.clients().await;
+    for n in 0..EVENTS {
+        if n == EVENTS / 3 {
+            a.kill().await;
+            *addrs.lock().unwrap() = vec![b.addr];
+        }
+        publisher.publish(Arc::from(n.to_string())).await.unwrap();
+        if n % 50 == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    let mut failed = 0;
+    for client in clients {
+        let seen = tokio::time::timeout(Duration::from_secs(60), client)
+            .await
+            .expect("client did not finish")
+            .unwrap();
+        assert_gap_free(&seen.data, EVENTS, &HashSet::new());
+        failed += seen.failed;
+    }
+    // A's two connections (writer and reader) are closed: its reader task
+    // did not outlive it.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let now = redis.clients().await;
+        if now + 2 <= before {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{before} Redis clients before, {now} after"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!("killed A mid-stream; {failed} requests failed and were retried on B");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readers_cut_off_while_redis_stays_up_skip_nothing_published_meanwhile() {
+    const EVENTS: usize = 2_000;
+    let redis = redis_or_skip!(false);
+    let a = Instance::start(&redis, "t:cut", 4096).await;
+    let b = Instance::start(&redis, "t:cut", 4096).await;
+    let publisher = connect_log(&redis.url(), "t:cut", 4096).await;
+    let start = head(a.addr).await;
+    let addrs = Arc::new(Mutex::new(vec![a.addr, b.addr]));
+    let clients: Vec<_> = (0..4)
+        .map(|i| {
+            tokio::spawn(follow(
+                Arc::clone(&addrs),
+                start.clone(),
+                (EVENTS - 1).to_string(),
+                400 + i,
+            ))
+        })
+        .collect();
+    let progress = Arc::new(AtomicUsize::new(0));
+    let publishing = tokio::spawn(publish_retrying(
+        publisher.clone(),
+        0..EVENTS,
+        Arc::clone(&progress),
+    ));
+    // Cut every reader four times mid-run; the publisher's writer stays
+    // connected, so events keep arriving while the readers are away.
+    let mut cut = 0;
+    for round in 1..=4 {
+        while progress.load(Ordering::Relaxed) < round * EVENTS / 5 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        cut += redis.cut_readers().await;
+    }
+    assert!(cut >= 8, "only {cut} reader connections were cut");
+    let retried = tokio::time::timeout(Duration::from_secs(60), publishing)
+        .await
+        .expect("publisher did not finish")
+        .unwrap();
+    for client in clients {
+        let seen = tokio::time::timeout(Duration::from_secs(60), client)
+            .await
+            .expect("client did not finish")
+            .unwrap();
+        assert_gap_free(&seen.data, EVENTS, &retried);
+    }
+}
+
+/// Publishes `range` through `log` (about one event per millisecond),
+/// retrying each failed publish until it succeeds; returns the values whose
+/// publish failed at least once (those may have reached Redis anyway).
+async fn publish_retrying(
+    log: EventLog<Arc<str>, Redis>,
+    range: std::ops::Range<usize>,
+    progress: Arc<AtomicUsize>,
+) -> HashSet<usize> {
+    let mut retried = HashSet::new();
+    for n in range {
+        while let Err(err) = log.publish(Arc::from(n.to_string())).await {
+            assert_eq!(err.status(), 503, "{err}");
+            retried.insert(n);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        progress.store(n, Ordering::Relaxed);
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    retried
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_restarted_with_appendonly_loses_nothing() {
+    const EVENTS: usize = 1_500;
+    let mut redis = redis_or_skip!(true);
+    let a = Instance::start(&redis, "t:aof", 4096).await;
+    let b = Instance::start(&redis, "t:aof", 4096).await;
+    let publisher = connect_log(&redis.url(), "t:aof", 4096).await;
+    let start = head(a.addr).await;
+    let addrs = Arc::new(Mutex::new(vec![a.addr, b.addr]));
+    let clients: Vec<_> = (0..4)
+        .map(|i| {
+            tokio::spawn(follow(
+                Arc::clone(&addrs),
+                start.clone(),
+                (EVENTS - 1).to_string(),
+                300 + i,
+            ))
+        })
+        .collect();
+
+    let progress = Arc::new(AtomicUsize::new(0));
+    let publishing = tokio::spawn(publish_retrying(
+        publisher.clone(),
+        0..EVENTS,
+        Arc::clone(&progress),
+    ));
+    while progress.load(Ordering::Relaxed) < EVENTS / 3 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Down mid-run: publishes fail (and are retried), new polls get 503,
+    // parked polls wait.
+    redis.stop().await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    redis.restart().await;
+    let retried = tokio::time::timeout(Duration::from_secs(60), publishing)
+        .await
+        .expect("publisher did not finish")
+        .unwrap();
+    assert!(
+        !retried.is_empty(),
+        "no publish failed: the outage was not mid-run"
+    );
+
+    let mut unavailable = 0;
+    for client in clients {
+        let seen = tokio::time::timeout(Duration::from_secs(60), client)
+            .await
+            .expect("client did not finish")
+            .unwrap();
+        assert_gap_free(&seen.data, EVENTS, &retried);
+        assert_eq!(
+            epoch_of(&seen.ids[0]),
+            epoch_of(&start),
+            "the epoch survived"
+        );
+        unavailable += seen.unavailable;
+    }
+    eprintln!(
+        "Redis restarted with appendonly: zero loss; {} publishes failed and were retried, \
+         {unavailable} polls answered 503 meanwhile",
+        retried.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_restarted_without_persistence_is_410_epoch_never_a_silent_gap() {
+    let mut redis = redis_or_skip!(false);
+    let a = Instance::start(&redis, "t:nopersist", 64).await;
+    let b = Instance::start(&redis, "t:nopersist", 64).await;
+    let publisher = connect_log(&redis.url(), "t:nopersist", 64).await;
+    let mut ids = Vec::new();
+    for n in 0..10 {
+        ids.push(
+            publisher
+                .publish(Arc::from(n.to_string()))
+                .await
+                .unwrap()
+                .to_string(),
+        );
+    }
+    // One client parked, caught up; another still behind (has seen 0..=4).
+    let caught_up = ids[9].clone();
+    let parked =
+        tokio::spawn(
+            async move { get(b.addr, &format!("/poll?timeout=20&cursor={caught_up}")).await },
+        );
+    until_parked(b.addr, 1).await;
+
+    redis.stop().await;
+    redis.restart().await;
+    // After the restart Redis is empty: a publish claims a new epoch.
+    let mut after = publisher.publish(Arc::from("after")).await;
+    for _ in 0..50 {
+        if after.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        after = publisher.publish(Arc::from("after")).await;
+    }
+    let after = after.unwrap().to_string();
+    assert_ne!(epoch_of(&after), epoch_of(&ids[0]), "a new epoch");
+
+    // The parked client is told, not fed the new epoch's events as if
+    // nothing happened.
+    let reply = parked.await.unwrap();
+    let restart = assert_gone(&reply, "epoch");
+    assert_eq!(epoch_of(&restart), epoch_of(&after));
+
+    for addr in [a.addr, b.addr] {
+        until_ready(addr).await;
+        let reply = get(addr, &format!("/poll?timeout=5&cursor={}", ids[4])).await;
+        let restart = assert_gone(&reply, "epoch");
+        let reply = get(addr, &format!("/poll?timeout=5&cursor={restart}")).await;
+        assert_eq!(reply.data(), ["after"]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trimmed_cursor_is_410_evicted_on_every_instance() {
+    let redis = redis_or_skip!(false);
+    let a = Instance::start(&redis, "t:trim", 4).await;
+    let mut ids = Vec::new();
+    for n in 1..=10 {
+        let reply = publish_http(a.addr, &n.to_string()).await;
+        ids.push(reply.json()["id"].as_str().unwrap().to_owned());
+    }
+    // Redis keeps at least capacity + 1 (approximate trimming may keep more).
+    assert!(redis.xlen("t:trim").await >= 5);
+    // B starts after the trimming: it must agree with A on what is gone.
+    let b = Instance::start(&redis, "t:trim", 4).await;
+    for addr in [a.addr, b.addr] {
+        let reply = get(addr, &format!("/poll?timeout=0&cursor={}", ids[0])).await;
+        let restart = assert_gone(&reply, "evicted");
+        // Start over after the newest evicted event (the 6th).
+        assert_eq!(restart, ids[5]);
+        let reply = get(addr, &format!("/poll?timeout=0&cursor={restart}")).await;
+        assert_eq!(reply.data(), ["7", "8", "9", "10"]);
+        let reply = get(addr, &format!("/poll?timeout=0&cursor={}", ids[6])).await;
+        assert_eq!(reply.data(), ["8", "9", "10"]);
+        let reply = get(addr, &format!("/poll?timeout=0&cursor={}", ids[4])).await;
+        assert_gone(&reply, "evicted");
+        let reply = get(addr, "/poll?timeout=0&from=oldest").await;
+        assert_eq!(reply.data(), ["7", "8", "9", "10"]);
+    }
+    // Malformed stays a 400.
+    let reply = get(b.addr, "/poll?timeout=0&cursor=garbage").await;
+    assert_eq!(reply.status, 400, "{reply:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_down_new_polls_503_publish_fails_parked_polls_get_events_after_recovery() {
+    let mut redis = redis_or_skip!(true);
+    let a = Instance::start(&redis, "t:down", 64).await;
+    let first = publish_http(a.addr, "before").await.json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let addr = a.addr;
+    let parked = {
+        let first = first.clone();
+        tokio::spawn(async move { get(addr, &format!("/poll?timeout=30&cursor={first}")).await })
+    };
+    until_parked(addr, 1).await;
+
+    redis.stop().await;
+    // New requests: 503 + Retry-After once the reader has noticed.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let refused = loop {
+        let reply = get(addr, &format!("/poll?timeout=0&cursor={first}")).await;
+        if reply.status == 503 {
+            break reply;
+        }
+        assert_eq!(reply.status, 204, "{reply:?}");
+        assert!(Instant::now() < deadline, "never answered 503");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(refused.header("retry-after"), Some("1"), "{refused:?}");
+    let reply = get(addr, "/stream").await;
+    assert_eq!(reply.status, 503, "{reply:?}");
+    // A publish fails visibly.
+    let reply = publish_http(addr, "while down").await;
+    assert_eq!(reply.status, 503, "{reply:?}");
+    assert!(reply.header("retry-after").is_some(), "{reply:?}");
+    assert!(reply.text().contains("not published"), "{}", reply.text());
+    // The parked poll is still waiting.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !parked.is_finished(),
+        "the parked poll was answered while Redis was down"
+    );
+    assert_eq!(stats(addr).await["parked"], 1);
+
+    redis.restart().await;
+    until_ready(addr).await;
+    let reply = publish_http(addr, "after").await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let reply = parked.await.unwrap();
+    assert_eq!(
+        reply.data(),
+        ["after"],
+        "the parked poll gets what was published after"
+    );
+}
