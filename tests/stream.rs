@@ -434,6 +434,27 @@ async fn heartbeat_when_idle() {
     }
 }
 
+/// A heartbeat is for an idle stream: while events go out more often than
+/// the heartbeat interval, none is sent (the timer is pushed, not re-armed
+/// per event). A stall of a whole second on the publishing side would be
+/// needed to make this fail wrongly.
+#[tokio::test]
+async fn busy_stream_sends_no_heartbeat() {
+    let log = log(1024);
+    let config = StreamConfig::new().heartbeat(Some(Duration::from_secs(1)));
+    let (layer, _) = layer(config);
+    let server = spawn(app(&log, layer)).await;
+    let mut body = Body::h1(server.addr, "/stream", &[]).await;
+    body.nd_some().await.open();
+    for i in 0..75u64 {
+        let cursor = log.publish(i);
+        assert_eq!(body.nd_some().await.event(), (cursor.to_string(), json!(i)));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Idle now: the heartbeat comes.
+    assert_eq!(body.nd_some().await, Nd::Heartbeat);
+}
+
 // ---------------------------------------------------------------------------
 // 3. Caps: bytes and lifetime; resume without gap or duplicate
 // ---------------------------------------------------------------------------

@@ -106,6 +106,8 @@ pin_project! {
         #[pin]
         heartbeat: Sleep,
         every: Option<Duration>,
+        // When the last frame went out: the heartbeat is due `every` after.
+        last_frame: Instant,
         sent: usize,
         max_bytes: usize,
         // The last cursor sent (`None` for a plain stream).
@@ -171,6 +173,7 @@ impl<S, X, O> Pieces<S, X, O> {
             lifetime: tokio::time::sleep_until(crate::deadline::after(now, limits.max_lifetime)),
             heartbeat: tokio::time::sleep_until(crate::deadline::after(now, idle)),
             every: limits.every,
+            last_frame: now,
             sent: 0,
             max_bytes: limits.max_bytes,
             cursor: start,
@@ -225,9 +228,22 @@ where
                             Piece::Reconnect(EndReason::End, *this.cursor)
                         }
                         Poll::Pending => {
-                            if this.every.is_none() || this.heartbeat.as_mut().poll(cx).is_pending()
-                            {
+                            let Some(every) = *this.every else {
                                 return Poll::Pending;
+                            };
+                            // The timer is not moved per frame (that takes the
+                            // timer driver's lock each time): when it fires,
+                            // it is a heartbeat only if nothing went out for
+                            // `every`; otherwise it is pushed to that point.
+                            loop {
+                                if this.heartbeat.as_mut().poll(cx).is_pending() {
+                                    return Poll::Pending;
+                                }
+                                let due = crate::deadline::after(*this.last_frame, every);
+                                if Instant::now() >= due {
+                                    break;
+                                }
+                                this.heartbeat.as_mut().reset(due);
                             }
                             Piece::Heartbeat
                         }
@@ -235,15 +251,18 @@ where
                 }
             }
         };
+        let heartbeat = matches!(piece, Piece::Heartbeat);
         let (out, len) = (this.encode)(piece, *this.framing);
         *this.sent += len;
         if *this.state == State::Open && *this.sent >= *this.max_bytes {
             *this.state = State::Closing(EndReason::MaxBytes);
         }
-        if let Some(every) = *this.every {
+        let now = Instant::now();
+        *this.last_frame = now;
+        if let (Some(every), true) = (*this.every, heartbeat) {
             this.heartbeat
                 .as_mut()
-                .reset(crate::deadline::after(Instant::now(), every));
+                .reset(crate::deadline::after(now, every));
         }
         Poll::Ready(Some(out))
     }
