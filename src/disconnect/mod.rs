@@ -45,6 +45,27 @@
 //! holding two reference-counted pointers. No task, no timer, no lock on the
 //! normal path.
 //!
+//! Where the layer goes matters more than the layer for memory (measured in
+//! `BENCHMARKS.md`): `Router::layer` makes axum box every route's layered
+//! service (cloned for each connection by `axum::serve`) and each request's
+//! future, about 1.6 KB per parked long-poll. Wrapping the whole router
+//! avoids both; the response body then has to be mapped back to axum's:
+//!
+//! ```no_run
+//! use axum::{body::Body, extract::Request, Router};
+//! use axum_longpoll::DisconnectLayer;
+//! use tower::Layer as _;
+//!
+//! # async fn run(router: Router) -> std::io::Result<()> {
+//! let app = tower::ServiceExt::<Request>::map_response(
+//!     DisconnectLayer::new().layer(router),
+//!     |res: http::Response<_>| res.map(Body::new),
+//! );
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+//! axum::serve(listener, axum::ServiceExt::<Request>::into_make_service(app)).await
+//! # }
+//! ```
+//!
 //! # Compared with tower-http's `on_early_drop`
 //!
 //! tower-http calls a callback on early drop; it treats a body as finished

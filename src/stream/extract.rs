@@ -158,7 +158,7 @@ impl Streaming {
         Pieces::new(
             source,
             start,
-            self.ctx.shared.shutdown.clone().cancelled_owned(),
+            self.ctx.shared.shutdown.clone(),
             &Limits {
                 every: self.config.heartbeat,
                 max_bytes: self.config.max_bytes,

@@ -10,7 +10,7 @@ use std::time::Duration;
 use futures_util::Stream;
 use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
-use tokio_util::sync::WaitForCancellationFutureOwned;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use crate::event_log::{Cursor, CursorGone, Event};
 use crate::stats::Counters;
@@ -99,8 +99,13 @@ pin_project! {
     pub(crate) struct Pieces<S, X, O> {
         #[pin]
         source: S,
+        // Checked (an atomic load) before each item; its future is polled,
+        // to be woken, only when the source waits.
+        shutdown_token: CancellationToken,
         #[pin]
         shutdown: WaitForCancellationFutureOwned,
+        // Likewise: compared before each item, polled when the source waits.
+        end_of_life: Instant,
         #[pin]
         lifetime: Sleep,
         #[pin]
@@ -159,7 +164,7 @@ impl<S, X, O> Pieces<S, X, O> {
     pub(crate) fn new(
         source: S,
         start: Option<Cursor>,
-        shutdown: WaitForCancellationFutureOwned,
+        shutdown: CancellationToken,
         limits: &Limits,
         encode: Encode<X, O>,
         gauge: Gauge,
@@ -167,10 +172,13 @@ impl<S, X, O> Pieces<S, X, O> {
         let now = Instant::now();
         // A far deadline stands in for "no heartbeat".
         let idle = limits.every.unwrap_or(Duration::from_secs(86_400 * 365));
+        let end_of_life = crate::deadline::after(now, limits.max_lifetime);
         Self {
             source,
-            shutdown,
-            lifetime: tokio::time::sleep_until(crate::deadline::after(now, limits.max_lifetime)),
+            shutdown: shutdown.clone().cancelled_owned(),
+            shutdown_token: shutdown,
+            end_of_life,
+            lifetime: tokio::time::sleep_until(end_of_life),
             heartbeat: tokio::time::sleep_until(crate::deadline::after(now, idle)),
             every: limits.every,
             last_frame: now,
@@ -205,10 +213,12 @@ where
                 Piece::Reconnect(reason, *this.cursor)
             }
             State::Open => {
-                if this.shutdown.as_mut().poll(cx).is_ready() {
+                // The fast path (the source has an item) costs two cheap
+                // checks; the wakers are registered only when it waits.
+                if this.shutdown_token.is_cancelled() {
                     *this.state = State::Done;
                     Piece::Reconnect(EndReason::Shutdown, *this.cursor)
-                } else if this.lifetime.as_mut().poll(cx).is_ready() {
+                } else if Instant::now() >= *this.end_of_life {
                     *this.state = State::Done;
                     Piece::Reconnect(EndReason::MaxLifetime, *this.cursor)
                 } else {
@@ -228,24 +238,32 @@ where
                             Piece::Reconnect(EndReason::End, *this.cursor)
                         }
                         Poll::Pending => {
-                            let Some(every) = *this.every else {
-                                return Poll::Pending;
-                            };
-                            // The timer is not moved per frame (that takes the
-                            // timer driver's lock each time): when it fires,
-                            // it is a heartbeat only if nothing went out for
-                            // `every`; otherwise it is pushed to that point.
-                            loop {
-                                if this.heartbeat.as_mut().poll(cx).is_pending() {
+                            if this.shutdown.as_mut().poll(cx).is_ready() {
+                                *this.state = State::Done;
+                                Piece::Reconnect(EndReason::Shutdown, *this.cursor)
+                            } else if this.lifetime.as_mut().poll(cx).is_ready() {
+                                *this.state = State::Done;
+                                Piece::Reconnect(EndReason::MaxLifetime, *this.cursor)
+                            } else {
+                                let Some(every) = *this.every else {
                                     return Poll::Pending;
+                                };
+                                // The timer is not moved per frame (that takes
+                                // the timer driver's lock each time): when it
+                                // fires, it is a heartbeat only if nothing went
+                                // out for `every`; otherwise it is pushed there.
+                                loop {
+                                    if this.heartbeat.as_mut().poll(cx).is_pending() {
+                                        return Poll::Pending;
+                                    }
+                                    let due = crate::deadline::after(*this.last_frame, every);
+                                    if Instant::now() >= due {
+                                        break;
+                                    }
+                                    this.heartbeat.as_mut().reset(due);
                                 }
-                                let due = crate::deadline::after(*this.last_frame, every);
-                                if Instant::now() >= due {
-                                    break;
-                                }
-                                this.heartbeat.as_mut().reset(due);
+                                Piece::Heartbeat
                             }
-                            Piece::Heartbeat
                         }
                     }
                 }
