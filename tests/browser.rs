@@ -133,14 +133,14 @@ impl Api {
         let (router, sockets) = demo::router_with_sockets(log.clone(), shutdown.clone());
         let posts = Arc::new(AtomicUsize::new(0));
         let counted = posts.clone();
-        let app = router
-            .layer(demo::cors(origins))
-            .layer(MapRequestLayer::new(move |req: Request<Body>| {
+        let app = demo::cross_origin(router, origins).layer(MapRequestLayer::new(
+            move |req: Request<Body>| {
                 if req.method() == Method::POST && req.uri().path() == "/publish" {
                     counted.fetch_add(1, Ordering::SeqCst);
                 }
                 req
-            }));
+            },
+        ));
         let signal = shutdown.clone().cancelled_owned();
         let task = tokio::spawn(async move {
             axum::serve(listener, app)
@@ -980,4 +980,51 @@ async fn cors_allows_the_configured_origins_only() {
         );
         api.stop().await;
     }
+}
+
+/// Browsers apply no CORS to WebSocket: the demo refuses an upgrade whose
+/// `Origin` is neither its own nor allowed by `ORIGINS` (cross-site
+/// WebSocket hijacking), and lets through its own pages, listed origins and
+/// clients that send no `Origin`.
+#[tokio::test]
+async fn websocket_upgrades_obey_origins() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let listed = "http://app.example";
+    let origins = Origins::List(vec![HeaderValue::from_static(listed)]);
+    let api = Api::start(SocketAddr::from(([127, 0, 0, 1], 0)), &origins).await;
+    let host = api.base().trim_start_matches("http://").to_owned();
+    let own = format!("http://{host}");
+    for (origin, expected) in [
+        (Some("http://evil.example"), "403"),
+        (Some("http://localhost:8000"), "403"),
+        (Some(listed), "101"),
+        (Some(own.as_str()), "101"),
+        (None, "101"),
+    ] {
+        let mut tcp = tokio::net::TcpStream::connect(&host).await.unwrap();
+        let origin_line = origin
+            .map(|o| format!("Origin: {o}\r\n"))
+            .unwrap_or_default();
+        let req = format!(
+            "GET /ws HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+             {origin_line}\r\n"
+        );
+        tcp.write_all(req.as_bytes()).await.unwrap();
+        let mut buf = vec![0; 512];
+        let n = tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        let head = String::from_utf8_lossy(&buf[..n]);
+        assert!(
+            head.starts_with(&format!("HTTP/1.1 {expected}")),
+            "Origin {origin:?}: {head}"
+        );
+        if expected == "403" {
+            assert!(head.contains("ORIGINS"), "the refusal says why: {head}");
+        }
+    }
+    api.stop().await;
 }

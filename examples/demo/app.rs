@@ -236,6 +236,59 @@ pub(crate) fn is_loopback(origin: &HeaderValue) -> bool {
         .is_some_and(|(_, host, _)| matches!(host, "localhost" | "127.0.0.1" | "[::1]"))
 }
 
+impl Origins {
+    /// Whether a page of `origin` may use the API.
+    pub(crate) fn allows(&self, origin: &HeaderValue) -> bool {
+        match self {
+            Self::Loopback => is_loopback(origin),
+            Self::List(list) => list.contains(origin),
+        }
+    }
+}
+
+/// The API for pages of other origins: [`cors`] for HTTP, and the same rule
+/// for WebSocket upgrades, which browsers send from any page without CORS
+/// (gorilla's upgrader, behind seeds 003/004, refuses them by default).
+pub(crate) fn cross_origin(router: Router, origins: &Origins) -> Router {
+    router
+        .layer(cors(origins))
+        .layer(axum::middleware::from_fn_with_state(
+            origins.clone(),
+            ws_origin_guard,
+        ))
+}
+
+/// Refuses (`403`) a WebSocket upgrade whose `Origin` is neither this
+/// server's own nor allowed by `ORIGINS`; without this any site a user
+/// visits could read the log and publish through `/ws`. Requests without an
+/// `Origin` (not from a browser) pass.
+async fn ws_origin_guard(
+    State(origins): State<Origins>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let headers = req.headers();
+    let upgrade = headers
+        .get(header::UPGRADE)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"));
+    if let (true, Some(origin)) = (upgrade, headers.get(header::ORIGIN)) {
+        let own = origin
+            .to_str()
+            .ok()
+            .and_then(|o| o.split_once("://"))
+            .zip(headers.get(header::HOST).and_then(|h| h.to_str().ok()))
+            .is_some_and(|((_, host), own)| host.eq_ignore_ascii_case(own));
+        if !own && !origins.allows(origin) {
+            let text = format!(
+                "WebSocket upgrade refused for Origin {origin:?}: allowed are this server's own \
+                 pages and ORIGINS ({ORIGINS_ALLOWED})"
+            );
+            return (StatusCode::FORBIDDEN, text).into_response();
+        }
+    }
+    next.run(req).await
+}
+
 /// CORS as the crate docs recommend ("With tower-http"): explicit origins
 /// with credentials, the request headers the modes read, and the response
 /// headers a script must see (`Cursor` on a 204, `Retry-After` on a 503).

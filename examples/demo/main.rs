@@ -194,7 +194,7 @@ async fn serve<B: Backend>(
     // Finds clients that vanish without FIN/RST or stop reading (30 s).
     let listener = DeadPeer::new().listen(listener);
     let (router, sockets) = app::router_with_sockets(log, shutdown.clone());
-    axum::serve(listener, router.layer(app::cors(origins)))
+    axum::serve(listener, app::cross_origin(router, origins))
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await?;
     // `serve` does not wait for upgraded connections: let every WebSocket

@@ -126,6 +126,16 @@
 //! (A WebSocket over HTTP/2 — extended `CONNECT` — is a stream of the
 //! HTTP/2 connection, which graceful shutdown does wait for.)
 //!
+//! # Origin
+//!
+//! Browsers apply no CORS to WebSocket: any page a user visits can open a
+//! socket to your server, with the user's cookies. Neither axum's upgrade
+//! nor [`LiveSocket`] checks the `Origin` header (gorilla's upgrader, which
+//! seeds 003/004 use, refuses cross-origin upgrades by default). Check it in
+//! a middleware before the upgrade, with the same list your CORS setup
+//! allows, and refuse with `403`; `examples/demo/app.rs` (`ws_origin_guard`)
+//! does this and `tests/browser.rs` proves it.
+//!
 //! # Compared with axum's `WebSocketUpgrade`
 //!
 //! axum gives a `WebSocket` to read and write. What it leaves to the
