@@ -419,6 +419,29 @@ impl<T: Clone, B: Backend> EventLog<T, B> {
     /// point loses no event; it holds no lock while pending and leaves
     /// nothing behind.
     pub async fn wait(&self, cursor: Cursor) -> Result<Batch<T>, CursorGone> {
+        if B::LAGS {
+            // Boxed: its extra state would otherwise be in every parked
+            // long-poll's future, also for logs that never lag.
+            return Box::pin(self.wait_lagging(cursor)).await;
+        }
+        loop {
+            let published = self.inner.published.notified();
+            tokio::pin!(published);
+            // Register before reading, so a publish between the read and the
+            // await still wakes us.
+            published.as_mut().enable();
+            match self.find(cursor)? {
+                Found::Batch(batch) if !batch.events.is_empty() => return Ok(batch),
+                // A log that does not lag knows every event: a cursor ahead
+                // of it was refused by `find`.
+                Found::Batch(_) | Found::Ahead => published.await,
+            }
+        }
+    }
+
+    /// [`wait`](Self::wait) for a log whose view may lag behind the events
+    /// already published (Redis): a cursor ahead of it is waited for.
+    async fn wait_lagging(&self, cursor: Cursor) -> Result<Batch<T>, CursorGone> {
         // For a cursor ahead of a lagging log: the count of caught-up rounds
         // when it was first seen ahead.
         let mut ahead_since = None;
@@ -429,9 +452,7 @@ impl<T: Clone, B: Backend> EventLog<T, B> {
             // Register before reading, so a publish between the read and the
             // await still wakes us.
             published.as_mut().enable();
-            if B::LAGS {
-                synced.as_mut().enable();
-            }
+            synced.as_mut().enable();
             // Loaded before the read: the state read includes every round
             // counted here.
             let rounds = self.inner.rounds.load(Ordering::Acquire);
