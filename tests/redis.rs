@@ -746,24 +746,8 @@ async fn readers_cut_off_while_redis_stays_up_skip_nothing_published_meanwhile()
     let a = Instance::start(&redis, "t:cut", 4096).await;
     let b = Instance::start(&redis, "t:cut", 4096).await;
     let publisher = connect_log(&redis.url(), "t:cut", 4096).await;
-    let start = head(a.addr).await;
-    let addrs = Arc::new(Mutex::new(vec![a.addr, b.addr]));
-    let clients: Vec<_> = (0..4)
-        .map(|i| {
-            tokio::spawn(follow(
-                Arc::clone(&addrs),
-                start.clone(),
-                (EVENTS - 1).to_string(),
-                400 + i,
-            ))
-        })
-        .collect();
-    let progress = Arc::new(AtomicUsize::new(0));
-    let publishing = tokio::spawn(publish_retrying(
-        publisher.clone(),
-        0..EVENTS,
-        Arc::clone(&progress),
-    ));
+    let run = Churn::start(&a, &b, publisher, EVENTS, 400).await;
+    let progress = Arc::clone(&run.progress);
     // Cut every reader four times mid-run; the publisher's writer stays
     // connected, so events keep arriving while the readers are away.
     let mut cut = 0;
@@ -774,16 +758,72 @@ async fn readers_cut_off_while_redis_stays_up_skip_nothing_published_meanwhile()
         cut += redis.cut_readers().await;
     }
     assert!(cut >= 8, "only {cut} reader connections were cut");
-    let retried = tokio::time::timeout(Duration::from_secs(60), publishing)
-        .await
-        .expect("publisher did not finish")
-        .unwrap();
-    for client in clients {
-        let seen = tokio::time::timeout(Duration::from_secs(60), client)
+    run.finish().await;
+}
+
+/// Two instances, four clients following `events` events across both with
+/// their cursors, and a publisher that retries what fails.
+struct Churn {
+    events: usize,
+    start: String,
+    progress: Arc<AtomicUsize>,
+    clients: Vec<tokio::task::JoinHandle<Seen>>,
+    publishing: tokio::task::JoinHandle<HashSet<usize>>,
+}
+
+impl Churn {
+    async fn start(
+        a: &Instance,
+        b: &Instance,
+        publisher: EventLog<Arc<str>, Redis>,
+        events: usize,
+        seed: u64,
+    ) -> Self {
+        let start = head(a.addr).await;
+        let addrs = Arc::new(Mutex::new(vec![a.addr, b.addr]));
+        let clients = (0..4)
+            .map(|i| {
+                tokio::spawn(follow(
+                    Arc::clone(&addrs),
+                    start.clone(),
+                    (events - 1).to_string(),
+                    seed + i,
+                ))
+            })
+            .collect();
+        let progress = Arc::new(AtomicUsize::new(0));
+        let publishing = tokio::spawn(publish_retrying(
+            publisher,
+            0..events,
+            Arc::clone(&progress),
+        ));
+        Self {
+            events,
+            start,
+            progress,
+            clients,
+            publishing,
+        }
+    }
+
+    /// Waits for the publisher and every client; asserts each client saw
+    /// every event, in order; returns the retried publishes and what each
+    /// client saw.
+    async fn finish(self) -> (HashSet<usize>, Vec<Seen>) {
+        let retried = tokio::time::timeout(Duration::from_secs(60), self.publishing)
             .await
-            .expect("client did not finish")
+            .expect("publisher did not finish")
             .unwrap();
-        assert_gap_free(&seen.data, EVENTS, &retried);
+        let mut seen_all = Vec::new();
+        for client in self.clients {
+            let seen = tokio::time::timeout(Duration::from_secs(60), client)
+                .await
+                .expect("client did not finish")
+                .unwrap();
+            assert_gap_free(&seen.data, self.events, &retried);
+            seen_all.push(seen);
+        }
+        (retried, seen_all)
     }
 }
 
@@ -815,26 +855,9 @@ async fn redis_restarted_with_appendonly_loses_nothing() {
     let a = Instance::start(&redis, "t:aof", 4096).await;
     let b = Instance::start(&redis, "t:aof", 4096).await;
     let publisher = connect_log(&redis.url(), "t:aof", 4096).await;
-    let start = head(a.addr).await;
-    let addrs = Arc::new(Mutex::new(vec![a.addr, b.addr]));
-    let clients: Vec<_> = (0..4)
-        .map(|i| {
-            tokio::spawn(follow(
-                Arc::clone(&addrs),
-                start.clone(),
-                (EVENTS - 1).to_string(),
-                300 + i,
-            ))
-        })
-        .collect();
-
-    let progress = Arc::new(AtomicUsize::new(0));
-    let publishing = tokio::spawn(publish_retrying(
-        publisher.clone(),
-        0..EVENTS,
-        Arc::clone(&progress),
-    ));
-    while progress.load(Ordering::Relaxed) < EVENTS / 3 {
+    let run = Churn::start(&a, &b, publisher, EVENTS, 300).await;
+    let start = run.start.clone();
+    while run.progress.load(Ordering::Relaxed) < EVENTS / 3 {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     // Down mid-run: publishes fail (and are retried), new polls get 503,
@@ -842,22 +865,14 @@ async fn redis_restarted_with_appendonly_loses_nothing() {
     redis.stop().await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     redis.restart().await;
-    let retried = tokio::time::timeout(Duration::from_secs(60), publishing)
-        .await
-        .expect("publisher did not finish")
-        .unwrap();
+    let (retried, seen_all) = run.finish().await;
     assert!(
         !retried.is_empty(),
         "no publish failed: the outage was not mid-run"
     );
 
     let mut unavailable = 0;
-    for client in clients {
-        let seen = tokio::time::timeout(Duration::from_secs(60), client)
-            .await
-            .expect("client did not finish")
-            .unwrap();
-        assert_gap_free(&seen.data, EVENTS, &retried);
+    for seen in seen_all {
         assert_eq!(
             epoch_of(&seen.ids[0]),
             epoch_of(&start),
