@@ -14,9 +14,10 @@
 //! (small sizes, for a smoke test; writes nothing unless `BENCH_OUT` is set),
 //! `BENCH_OUT` (directory to write into, default the crate root),
 //! `BENCH_ONLY` (comma-separated phases: detection, parked, h2, plain,
-//! stream; for profiling one figure).
+//! stream, redis; for profiling one figure).
 
 mod client;
+mod redis_phase;
 mod report;
 mod servers;
 
@@ -111,6 +112,16 @@ impl Server {
 
     /// `variant`: another server argument for `kind` (`crate-outer`).
     fn spawn_variant(kind: Kind, variant: Option<&str>, workers: usize) -> io::Result<Self> {
+        Self::spawn_with(kind, variant, workers, &[])
+    }
+
+    /// As [`spawn_variant`](Self::spawn_variant), with more environment.
+    fn spawn_with(
+        kind: Kind,
+        variant: Option<&str>,
+        workers: usize,
+        envs: &[(&str, &str)],
+    ) -> io::Result<Self> {
         let mut cmd = match kind {
             Kind::Crate | Kind::Bare => {
                 let mut cmd = Command::new(std::env::current_exe()?);
@@ -129,6 +140,7 @@ impl Server {
             }
         };
         let mut child = cmd
+            .envs(envs.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -737,6 +749,9 @@ async fn pass(cfg: &Config, go: bool) -> io::Result<Run> {
     }
     if wanted("stream") {
         streaming(cfg, &mut run).await?;
+    }
+    if wanted("redis") {
+        run.redis = Some(redis_phase::phase(cfg, &run).await?);
     }
     Ok(run)
 }

@@ -68,6 +68,29 @@ pub(crate) struct Fanout {
     pub(crate) server_ms: f64,
 }
 
+/// Publish-to-delivery latency, microseconds.
+pub(crate) struct Latency {
+    pub(crate) p50_us: f64,
+    pub(crate) p99_us: f64,
+    pub(crate) max_us: f64,
+    pub(crate) count: u64,
+}
+
+/// The `redis` phase: two crate instances on one Redis key, and the
+/// in-memory server of the same pass.
+pub(crate) struct RedisRun {
+    /// Parked polls, half on each instance.
+    pub(crate) n: u64,
+    pub(crate) e2e_ms: f64,
+    pub(crate) server_ms: f64,
+    pub(crate) memory_e2e_ms: f64,
+    pub(crate) memory_server_ms: f64,
+    /// The memory fan-out comes from the fan-out phase of the same pass.
+    pub(crate) memory_reused: bool,
+    pub(crate) latency: Latency,
+    pub(crate) memory_latency: Latency,
+}
+
 pub(crate) struct Shutdown {
     pub(crate) kind: Kind,
     pub(crate) answered_ms: f64,
@@ -102,6 +125,8 @@ pub(crate) struct Run {
     pub(crate) stream: Vec<(Kind, f64)>,
     /// Server CPU nanoseconds per streamed event.
     pub(crate) stream_cpu: Vec<(Kind, f64)>,
+    /// The `redis` phase, when it ran.
+    pub(crate) redis: Option<RedisRun>,
 }
 
 impl Run {
@@ -451,6 +476,8 @@ pub(crate) fn markdown(machine: &Machine, cfg: &Config, runs: &[Run]) -> String 
         figures(w, cfg, run, i + 1);
     }
 
+    redis_section(w, cfg, runs);
+
     let _ = writeln!(w, "## Fan-out curve\n");
     let _ = writeln!(
         w,
@@ -696,6 +723,99 @@ fn figures(w: &mut String, cfg: &Config, run: &Run, number: usize) {
                 ratio(raw_cpu, cpu)
             );
         }
+    }
+    let _ = writeln!(w);
+}
+
+/// "Redis: two instances" (issue 9): one row per pass that ran the phase.
+fn redis_section(w: &mut String, cfg: &Config, runs: &[Run]) {
+    let rows: Vec<(usize, &RedisRun)> = runs
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| Some((i + 1, r.redis.as_ref()?)))
+        .collect();
+    if rows.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        w,
+        "## Redis: two instances
+"
+    );
+    let _ = writeln!(
+        w,
+        "axum-longpoll's server on a Redis log (`EventLog::builder().redis(..)`): two server \
+         processes (instances A and B, {} worker threads each) on one key of one local \
+         `redis-server` (no persistence), against the in-memory server (one process, \
+         {} worker threads) of the same pass.\n\n\
+         **Fan-out**: {} parked HTTP/1.1 polls, half on each instance, one publish on A; \
+         median of {} repetitions. End to end: publish sent → the client has the last of \
+         the answers from both instances. Server side: A's publish handler entered → the \
+         last handler on either instance produced its answer (one machine clock). The \
+         in-memory figure is the same N on one process{}. The two instances wake {} each, \
+         in two processes with twice the worker threads in all (sharing the same cores with \
+         the client and Redis): a ratio near or below 1× means the Redis \
+         hop (publish → `XADD` → each instance's `XREAD` returns) costs less than the split \
+         saves, not that Redis is free.\n",
+        2,
+        2,
+        rows[0].1.n,
+        cfg.fanout_reps,
+        if rows.iter().all(|(_, r)| r.memory_reused) {
+            ", from the fan-out table of the same run"
+        } else {
+            ""
+        },
+        rows[0].1.n / 2
+    );
+    let _ = writeln!(
+        w,
+        "| run | N | Redis e2e | Redis server side | memory e2e | memory server side | \
+         e2e Redis ÷ memory | server side Redis ÷ memory |"
+    );
+    let _ = writeln!(w, "|---|---|---|---|---|---|---|---|");
+    for (i, r) in &rows {
+        let _ = writeln!(
+            w,
+            "| {i} | {} | {} | {} | {} | {} | {} | {} |",
+            r.n,
+            ms(r.e2e_ms),
+            ms(r.server_ms),
+            ms(r.memory_e2e_ms),
+            ms(r.memory_server_ms),
+            ratio(r.e2e_ms, r.memory_e2e_ms),
+            ratio(r.server_ms, r.memory_server_ms)
+        );
+    }
+    let _ = writeln!(
+        w,
+        "\n**Publish-to-delivery latency**: one client long-polls in a loop with its cursor \
+         on instance B while the harness publishes on instance A, one event every 2 ms; \
+         each event carries the unix time at which its publish request was sent, and its \
+         latency is the time at which the client has read the answer minus that. In-memory \
+         baseline: publish and poll on the one server. The first 50 events are a warm-up.\n"
+    );
+    let _ = writeln!(
+        w,
+        "| run | events | Redis p50 | Redis p99 | Redis max | memory p50 | memory p99 | \
+         memory max | p50 Redis ÷ memory | p99 Redis ÷ memory |"
+    );
+    let _ = writeln!(w, "|---|---|---|---|---|---|---|---|---|---|");
+    for (i, r) in &rows {
+        let (l, m) = (&r.latency, &r.memory_latency);
+        let _ = writeln!(
+            w,
+            "| {i} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            l.count,
+            us(l.p50_us),
+            us(l.p99_us),
+            us(l.max_us),
+            us(m.p50_us),
+            us(m.p99_us),
+            us(m.max_us),
+            ratio(l.p50_us, m.p50_us),
+            ratio(l.p99_us, m.p99_us)
+        );
     }
     let _ = writeln!(w);
 }

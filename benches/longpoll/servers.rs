@@ -11,10 +11,13 @@
 //! | `GET /stats` | `parked=N` |
 //! | `GET /detections` | `id unix_nanos` per disconnect seen since the last call |
 //! | `GET /fanout` | `publish_ns last_answer_ns answered` since the last publish |
+//! | `POST /fanout/reset` | (`crate-redis` only) start that count without publishing |
 //! | `POST /shutdown` | answer parked polls `503`, stop, exit |
 //!
 //! - `crate`: [`DisconnectLayer`] + [`LongPoll`] + [`EventLog`] +
 //!   [`Streaming`], as the crate's docs recommend.
+//! - `crate-redis`: the same on a Redis log (`REDIS_URL`, `REDIS_KEY`), for
+//!   two instances on one key; `/poll?cursor=C` resumes after `C`.
 //! - `bare`: hand-written axum: a drop guard for the disconnect, a
 //!   `tokio::sync::watch` for the wake-up, a `select!` with a timer and the
 //!   shutdown token, `Body::from_stream` for streaming. Nothing from this
@@ -33,7 +36,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use axum_longpoll::disconnect::DisconnectBody;
-use axum_longpoll::event_log::{Event, Resume};
+use axum_longpoll::event_log::{Backend, Event, Memory, Resume};
 use axum_longpoll::{
     Cursor, DisconnectLayer, EventLog, LongPoll, LongPollConfig, Stats, StreamConfig, Streaming,
 };
@@ -140,12 +143,24 @@ fn stream_events() -> Arc<Vec<Event<Arc<str>>>> {
 // The crate's server
 // ---------------------------------------------------------------------------
 
-#[derive(Clone)]
-struct CrateApp {
-    log: EventLog<Arc<str>>,
+/// The crate's state, for either backend of the log (`crate`: memory,
+/// `crate-redis`: Redis).
+struct CrateApp<B = Memory> {
+    log: EventLog<Arc<str>, B>,
     stats: Stats,
     probe: Arc<Probe>,
     stream: Arc<Vec<Event<Arc<str>>>>,
+}
+
+impl<B> Clone for CrateApp<B> {
+    fn clone(&self) -> Self {
+        Self {
+            log: self.log.clone(),
+            stats: self.stats.clone(),
+            probe: Arc::clone(&self.probe),
+            stream: Arc::clone(&self.stream),
+        }
+    }
 }
 
 /// Records the disconnect when the handler is dropped with its token
@@ -164,8 +179,8 @@ impl Drop for CrateWatch<'_> {
     }
 }
 
-async fn crate_poll(
-    State(app): State<CrateApp>,
+async fn crate_poll<B: Backend>(
+    State(app): State<CrateApp<B>>,
     RawQuery(query): RawQuery,
     resume: Resume,
     lp: LongPoll,
@@ -186,15 +201,19 @@ async fn crate_poll(
     res
 }
 
-async fn crate_publish(State(app): State<CrateApp>, body: Bytes) -> &'static str {
+async fn crate_publish<B: Backend>(State(app): State<CrateApp<B>>, body: Bytes) -> Response {
     let text = String::from_utf8_lossy(&body);
     app.probe.published();
-    app.log.publish(Arc::from(text.as_ref()));
-    "ok"
+    // On a memory log this is `publish`, ready at once; on Redis it returns
+    // once this instance's mirror has the entry.
+    match app.log.append(Arc::from(text.as_ref())).await {
+        Ok(_) => "ok".into_response(),
+        Err(err) => (StatusCode::SERVICE_UNAVAILABLE, err.to_string()).into_response(),
+    }
 }
 
-async fn crate_stream(
-    State(app): State<CrateApp>,
+async fn crate_stream<B: Backend>(
+    State(app): State<CrateApp<B>>,
     RawQuery(query): RawQuery,
     s: Streaming,
 ) -> Response {
@@ -206,8 +225,21 @@ async fn crate_stream(
     s.ndjson(source, start)
 }
 
-/// The crate's routes and its layer, not yet applied.
+/// The crate's routes on a memory log and its layer, not yet applied.
 fn crate_routes(shutdown: CancellationToken) -> (Router, DisconnectLayer) {
+    crate_routes_on(shutdown, EventLog::new(1024), false)
+}
+
+/// The crate's routes on `log` and its layer, not yet applied.
+/// `fanout_reset`: also `POST /fanout/reset`, for an instance that answers a
+/// fan-out another one publishes. Only then: `Router::layer` clones every
+/// route's layered service per connection, so one more route is more memory
+/// per parked poll in the memory figures.
+fn crate_routes_on<B: Backend>(
+    shutdown: CancellationToken,
+    log: EventLog<Arc<str>, B>,
+    fanout_reset: bool,
+) -> (Router, DisconnectLayer) {
     let layer = DisconnectLayer::new()
         .shutdown(shutdown.clone())
         .long_poll(LongPollConfig::new().max_timeout(POLL_TIMEOUT))
@@ -217,33 +249,43 @@ fn crate_routes(shutdown: CancellationToken) -> (Router, DisconnectLayer) {
                 .max_lifetime(Duration::from_secs(3600)),
         );
     let app = CrateApp {
-        log: EventLog::new(1024),
+        log,
         stats: layer.stats(),
         probe: Arc::default(),
         stream: stream_events(),
     };
-    let router = Router::new()
-        .route("/poll", get(crate_poll))
-        .route("/publish", post(crate_publish))
+    let mut router = Router::new()
+        .route("/poll", get(crate_poll::<B>))
+        .route("/publish", post(crate_publish::<B>))
         .route("/plain", get(|| async { "ok" }))
-        .route("/stream", get(crate_stream))
+        .route("/stream", get(crate_stream::<B>))
         .route(
             "/stats",
-            get(|State(app): State<CrateApp>| async move {
+            get(|State(app): State<CrateApp<B>>| async move {
                 format!("parked={}", app.stats.snapshot().parked)
             }),
         )
         .route(
             "/detections",
-            get(|State(app): State<CrateApp>| async move { app.probe.detections() }),
+            get(|State(app): State<CrateApp<B>>| async move { app.probe.detections() }),
         )
         .route(
             "/fanout",
-            get(|State(app): State<CrateApp>| async move { app.probe.fanout() }),
+            get(|State(app): State<CrateApp<B>>| async move { app.probe.fanout() }),
         )
-        .route("/shutdown", post(move || stop(shutdown.clone())))
-        .with_state(app);
-    (router, layer)
+        .route("/shutdown", post(move || stop(shutdown.clone())));
+    if fanout_reset {
+        // Starts a fan-out count without publishing here: the other
+        // instance publishes, this one only answers.
+        router = router.route(
+            "/fanout/reset",
+            post(|State(app): State<CrateApp<B>>| async move {
+                app.probe.published();
+                "ok"
+            }),
+        );
+    }
+    (router.with_state(app), layer)
 }
 
 // ---------------------------------------------------------------------------
@@ -457,13 +499,32 @@ pub(crate) fn run(kind: &str) -> std::io::Result<()> {
                 .with_graceful_shutdown(signal)
                 .await
             }
+            // The crate's server on a Redis log: `REDIS_URL`, `REDIS_KEY`;
+            // every instance on the key serves the same events.
+            "crate-redis" => {
+                let url = std::env::var("REDIS_URL")
+                    .map_err(|_| std::io::Error::other("REDIS_URL is not set"))?;
+                let key = std::env::var("REDIS_KEY").unwrap_or_else(|_| "bench:events".into());
+                let client =
+                    axum_longpoll::redis::Client::open(url).map_err(std::io::Error::other)?;
+                let log = EventLog::builder()
+                    .capacity(1024)
+                    .redis(client, key)
+                    .connect::<Arc<str>>()
+                    .await
+                    .map_err(std::io::Error::other)?;
+                let (router, layer) = crate_routes_on(shutdown, log, true);
+                axum::serve(listener, router.layer(layer))
+                    .with_graceful_shutdown(signal)
+                    .await
+            }
             "bare" => {
                 axum::serve(listener, bare_router(shutdown))
                     .with_graceful_shutdown(signal)
                     .await
             }
             other => Err(std::io::Error::other(format!(
-                "unknown server {other:?}: allowed crate, crate-outer, bare"
+                "unknown server {other:?}: allowed crate, crate-outer, crate-redis, bare"
             ))),
         }
     })
