@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use axum::response::{IntoResponse, Response};
-use http::header::{CACHE_CONTROL, RETRY_AFTER};
+use http::header::RETRY_AFTER;
 use http::{HeaderValue, StatusCode};
 
 /// `status` with `text`, `Retry-After` in whole seconds (rounded up, so a
@@ -13,8 +13,7 @@ use http::{HeaderValue, StatusCode};
 pub(crate) fn retry_later(status: StatusCode, text: String, after: Duration) -> Response {
     let secs = (after.as_secs() + u64::from(after.subsec_nanos() > 0)).max(1);
     let mut res = (status, text).into_response();
-    let headers = res.headers_mut();
-    headers.insert(RETRY_AFTER, HeaderValue::from(secs));
-    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    res
+    res.headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from(secs));
+    crate::long_poll::no_store(res)
 }
