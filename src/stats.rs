@@ -115,51 +115,17 @@ impl Counters {
         self.parked.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Counts one more open stream unless `max` are open; counts a
-    /// rejection otherwise.
-    pub(crate) fn try_open_stream(&self, max: usize) -> bool {
-        self.admit(&self.streaming, max)
-    }
-
-    /// Counts one more live `LongPoll` unless `max` are alive; counts a
-    /// rejection otherwise.
-    pub(crate) fn try_admit_long_poll(&self, max: usize) -> bool {
-        self.admit(&self.long_polls, max)
-    }
-
-    pub(crate) fn release_long_poll(&self) {
-        self.long_polls.fetch_sub(1, Ordering::Relaxed);
-    }
-
     pub(crate) fn body_too_large(&self) {
         self.too_large.fetch_add(1, Ordering::Relaxed);
     }
 
-    fn admit(&self, gauge: &AtomicU64, max: usize) -> bool {
-        let max = u64::try_from(max).unwrap_or(u64::MAX);
-        let admitted = gauge
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
-                (n < max).then_some(n + 1)
-            })
-            .is_ok();
-        if !admitted {
-            self.rejected.fetch_add(1, Ordering::Relaxed);
+    fn gauge(&self, gauge: Gauge) -> &AtomicU64 {
+        match gauge {
+            Gauge::LongPolls => &self.long_polls,
+            Gauge::Streams => &self.streaming,
+            #[cfg(feature = "ws")]
+            Gauge::WebSockets => &self.websockets,
         }
-        admitted
-    }
-
-    pub(crate) fn stream_closed(&self) {
-        self.streaming.fetch_sub(1, Ordering::Relaxed);
-    }
-
-    #[cfg(feature = "ws")]
-    pub(crate) fn websocket_opened(&self) {
-        self.websockets.fetch_add(1, Ordering::Relaxed);
-    }
-
-    #[cfg(feature = "ws")]
-    pub(crate) fn websocket_closed(&self) {
-        self.websockets.fetch_sub(1, Ordering::Relaxed);
     }
 
     pub(crate) fn unpark(&self, ended: Option<Ended>) {
@@ -172,5 +138,59 @@ impl Counters {
             None => return,
         };
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// A gauge of things open now, each counted by a [`Held`] place.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Gauge {
+    /// `LongPoll` extractors alive (capped by `LongPollConfig::max_parked`).
+    LongPolls,
+    /// Streamed responses open, from the extractor to the end of the body
+    /// (capped by `StreamConfig::max_open`).
+    Streams,
+    /// WebSocket connections open (no cap).
+    #[cfg(feature = "ws")]
+    WebSockets,
+}
+
+/// One place counted in a [`Gauge`] for as long as it lives.
+#[derive(Debug)]
+pub(crate) struct Held {
+    counters: Arc<Counters>,
+    gauge: Gauge,
+}
+
+impl Held {
+    /// Takes one more place (for an uncapped gauge).
+    #[cfg(feature = "ws")]
+    pub(crate) fn take(counters: Arc<Counters>, gauge: Gauge) -> Self {
+        counters.gauge(gauge).fetch_add(1, Ordering::Relaxed);
+        Self { counters, gauge }
+    }
+
+    /// Takes one more place unless `max` are taken already; a refusal is
+    /// counted in `rejected`.
+    pub(crate) fn try_take(counters: Arc<Counters>, gauge: Gauge, max: usize) -> Option<Self> {
+        let max = u64::try_from(max).unwrap_or(u64::MAX);
+        let taken = counters
+            .gauge(gauge)
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .is_ok();
+        if !taken {
+            counters.rejected.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        Some(Self { counters, gauge })
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.counters
+            .gauge(self.gauge)
+            .fetch_sub(1, Ordering::Relaxed);
     }
 }

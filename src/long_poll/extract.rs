@@ -17,6 +17,7 @@ use super::timeout;
 use super::wait::{Outcome, Parked};
 use super::LongPollConfig;
 use crate::context::RequestContext;
+use crate::stats::{Gauge, Held};
 
 /// Status of the (never seen) answer to a client that is already gone, as
 /// nginx logs it: "499 Client Closed Request". Useful in access logs.
@@ -38,7 +39,7 @@ const MIN_BODY_WAIT: Duration = Duration::from_secs(5);
 #[derive(Debug)]
 pub struct LongPoll {
     // Dropped first: the place is free again once the poll is over.
-    _admitted: Admitted,
+    _admitted: Held,
     ctx: RequestContext,
     config: LongPollConfig,
     wait: Duration,
@@ -105,7 +106,7 @@ impl<S: Send + Sync> FromRequest<S> for LongPoll {
 
 /// What [`LongPoll`] takes from the request head.
 struct Head {
-    admitted: Admitted,
+    admitted: Held,
     ctx: RequestContext,
     config: LongPollConfig,
     wait: Duration,
@@ -124,7 +125,7 @@ impl Head {
             .clone();
 
         let requested = timeout::requested(parts.uri.query(), &parts.headers, config.max_timeout)?;
-        let admitted = Admitted::try_new(&ctx, &config)?;
+        let admitted = admit(&ctx, &config)?;
         let mut wait = requested
             .unwrap_or(config.default_timeout)
             .min(config.max_timeout);
@@ -155,27 +156,16 @@ impl Head {
 
 /// One of the [`LongPollConfig::max_parked`] places, held while the
 /// [`LongPoll`] lives.
-#[derive(Debug)]
-struct Admitted(std::sync::Arc<crate::stats::Counters>);
-
-impl Admitted {
-    fn try_new(ctx: &RequestContext, config: &LongPollConfig) -> Result<Self, LongPollRejection> {
-        let counters = ctx.shared.stats.counters_arc();
-        if counters.try_admit_long_poll(config.max_parked) {
-            Ok(Self(counters))
-        } else {
-            Err(LongPollRejection::Overloaded {
-                limit: config.max_parked,
-                retry_after: config.retry_after,
-            })
-        }
-    }
-}
-
-impl Drop for Admitted {
-    fn drop(&mut self) {
-        self.0.release_long_poll();
-    }
+fn admit(ctx: &RequestContext, config: &LongPollConfig) -> Result<Held, LongPollRejection> {
+    Held::try_take(
+        ctx.shared.stats.counters_arc(),
+        Gauge::LongPolls,
+        config.max_parked,
+    )
+    .ok_or(LongPollRejection::Overloaded {
+        limit: config.max_parked,
+        retry_after: config.retry_after,
+    })
 }
 
 /// Reads the whole body (so that hyper goes back to watching the connection)

@@ -13,11 +13,12 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use super::encode;
-use super::frames::{Encode, Framing, Gauge, Item, Limits, Pieces, Plain};
+use super::frames::{Encode, Framing, Item, Limits, Pieces, Plain};
 use super::StreamConfig;
 use crate::context::RequestContext;
 use crate::disconnect::MissingDisconnectLayer;
 use crate::event_log::{Backend, Cursor, CursorGone, Event, EventLog, StartRefusal};
+use crate::stats::{Gauge, Held};
 
 /// `X-Accel-Buffering: no` tells nginx not to buffer the response.
 const X_ACCEL_BUFFERING: HeaderName = HeaderName::from_static("x-accel-buffering");
@@ -35,7 +36,7 @@ const X_ACCEL_BUFFERING: HeaderName = HeaderName::from_static("x-accel-buffering
 pub struct Streaming {
     ctx: RequestContext,
     config: StreamConfig,
-    gauge: Gauge,
+    gauge: Held,
 }
 
 impl<S: Sync> FromRequestParts<S> for Streaming {
@@ -50,12 +51,15 @@ impl<S: Sync> FromRequestParts<S> for Streaming {
             .get::<StreamConfig>()
             .unwrap_or(&ctx.shared.stream)
             .clone();
-        let gauge = Gauge::try_new(ctx.shared.stats.counters_arc(), config.max_open).ok_or(
-            StreamRejection::Overloaded {
-                limit: config.max_open,
-                retry_after: config.retry_after,
-            },
-        )?;
+        let gauge = Held::try_take(
+            ctx.shared.stats.counters_arc(),
+            Gauge::Streams,
+            config.max_open,
+        )
+        .ok_or(StreamRejection::Overloaded {
+            limit: config.max_open,
+            retry_after: config.retry_after,
+        })?;
         Ok(Self { ctx, config, gauge })
     }
 }

@@ -3,7 +3,6 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -13,7 +12,7 @@ use tokio::time::{Instant, Sleep};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use crate::event_log::{Cursor, CursorGone, Event};
-use crate::stats::Counters;
+use crate::stats::Held;
 
 /// Why a stream ended (the `reason` of its final frame).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -120,7 +119,8 @@ pin_project! {
         state: State,
         encode: Encode<X, O>,
         framing: Framing,
-        gauge: Gauge,
+        // This stream's place in the `streaming` gauge.
+        gauge: Held,
     }
 }
 
@@ -133,24 +133,6 @@ enum State {
     /// The next piece is the final one.
     Closing(EndReason),
     Done,
-}
-
-/// Counts an open stream in [`Stats`](crate::Stats) while it lives, from
-/// the extractor to the end of the body.
-#[derive(Debug)]
-pub(crate) struct Gauge(Arc<Counters>);
-
-impl Gauge {
-    /// Counts one more open stream, or `None` if `max` are open already.
-    pub(crate) fn try_new(counters: Arc<Counters>, max: usize) -> Option<Self> {
-        counters.try_open_stream(max).then_some(Self(counters))
-    }
-}
-
-impl Drop for Gauge {
-    fn drop(&mut self) {
-        self.0.stream_closed();
-    }
 }
 
 pub(crate) struct Limits {
@@ -167,11 +149,11 @@ impl<S, X, O> Pieces<S, X, O> {
         shutdown: CancellationToken,
         limits: &Limits,
         encode: Encode<X, O>,
-        gauge: Gauge,
+        gauge: Held,
     ) -> Self {
         let now = Instant::now();
-        // A far deadline stands in for "no heartbeat".
-        let idle = limits.every.unwrap_or(Duration::from_secs(86_400 * 365));
+        // "No heartbeat": a deadline that saturates far ahead.
+        let idle = limits.every.unwrap_or(Duration::MAX);
         let end_of_life = crate::deadline::after(now, limits.max_lifetime);
         Self {
             source,

@@ -17,14 +17,11 @@ use tokio_util::task::task_tracker::TaskTrackerToken;
 
 use super::{log_messages, CloseReason, WsConfig};
 use crate::event_log::{Backend, Cursor, CursorGone, EventLog};
-use crate::stats::Counters;
+use crate::stats::{Counters, Gauge, Held};
 
 /// At most this many frames are read, and as many written, per wake-up
 /// before the task yields.
 const BUDGET: usize = 64;
-
-/// Stands in for "no deadline".
-const FAR: Duration = Duration::from_secs(86_400 * 365);
 
 /// An upgraded WebSocket connection, handed to the callback of
 /// [`LiveSocket::on_upgrade`](super::LiveSocket::on_upgrade).
@@ -42,7 +39,8 @@ pub struct Connection {
     token: CancellationToken,
     /// Cancels `token` if the connection is dropped before `run` decided.
     guard: Option<DropGuard>,
-    _gauge: Gauge,
+    // This socket's place in the `websockets` gauge.
+    _gauge: Held,
     _tracked: TaskTrackerToken,
 }
 
@@ -53,22 +51,6 @@ impl std::fmt::Debug for Connection {
             .field("protocol", &self.ws.protocol())
             .field("ended", &self.token.is_cancelled())
             .finish_non_exhaustive()
-    }
-}
-
-/// Counts an open socket in [`Stats`](crate::Stats) while it lives.
-struct Gauge(Arc<Counters>);
-
-impl Gauge {
-    fn new(counters: Arc<Counters>) -> Self {
-        counters.websocket_opened();
-        Self(counters)
-    }
-}
-
-impl Drop for Gauge {
-    fn drop(&mut self) {
-        self.0.websocket_closed();
     }
 }
 
@@ -87,7 +69,7 @@ impl Connection {
             shutdown,
             guard: Some(token.clone().drop_guard()),
             token,
-            _gauge: Gauge::new(counters),
+            _gauge: Held::take(counters, Gauge::WebSockets),
             _tracked: tracked,
         }
     }
@@ -152,7 +134,10 @@ impl Connection {
         let shutdown = self.shutdown.clone();
         let mut shutdown = pin!(shutdown.cancelled());
         let now = Instant::now();
-        let mut timer = pin!(tokio::time::sleep_until(now + FAR));
+        let mut timer = pin!(tokio::time::sleep_until(crate::deadline::after(
+            now,
+            Duration::MAX
+        )));
         let mut pump = Pump::new(&self.config, now);
         let ws = &mut self.ws;
         let reason = poll_fn(|cx| {
@@ -263,7 +248,7 @@ impl Pump {
     fn new(config: &WsConfig, now: Instant) -> Self {
         let (heartbeat, interval) = match config.ping_interval {
             Some(interval) => (Heartbeat::Idle, interval),
-            None => (Heartbeat::Off, FAR),
+            None => (Heartbeat::Off, Duration::MAX),
         };
         Self {
             interval,
@@ -418,7 +403,7 @@ impl Pump {
                 continue;
             }
             match self.heartbeat {
-                Heartbeat::Off => self.heartbeat_at = now + FAR,
+                Heartbeat::Off => self.heartbeat_at = crate::deadline::after(now, Duration::MAX),
                 Heartbeat::Idle => {
                     if now >= crate::deadline::after(self.last_seen, self.interval) {
                         self.heartbeat = Heartbeat::Awaiting {
