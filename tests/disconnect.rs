@@ -18,6 +18,7 @@ use axum::Router;
 use axum_longpoll::{DisconnectLayer, DisconnectToken, LongPoll, LongPollConfig, Stats};
 use bytes::Bytes;
 use http_body_util::BodyExt;
+use tokio_util::sync::CancellationToken;
 
 use common::{
     assert_cancelled, assert_not_cancelled, probe, probe_middleware, spawn, wait_for_stats, Probe,
@@ -119,35 +120,33 @@ async fn long_poll_server(config: LongPollConfig) -> (Server, Tokens, Stats) {
 // HTTP/1.1, handler pending
 // ---------------------------------------------------------------------------
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn h1_fin_while_pending_cancels() {
+/// A `GET /pending` whose handler is waiting; its token, not yet cancelled.
+async fn pending_request() -> (Server, RawConn, CancellationToken) {
     let (server, mut tokens) = token_server().await;
     let mut conn = RawConn::connect(server.addr).await;
     conn.get("/pending").await;
     let token = tokens.next().await;
     assert!(!token.is_cancelled());
+    (server, conn, token)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h1_fin_while_pending_cancels() {
+    let (_server, conn, token) = pending_request().await;
     conn.fin();
     assert_cancelled(&token, "FIN while the handler is pending").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn h1_rst_while_pending_cancels() {
-    let (server, mut tokens) = token_server().await;
-    let mut conn = RawConn::connect(server.addr).await;
-    conn.get("/pending").await;
-    let token = tokens.next().await;
-    assert!(!token.is_cancelled());
+    let (_server, conn, token) = pending_request().await;
     conn.rst();
     assert_cancelled(&token, "RST while the handler is pending").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn h1_half_close_while_pending_cancels() {
-    let (server, mut tokens) = token_server().await;
-    let mut conn = RawConn::connect(server.addr).await;
-    conn.get("/pending").await;
-    let token = tokens.next().await;
-    assert!(!token.is_cancelled());
+    let (_server, mut conn, token) = pending_request().await;
     conn.half_close().await;
     // The socket stays open for reading while the server reacts.
     assert_cancelled(&token, "half-close while the handler is pending").await;

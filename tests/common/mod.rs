@@ -61,18 +61,7 @@ pub async fn spawn_with_shutdown(app: Router, shutdown: CancellationToken) -> Se
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind 127.0.0.1:0");
-    let addr = listener.local_addr().expect("local addr");
-    let signal = shutdown.clone().cancelled_owned();
-    let task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(signal)
-            .await
-    });
-    Server {
-        addr,
-        shutdown,
-        task: Some(task),
-    }
+    spawn_on(listener, app, shutdown)
 }
 
 /// Serves `app` on an already bound `listener` (for sockets set up by hand,
