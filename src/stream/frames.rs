@@ -184,6 +184,9 @@ where
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<O>> {
         let mut this = self.project();
+        // One clock read per frame: for the lifetime cap and as the time the
+        // frame goes out (the heartbeat's reference).
+        let now = Instant::now();
         let piece = match *this.state {
             State::Done => return Poll::Ready(None),
             State::Start(cursor) => {
@@ -200,7 +203,7 @@ where
                 if this.shutdown_token.is_cancelled() {
                     *this.state = State::Done;
                     Piece::Reconnect(EndReason::Shutdown, *this.cursor)
-                } else if Instant::now() >= *this.end_of_life {
+                } else if now >= *this.end_of_life {
                     *this.state = State::Done;
                     Piece::Reconnect(EndReason::MaxLifetime, *this.cursor)
                 } else {
@@ -257,7 +260,6 @@ where
         if *this.state == State::Open && *this.sent >= *this.max_bytes {
             *this.state = State::Closing(EndReason::MaxBytes);
         }
-        let now = Instant::now();
         *this.last_frame = now;
         if let (Some(every), true) = (*this.every, heartbeat) {
             this.heartbeat
