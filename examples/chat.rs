@@ -36,17 +36,18 @@ use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use axum_longpoll::disconnect::InFlight;
 use axum_longpoll::event_log::{EventLog, Resume};
-use axum_longpoll::ws::{log_messages, CloseReason, Connection, LiveSocket, OpenSockets};
+use axum_longpoll::ws::{self, CloseReason, Connection, LiveSocket};
 use axum_longpoll::{DisconnectLayer, Stats};
-use futures_util::StreamExt;
+use futures_util::{FutureExt, Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 /// One entry of the room's history.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub(crate) enum Chat {
     Join { name: Arc<str> },
@@ -67,6 +68,13 @@ impl Room {
         self.online
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Publishes to the room. The log is in memory, so the publish is done
+    /// when it returns (`now_or_never` is `Some`): callable from the
+    /// socket's message callback, which must not wait.
+    fn say(&self, chat: Chat) {
+        let _ = self.log.publish(chat).now_or_never();
     }
 }
 
@@ -95,21 +103,23 @@ async fn chat(
                 .into_response()
         }
     };
-    let start = resume.start(&room.log);
-    ws.on_upgrade(move |conn| session(room, name, start, conn))
+    // The client's position is taken now, before its join is published, so
+    // the join is the first thing this client sees of itself.
+    let outgoing = match ws::messages(room.log.reader(resume)) {
+        Ok(outgoing) => outgoing,
+        Err(unavailable) => return unavailable,
+    };
+    ws.on_upgrade(move |conn| session(room, name, outgoing, conn))
 }
 
 async fn session(
     room: Room,
     name: Arc<str>,
-    start: Result<axum_longpoll::Cursor, axum_longpoll::CursorGone>,
+    outgoing: impl Stream<Item = Result<Message, CloseReason>>,
     conn: Connection,
 ) {
     *room.online().entry(Arc::clone(&name)).or_default() += 1;
-    // Read from the cursor taken before the join, so the join is the first
-    // thing this client sees of itself.
-    let outgoing = log_messages(&room.log, start);
-    room.log.publish(Chat::Join {
+    room.say(Chat::Join {
         name: Arc::clone(&name),
     });
 
@@ -137,7 +147,7 @@ async fn session(
                     .try_send(Message::Text(Utf8Bytes::from(reply)))
                     .map_err(|_| CloseReason::SlowConsumer);
             }
-            hub.log.publish(Chat::Say {
+            hub.say(Chat::Say {
                 name: Arc::clone(&speaker),
                 text: Arc::from(text.as_str()),
             });
@@ -156,7 +166,7 @@ async fn session(
     }
     // Everybody learns why, shutdown aside (nobody is left to tell).
     if reason != CloseReason::Shutdown {
-        room.log.publish(Chat::Leave {
+        room.say(Chat::Leave {
             name,
             why: reason.to_string(),
         });
@@ -170,10 +180,11 @@ async fn stats(State(room): State<Room>) -> Response {
     Json(body).into_response()
 }
 
-/// The chat's router and its open sockets.
-pub(crate) fn router(log: EventLog<Chat>, shutdown: CancellationToken) -> (Router, OpenSockets) {
+/// The chat's router and its requests in flight (the open sockets among
+/// them).
+pub(crate) fn router(log: EventLog<Chat>, shutdown: CancellationToken) -> (Router, InFlight) {
     let layer = DisconnectLayer::new().shutdown(shutdown);
-    let sockets = layer.websockets();
+    let sockets = layer.in_flight();
     let room = Room {
         log,
         online: Arc::default(),
@@ -211,6 +222,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await?;
     // Upgraded connections outlive `serve`: let each send its 1001.
-    let _ = tokio::time::timeout(Duration::from_secs(10), sockets.closed()).await;
+    let _ = tokio::time::timeout(Duration::from_secs(10), sockets.wait()).await;
     Ok(())
 }

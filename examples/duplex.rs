@@ -51,7 +51,7 @@ use tokio_util::sync::CancellationToken;
 /// chunk, as soon as it arrives. Ends when the request body ends, or on
 /// shutdown.
 async fn upper(token: DisconnectToken, body: Body) -> Response {
-    let shutdown = token.shutdown_token().clone();
+    let shutdown = token.shutdown().clone();
     let echo = body
         .into_data_stream()
         .map(|chunk| chunk.map(|bytes| Bytes::from(bytes.to_ascii_uppercase())))

@@ -1,24 +1,28 @@
 //! Server push over plain HTTP, correct in [axum]: know when the client is
-//! gone, long-poll in an ordinary handler, answer at once on shutdown.
+//! gone, long-poll in an ordinary handler, stream NDJSON and server-sent
+//! events, run WebSockets with the same semantics, answer at once on
+//! shutdown, and lose no event across disconnects, reconnects and restarts.
 //!
 //! # Quick start
 //!
 //! ```no_run
-//! use axum::{response::Response, routing::get, Router};
-//! use axum_longpoll::{DisconnectLayer, LongPoll};
+//! use std::sync::Arc;
+//! use axum::{extract::State, response::Response, routing::get, Router};
+//! use axum_longpoll::{DisconnectLayer, EventLog, LongPoll, Resume};
 //! use tokio_util::sync::CancellationToken;
 //!
-//! async fn poll(lp: LongPoll) -> Response {
-//!     let event = std::future::pending::<&'static str>(); // your event source
-//!     let outcome = lp.wait(event).await;
-//!     lp.respond(outcome)
+//! async fn poll(State(log): State<EventLog<Arc<str>>>, resume: Resume, lp: LongPoll) -> Response {
+//!     lp.serve(log.reader(resume)).await // 200 events / 204 + Cursor / 410 / 503
 //! }
 //!
 //! # async fn run() -> std::io::Result<()> {
 //! let shutdown = CancellationToken::new();
+//! let log = EventLog::<Arc<str>>::new(1024);
 //! let app = Router::new()
 //!     .route("/poll", get(poll))
+//!     .with_state(log.clone())
 //!     .layer(DisconnectLayer::new().shutdown(shutdown.clone()));
+//! log.publish("hello".into()).await.ok();
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
 //! axum::serve(listener, app)
 //!     .with_graceful_shutdown(shutdown.cancelled_owned())
@@ -26,16 +30,87 @@
 //! # }
 //! ```
 //!
+//! # The four modes, side by side
+//!
+//! Every mode serves the same thing the same way: the client's position
+//! ([`Resume`]) in a log ([`EventLog::reader`]), answered in the mode's own
+//! way when the position is gone (the log evicted it, or it is from another
+//! run) and with `503` + `Retry-After` when the log cannot be read (Redis
+//! down). Every extractor has the same two tokens: `token()` (the client is
+//! gone) and `shutdown()` (the server is stopping).
+//!
+//! ```
+//! use std::sync::Arc;
+//! use axum::{extract::State, response::Response};
+//! use axum_longpoll::ws::{CloseReason, LiveSocket};
+//! use axum_longpoll::{EventLog, LongPoll, Resume, Streaming};
+//!
+//! type Log = EventLog<Arc<str>>;
+//!
+//! // 200 {"events":[…],"cursor":…} · 204 + Cursor on timeout · gone: 410
+//! async fn poll(State(log): State<Log>, resume: Resume, lp: LongPoll) -> Response {
+//!     lp.serve(log.reader(resume)).await
+//! }
+//! // one JSON line per event · gone: an in-band {"control":"gone",…} line
+//! async fn ndjson(State(log): State<Log>, resume: Resume, s: Streaming) -> Response {
+//!     s.ndjson(log.reader(resume))
+//! }
+//! // id: = cursor · gone: an in-band `event: gone` (EventSource cannot read a 410)
+//! async fn sse(State(log): State<Log>, resume: Resume, s: Streaming) -> Response {
+//!     s.sse(log.reader(resume))
+//! }
+//! // a text frame per event · gone: a `gone` frame, then close 4410
+//! async fn ws(State(log): State<Log>, resume: Resume, ws: LiveSocket) -> Response {
+//!     ws.serve(log.reader(resume), |_msg| Err(CloseReason::server(1003, "read only")))
+//! }
+//! ```
+//!
+//! Publishing is one call on every backend: `log.publish(event).await`
+//! returns the event's [`Cursor`] (a `Result`, since a shared backend can be
+//! unreachable).
+//!
 //! # What is here
 //!
 //! | module | what it gives |
 //! |---|---|
-//! | [`disconnect`] | [`DisconnectLayer`]: a per-request `CancellationToken` cancelled when the client is gone (FIN, RST, half-close, HTTP/2 reset, mid-stream), never on a normal completion |
-//! | [`event_log`] | [`EventLog`]: retained events with [`Cursor`]s, so no event is lost across disconnects, timeouts and restarts; `410 Gone` when a cursor is too old |
-//! | [`long_poll`] | [`LongPoll`]: the client's clamped timeout, shutdown and disconnect, and [`LongPoll::wait`] over your event |
-//! | [`stream`] | [`Streaming`]: NDJSON and SSE responses from the log or any `Stream`, flushed per event, heartbeats, byte and lifetime caps, in-band 410, ends on shutdown |
-//! | [`stats`] | [`Stats`]: parked long-polls, open streams and WebSockets now, and outcomes since start |
+//! | [`disconnect`] | [`DisconnectLayer`]: a per-request `CancellationToken` cancelled when the client is gone (FIN, RST, half-close, HTTP/2 reset, mid-stream), never on a normal completion; the shutdown token, the [`Stats`] and the requests in flight every request shares |
+//! | [`event_log`] | [`EventLog`]: retained events with [`Cursor`]s, so no event is lost across disconnects, timeouts and restarts; [`Resume`] reads the client's position; in memory or on Redis |
+//! | [`long_poll`] | [`LongPoll`]: the client's clamped timeout, shutdown and disconnect, [`LongPoll::wait`] over any event, [`LongPoll::serve`] over a log |
+//! | [`stream`] | [`Streaming`]: NDJSON, SSE or a framing of your own from a log or any `Stream`, flushed per event, heartbeats, byte and lifetime caps, in-band `gone`, ends on shutdown |
 //! | `ws` | [`LiveSocket`](ws::LiveSocket): WebSocket with a lifetime token, close reasons, heartbeats, shutdown (`1001`), slow-consumer limit, resume by cursor (feature `ws`) |
+//! | [`wire`] | the one vocabulary of control frames ([`wire::Control`]) and its framings: NDJSON, SSE, WebSocket text |
+//! | [`stats`] | [`Stats`]: parked long-polls, open streams and WebSockets now, and outcomes since start |
+//! | `net` | [`DeadPeer`](net::DeadPeer): a listener that finds vanished peers and peers that stop reading (feature `net`) |
+//!
+//! # Architecture
+//!
+//! Every dependency points down: a module uses only modules on lower rows,
+//! and no two use each other (`.ci/run` checks it with `module-graph`).
+//!
+//! ```text
+//!  long_poll    stream    ws        modes: extractors, settings, caps, answers
+//!       └─────────┼────────┘
+//!              source               what a stream carries: a LogReader or any Stream, as steps
+//!                 │
+//!               wire                one vocabulary (Control frames); NDJSON, SSE, WS text
+//!                 │
+//!             event_log             storage: EventLog, Cursor, Resume; Memory or Redis
+//!                 │
+//!  disconnect · stats · response · params · deadline      the bottom · net (beside it)
+//! ```
+//!
+//! - [`disconnect`] is the bottom: a tower layer that gives each request a
+//!   token and carries what all requests share. It knows no mode: a mode
+//!   reads its own settings by type (a route's `Extension(config)`, else
+//!   [`DisconnectLayer::config`], else the default).
+//! - [`event_log`] stores events and knows nothing of HTTP answers: reads
+//!   happen through one generic read that each mode shapes.
+//! - `source` (private) turns a [`LogReader`] or any `Stream` into steps
+//!   (open, items, up to date, gone); [`wire`] writes those steps as bytes,
+//!   one vocabulary in several framings.
+//! - The modes on top each own their extractor, settings, caps and answers.
+//!   `response` (private) is the one place for the shape every rejection
+//!   shares and for the `503` + `Retry-After` answer.
 //!
 //! # With tower-http: compression and CORS
 //!
@@ -57,7 +132,7 @@
 //! ```
 //! use axum::http::{header, HeaderValue, Method};
 //! use axum::Router;
-//! use axum_longpoll::{event_log, DisconnectLayer};
+//! use axum_longpoll::{event_log, long_poll, DisconnectLayer};
 //! use tower_http::compression::predicate::{DefaultPredicate, NotForContentType, Predicate};
 //! use tower_http::compression::CompressionLayer;
 //! use tower_http::cors::CorsLayer;
@@ -74,7 +149,7 @@
 //!         header::HeaderName::from_static("prefer"),
 //!         header::CONTENT_TYPE,
 //!     ])
-//!     .expose_headers([event_log::CURSOR, header::RETRY_AFTER]);
+//!     .expose_headers([long_poll::CURSOR, header::RETRY_AFTER]);
 //! let app: Router = Router::new() // your routes
 //!     .layer(DisconnectLayer::new())
 //!     .layer(compression)
@@ -93,7 +168,6 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-mod context;
 mod deadline;
 pub mod disconnect;
 pub mod event_log;
@@ -101,11 +175,14 @@ pub mod long_poll;
 #[cfg(feature = "net")]
 #[cfg_attr(docsrs, doc(cfg(feature = "net")))]
 pub mod net;
-mod overload;
 mod params;
+mod response;
+mod source;
 pub mod stats;
 pub mod stream;
+pub mod wire;
 #[cfg(feature = "ws")]
+#[cfg_attr(docsrs, doc(cfg(feature = "ws")))]
 pub mod ws;
 
 #[cfg(feature = "redis")]
@@ -113,7 +190,9 @@ pub mod ws;
 pub use redis;
 
 pub use crate::disconnect::{DisconnectLayer, DisconnectToken};
-pub use crate::event_log::{Cursor, CursorGone, EventLog, Resume};
+pub use crate::event_log::{Cursor, CursorGone, EventLog, LogReader, Resume};
 pub use crate::long_poll::{LongPoll, LongPollConfig, Outcome};
+pub use crate::response::Overloaded;
+pub use crate::source::Source;
 pub use crate::stats::{Stats, StatsSnapshot};
 pub use crate::stream::{StreamConfig, Streaming};

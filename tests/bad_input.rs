@@ -15,6 +15,7 @@ mod common;
 #[allow(dead_code)]
 mod demo;
 
+use common::PublishNow as _;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -89,8 +90,9 @@ impl Row {
         self
     }
 
-    /// SSE answers a stale cursor in-band (EventSource cannot read a 410):
-    /// `200` and one `event: gone` whose data is the 410 body.
+    /// The streams answer a stale cursor in-band (EventSource cannot read a
+    /// 410): `200` and one `event: gone` whose data is the 410 body (SSE),
+    /// or one `{"control":"gone",…}` line (NDJSON).
     fn gone_in_band(self, reason: &'static str) -> Self {
         let mut row = self.gone(reason);
         row.status = 200;
@@ -286,12 +288,12 @@ fn rows(epoch: u64) -> Vec<Row> {
             "stream cursor wrong epoch",
             format!("/stream?cursor={other_epoch}"),
         )
-        .gone("epoch"),
+        .gone_in_band("epoch"),
         get(
             "stream cursor far future",
             format!("/stream?cursor={ahead}"),
         )
-        .gone("ahead"),
+        .gone_in_band("ahead"),
         get("sse Last-Event-ID obs-text", "/sse")
             .header(b"Last-Event-ID: caf\xe9".as_slice())
             .expect(400, &["`Last-Event-ID`", "non-ASCII"]),
@@ -337,7 +339,7 @@ fn check(row: &Row, res: &RawResponse, epoch: u64) -> Vec<String> {
         failures.push(format!("body of {} bytes", text.len()));
     }
     if let Some(reason) = row.gone {
-        let json = if row.status == 200 {
+        let json = if row.status == 200 && text.contains("event: gone") {
             // `event: gone` then `data: <the 410 body>`.
             let data = text
                 .lines()
@@ -345,6 +347,13 @@ fn check(row: &Row, res: &RawResponse, epoch: u64) -> Vec<String> {
                 .find_map(|l| l.strip_prefix("data: "))
                 .unwrap_or_default();
             serde_json::from_str::<Value>(data)
+        } else if row.status == 200 {
+            // The `gone` control line carries the 410 body.
+            let line = text
+                .lines()
+                .find(|l| l.contains("\"control\":\"gone\""))
+                .unwrap_or_default();
+            serde_json::from_str::<Value>(line)
         } else {
             serde_json::from_slice::<Value>(&res.body)
         };
@@ -405,7 +414,7 @@ async fn malformed_requests_get_4xx_naming_the_parameter_and_the_server_keeps_se
             "{target} closed the connection"
         );
     }
-    log.publish(Arc::from("after the table"));
+    log.publish_now(Arc::from("after the table"));
     conn.get("/poll?from=oldest&timeout=5").await;
     let res = conn.read_response().await;
     assert_eq!(res.status(), 200, "{}", res.text());
@@ -433,7 +442,7 @@ async fn malformed_requests_get_4xx_naming_the_parameter_and_the_server_keeps_se
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    log.publish(Arc::from("woken"));
+    log.publish_now(Arc::from("woken"));
     let res = waiter.await.unwrap();
     assert_eq!(res.status(), 200, "{}", res.text());
     assert!(res.text().contains("woken"), "{}", res.text());
@@ -496,7 +505,7 @@ async fn bytes_hyper_refuses_get_400_and_the_server_keeps_serving() {
         eprintln!("{name:<30} {} {:?}", res.status(), res.text());
         assert_eq!(res.status(), 400, "{name}: {}", res.text());
     }
-    log.publish(Arc::from("still here"));
+    log.publish_now(Arc::from("still here"));
     let mut conn = RawConn::connect(addr).await;
     conn.get("/poll?from=oldest&timeout=1").await;
     let res = conn.read_response().await;
@@ -518,7 +527,7 @@ async fn huge_and_overprecise_timeouts_are_clamped_not_refused() {
     let app = axum::Router::new()
         .route("/poll", get(common::handlers::poll))
         .with_state(EventLog::<u64>::new(16))
-        .layer(DisconnectLayer::new().long_poll(config));
+        .layer(DisconnectLayer::new().config(config));
     let server = common::spawn(app).await;
     let thirty = "9".repeat(30);
     for (target, header) in [

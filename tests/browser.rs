@@ -20,8 +20,9 @@
 //! 2. the server stops (the page sees the shutdown answer: `503` +
 //!    `Retry-After`, the `reconnect` frame or close code `1001`, then a
 //!    refused connection) and starts again on the same port: the page
-//!    resyncs after the `410` (or, on a WebSocket, the `gone` frame and
-//!    close code `4410`) for the old epoch and shows every message
+//!    resyncs after the `410` of a poll (or the in-band `gone` frame of a
+//!    stream, or, on a WebSocket, the `gone` frame and close code `4410`)
+//!    for the old epoch and shows every message
 //!    published since, in order;
 //! 3. a burst of 1000 events into a log that retains 32, published
 //!    in-process in one go (the test runs on a current-thread runtime, so no
@@ -43,9 +44,12 @@
 //! message, unless `CI=true`: then it fails. `CHROME` and `CHROMEDRIVER`
 //! override the binaries. Every wait polls a condition with a deadline.
 
+mod common;
 #[allow(dead_code, unreachable_pub)]
 #[path = "../examples/demo/app.rs"]
 mod demo;
+
+use common::PublishNow as _;
 
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
@@ -58,7 +62,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{HeaderValue, Method, Request, StatusCode};
-use axum_longpoll::ws::OpenSockets;
+use axum_longpoll::disconnect::InFlight;
 use axum_longpoll::EventLog;
 use bytes::Bytes;
 use demo::Origins;
@@ -102,7 +106,7 @@ struct Api {
     log: EventLog<Arc<str>>,
     shutdown: CancellationToken,
     task: JoinHandle<std::io::Result<()>>,
-    sockets: OpenSockets,
+    sockets: InFlight,
     /// `POST /publish` requests seen, to tell the page's form publishing
     /// over HTTP from publishing through its WebSocket.
     posts: Arc<AtomicUsize>,
@@ -130,7 +134,7 @@ impl Api {
         let addr = listener.local_addr().expect("local addr");
         let shutdown = CancellationToken::new();
         let log = EventLog::new(retain);
-        let (router, sockets) = demo::router_with_sockets(log.clone(), shutdown.clone());
+        let (router, sockets) = demo::router_with_in_flight(log.clone(), shutdown.clone());
         let posts = Arc::new(AtomicUsize::new(0));
         let counted = posts.clone();
         let app = demo::cross_origin(router, origins).layer(MapRequestLayer::new(
@@ -168,7 +172,7 @@ impl Api {
             .expect("graceful shutdown within 10 s")
             .expect("server task")
             .expect("server");
-        tokio::time::timeout(Duration::from_secs(10), self.sockets.closed())
+        tokio::time::timeout(Duration::from_secs(10), self.sockets.wait())
             .await
             .expect("every WebSocket closed within 10 s of the shutdown");
     }
@@ -368,12 +372,12 @@ fn all_closed(s: &Value) -> bool {
 /// How the page learns that its cursor is gone, after a restart (`restart`)
 /// or mid-connection (an eviction): the `410` of an HTTP request, or the
 /// in-band `gone` frame of a stream or a WebSocket (before its `4410`).
-fn gone_via(transport: &str, restart: bool) -> &'static str {
+fn gone_via(transport: &str, _restart: bool) -> &'static str {
     match transport {
+        // Both streams answer a stale cursor in-band (`Streaming::sse`,
+        // `Streaming::ndjson`): EventSource cannot read a 410, and NDJSON
+        // follows the same rule.
         "poll" => "410",
-        // SSE's stale cursor is answered in-band (`Streaming::sse_gone`):
-        // EventSource cannot read a 410.
-        "stream" if restart => "410",
         _ => "frame",
     }
 }
@@ -490,7 +494,7 @@ async fn transport_scenario(client: &Client, http: &Http, page: &str, port: u16,
     let burst: Vec<Item> = texts(&format!("{t} burst"), 0..BURST)
         .into_iter()
         .map(|text| Item::Message {
-            id: api.log.publish(Arc::from(text.as_str())).to_string(),
+            id: api.log.publish_now(Arc::from(text.as_str())).to_string(),
             text,
         })
         .collect();

@@ -135,7 +135,7 @@ async fn messages_fan_out_replies_stay_private_and_a_dropped_client_resumes() {
         })
     });
     server.shutdown(GUARD).await.unwrap();
-    tokio::time::timeout(GUARD, sockets.closed()).await.unwrap();
+    tokio::time::timeout(GUARD, sockets.wait()).await.unwrap();
     for close in closes {
         assert_eq!(close.await.unwrap(), Some(1001));
     }

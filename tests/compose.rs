@@ -9,6 +9,7 @@
 
 mod common;
 
+use common::PublishNow as _;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -16,10 +17,11 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::http::{HeaderValue, Method};
 use axum::middleware::from_fn_with_state;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
-use axum_longpoll::event_log::{EventLog, Resume, CURSOR, LAST_EVENT_ID};
+use axum_longpoll::event_log::{EventLog, Resume, LAST_EVENT_ID};
+use axum_longpoll::long_poll::CURSOR;
 use axum_longpoll::{DisconnectLayer, LongPoll, StreamConfig, Streaming};
 use flate2::write::GzDecoder;
 use futures_util::stream;
@@ -65,32 +67,23 @@ struct AppState {
 }
 
 async fn ndjson(State(app): State<AppState>, resume: Resume, s: Streaming) -> Response {
-    match resume.start(&app.log) {
-        Ok(start) => s.ndjson_log(&app.log, start),
-        Err(gone) => gone.into_response(),
-    }
+    s.ndjson(app.log.reader(resume))
 }
 
 async fn sse(State(app): State<AppState>, resume: Resume, s: Streaming) -> Response {
-    match resume.start(&app.log) {
-        Ok(start) => s.sse_log(&app.log, start),
-        Err(gone) => s.sse_gone(gone),
-    }
+    s.sse(app.log.reader(resume))
 }
 
 async fn poll(State(app): State<AppState>, resume: Resume, lp: LongPoll) -> Response {
-    match resume.start(&app.log) {
-        Ok(after) => lp.respond_with_log(&app.log, after).await,
-        Err(gone) => gone.into_response(),
-    }
+    lp.serve(app.log.reader(resume)).await
 }
 
 async fn items(State(app): State<AppState>, s: Streaming) -> Response {
-    s.ndjson_items(app.items.take())
+    s.ndjson(app.items.take())
 }
 
 async fn sse_items(State(app): State<AppState>, s: Streaming) -> Response {
-    s.sse_items(app.items.take())
+    s.sse(app.items.take())
 }
 
 /// The routes, inside `DisconnectLayer` (no heartbeats unless `config` says).
@@ -105,7 +98,7 @@ fn routes(log: &Log, source: Items, config: StreamConfig) -> Router {
             log: log.clone(),
             items: source,
         })
-        .layer(DisconnectLayer::new().stream(config))
+        .layer(DisconnectLayer::new().config(config))
 }
 
 fn quiet() -> StreamConfig {
@@ -209,7 +202,7 @@ impl Text {
 async fn ndjson_one_by_one(body: &mut Text, log: &Log) {
     assert_eq!(body.json_line().await["control"], "open");
     for i in 0..5u64 {
-        let cursor = log.publish(i);
+        let cursor = log.publish_now(i);
         let line = body.json_line().await;
         assert_eq!(
             line,
@@ -262,7 +255,7 @@ async fn sse_behind_default_compression_flushes_per_event() {
     assert_eq!(head.header("content-encoding"), None);
     assert!(body.sse_block().await.contains(&"event: cursor".to_owned()));
     for i in 0..5u64 {
-        let cursor = log.publish(i);
+        let cursor = log.publish_now(i);
         let block = body.sse_block().await;
         assert_eq!(
             block,
@@ -276,7 +269,7 @@ async fn sse_behind_default_compression_flushes_per_event() {
 async fn long_poll_answers_stay_compressed() {
     let log = Log::new(64);
     for i in 0..50u64 {
-        log.publish(i);
+        log.publish_now(i);
     }
     let app = routes(&log, Items::default(), quiet())
         .layer(CompressionLayer::new().compress_when(streaming_aware()));
@@ -307,7 +300,7 @@ async fn token_through_compression() {
             items: items_src,
         })
         .layer(from_fn_with_state(p, probe_middleware))
-        .layer(DisconnectLayer::new().stream(quiet()))
+        .layer(DisconnectLayer::new().config(quiet()))
         .layer(CompressionLayer::new());
     let server = spawn(app).await;
 
@@ -316,7 +309,7 @@ async fn token_through_compression() {
     let (head, body) = Text::get(conn, "/stream", &["Accept-Encoding: gzip"]).await;
     assert_eq!(head.header("content-encoding"), Some("gzip"));
     let token = tokens.next().await;
-    log.publish(1);
+    log.publish_now(1);
     body.conn.fin();
     assert_cancelled(&token, "client left a compressed stream").await;
 
@@ -414,7 +407,7 @@ async fn cors_sse_with_credentials_streams_per_event() {
     assert_eq!(head.header("content-type"), Some("text/event-stream"));
     body.sse_block().await; // the cursor event
     for i in 0..5u64 {
-        let cursor = log.publish(i);
+        let cursor = log.publish_now(i);
         assert_eq!(
             body.sse_block().await,
             vec![format!("id: {cursor}"), format!("data: {i}")]
@@ -425,7 +418,7 @@ async fn cors_sse_with_credentials_streams_per_event() {
 #[tokio::test]
 async fn cors_long_poll_exposes_cursor_and_refuses_other_origins() {
     let log = Log::new(64);
-    log.publish(7);
+    log.publish_now(7);
     let server = spawn(cors_app(&log)).await;
 
     let conn = RawConn::connect(server.addr).await;
@@ -509,7 +502,7 @@ async fn items_stream_ends_on_shutdown_h2() {
         })
         .layer(
             DisconnectLayer::new()
-                .stream(quiet())
+                .config(quiet())
                 .shutdown(shutdown.clone()),
         );
     let server = spawn_with_shutdown(app, shutdown.clone()).await;

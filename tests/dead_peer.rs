@@ -16,6 +16,7 @@
 
 mod common;
 
+use common::PublishNow as _;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::process::Command;
 use std::time::Duration;
@@ -35,7 +36,7 @@ use common::{
 
 fn app(log: &Log, config: StreamConfig) -> (Router, Stats, Tokens) {
     let (p, tokens) = probe();
-    let layer = DisconnectLayer::new().stream(config);
+    let layer = DisconnectLayer::new().config(config);
     let stats = layer.stats();
     let router = Router::new()
         .route("/poll", get(poll))
@@ -92,7 +93,7 @@ async fn write_stall_ends_a_stream_whose_reader_stopped() {
 
     // Far more than the socket buffers hold on either side.
     for i in 0..20_000 {
-        log.publish(i);
+        log.publish_now(i);
     }
     assert_cancelled(
         &guarded_token,

@@ -107,7 +107,7 @@ async fn long_poll_forever(lp: LongPoll) -> Response {
 /// inside the layer, so the token reaches the test before the body is read.
 async fn long_poll_server(config: LongPollConfig) -> (Server, Tokens, Stats) {
     let (probe, tokens) = probe();
-    let layer = DisconnectLayer::new().long_poll(config);
+    let layer = DisconnectLayer::new().config(config);
     let stats = layer.stats();
     let app = Router::new()
         .route("/lp", post(long_poll_forever))

@@ -1,15 +1,18 @@
 #![allow(clippy::unwrap_used)]
 //! End-to-end tests of the cursor loop over real sockets: a router like the
 //! demo's (`POST /publish`, `GET /poll` with `Resume` + `LongPoll` +
-//! `respond_with_log`, behind `DisconnectLayer`), served by `axum::serve` on
+//! `LongPoll::serve`, behind `DisconnectLayer`), served by `axum::serve` on
 //! `127.0.0.1:0`, and clients that speak raw HTTP/1.1 over `TcpStream`.
 
+mod common;
+
+use common::PublishNow as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use axum_longpoll::event_log::{Cursor, EventLog, Resume};
@@ -26,15 +29,12 @@ use tokio::task::JoinHandle;
 type Log = EventLog<Arc<str>>;
 
 async fn publish(State(log): State<Log>, body: String) -> Json<Value> {
-    let id = log.publish(Arc::from(body));
+    let id = log.publish_now(Arc::from(body));
     Json(json!({ "id": id }))
 }
 
 async fn poll(State(log): State<Log>, resume: Resume, lp: LongPoll) -> Response {
-    match resume.start(&log) {
-        Ok(after) => lp.respond_with_log(&log, after).await,
-        Err(gone) => gone.into_response(),
-    }
+    lp.serve(log.reader(resume)).await
 }
 
 struct Server {
@@ -346,7 +346,7 @@ async fn no_event_lost_or_duplicated_under_fin_and_rst_disconnects() {
                 // park, so that many abandons happen mid-poll.
                 let burst = rng.usize(1..=50).min(EVENTS - n);
                 for _ in 0..burst {
-                    log.publish(Arc::from(n.to_string()));
+                    log.publish_now(Arc::from(n.to_string()));
                     n += 1;
                     if rng.u8(0..4) == 0 {
                         tokio::task::yield_now().await;
@@ -519,7 +519,7 @@ async fn expect_400(addr: SocketAddr, target: &str, headers: &[(&str, &str)], ne
 #[tokio::test]
 async fn malformed_cursor_inputs_are_400_naming_the_parameter() {
     let server = serve(EventLog::new(16)).await;
-    server.log.publish(Arc::from("x"));
+    server.log.publish_now(Arc::from("x"));
     let valid = cursor_str(server.log.head());
 
     let addr = server.addr;
@@ -574,7 +574,7 @@ async fn malformed_cursor_inputs_are_400_naming_the_parameter() {
 async fn cursor_sources_and_precedence() {
     let server = serve(EventLog::new(16)).await;
     let ids: Vec<String> = (1..=5)
-        .map(|n| cursor_str(server.log.publish(Arc::from(n.to_string()))))
+        .map(|n| cursor_str(server.log.publish_now(Arc::from(n.to_string()))))
         .collect();
     let addr = server.addr;
 

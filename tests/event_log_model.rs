@@ -5,6 +5,9 @@
 //! when its cursor was evicted.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
+use common::PublishNow as _;
 use std::future::Future;
 use std::task::{Context, Poll};
 
@@ -58,7 +61,7 @@ impl Model {
 
     fn publish(&mut self) {
         self.published += 1;
-        let c = self.log.publish(self.published * 7);
+        let c = self.log.publish_now(self.published * 7);
         assert_eq!(c.position(), self.published);
     }
 
@@ -232,7 +235,7 @@ fn publish_wakes_all_parked_readers_once() {
     for w in &mut waits {
         assert!(poll_once(w.as_mut()).is_pending());
     }
-    log.publish(1);
+    log.publish_now(1);
     for w in &mut waits {
         match poll_once(w.as_mut()) {
             Poll::Ready(Ok(batch)) => assert_eq!(batch.events.len(), 1),
@@ -254,9 +257,9 @@ fn age_retention_evicts_old_events() {
                 .max_age(std::time::Duration::from_secs(10))
                 .build::<u64>();
             let start = log.oldest();
-            log.publish(1);
+            log.publish_now(1);
             tokio::time::advance(std::time::Duration::from_secs(6)).await;
-            log.publish(2);
+            log.publish_now(2);
             assert_eq!(log.len(), 2);
             tokio::time::advance(std::time::Duration::from_secs(6)).await;
             // Event 1 is 12 s old: gone, although nothing was published.

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 use axum_longpoll::event_log::{EventLog, Resume};
@@ -40,7 +40,7 @@ async fn huge_max_timeout_and_huge_client_timeout_do_not_panic() {
     let config = LongPollConfig::new().max_timeout(Duration::MAX);
     let app = Router::new()
         .route("/poll", get(handler))
-        .layer(DisconnectLayer::new().long_poll(config));
+        .layer(DisconnectLayer::new().config(config));
     let mut results = Vec::new();
     for uri in [
         "/poll?timeout=18446744073709551615",
@@ -56,15 +56,12 @@ async fn huge_max_timeout_and_huge_client_timeout_do_not_panic() {
 
 /// `StreamConfig::max_lifetime(Duration::MAX)` (or a heartbeat of
 /// `Duration::MAX`) reads as "no limit", but every stream then panics in
-/// `Pieces::new` on `now + limits.max_lifetime` (src/stream/frames.rs).
+/// the engine on `now + limits.max_lifetime` (src/stream/engine.rs).
 /// Expected: the deadline saturates and the stream is served.
 #[tokio::test]
 async fn unlimited_stream_lifetime_and_heartbeat_do_not_panic() {
     async fn ndjson(State(log): State<EventLog<u8>>, resume: Resume, s: Streaming) -> Response {
-        match resume.start(&log) {
-            Ok(start) => s.ndjson_log(&log, start),
-            Err(gone) => gone.into_response(),
-        }
+        s.ndjson(log.reader(resume))
     }
     let log = EventLog::<u8>::new(4);
     let mut results = Vec::new();
@@ -75,7 +72,7 @@ async fn unlimited_stream_lifetime_and_heartbeat_do_not_panic() {
         let app = Router::new()
             .route("/stream", get(ndjson))
             .with_state(log.clone())
-            .layer(DisconnectLayer::new().stream(config.clone()));
+            .layer(DisconnectLayer::new().config(config.clone()));
         results.push((config, status(app, "/stream").await));
     }
     assert!(

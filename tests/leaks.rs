@@ -32,6 +32,7 @@ mod common;
 #[allow(dead_code)]
 mod demo;
 
+use common::PublishNow as _;
 use std::alloc::System;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -256,7 +257,7 @@ async fn batch(ctx: &mut Ctx, size: usize, counts: &mut Counts) {
         .await;
 
     // Wake the completes: each reads its 200 to the end, then FIN.
-    let id = ctx.log.publish(Arc::from("wake"));
+    let id = ctx.log.publish_now(Arc::from("wake"));
     for mut conn in keep {
         let res = conn.read_response().await;
         assert_eq!(res.status(), 200, "{}", res.text());
@@ -281,7 +282,7 @@ async fn leaks(cycles: u64, guard: Duration) {
     let log = EventLog::<Arc<str>>::new(8);
     // Fill the log's ring now, so that it does not grow during the cycles.
     for _ in 0..16 {
-        log.publish(Arc::from("fill"));
+        log.publish_now(Arc::from("fill"));
     }
     let shutdown = CancellationToken::new();
     let server =

@@ -8,6 +8,7 @@
 
 mod common;
 
+use common::PublishNow as _;
 use std::time::Duration;
 
 use axum::routing::get;
@@ -39,7 +40,7 @@ async fn park(addr: std::net::SocketAddr) -> RawConn {
 #[tokio::test]
 async fn over_max_parked_gets_503_and_parked_polls_are_not_disturbed() {
     let log = Log::new(64);
-    let layer = DisconnectLayer::new().long_poll(LongPollConfig::new().max_parked(3));
+    let layer = DisconnectLayer::new().config(LongPollConfig::new().max_parked(3));
     let (router, stats) = app(&log, layer);
     let server = spawn(router).await;
 
@@ -61,7 +62,7 @@ async fn over_max_parked_gets_503_and_parked_polls_are_not_disturbed() {
     assert_eq!((snap.parked, snap.rejected), (3, 2));
 
     // The parked ones still get the next event.
-    let cursor = log.publish(7);
+    let cursor = log.publish_now(7);
     for conn in &mut parked {
         let res = tokio::time::timeout(GUARD, conn.read_response())
             .await
@@ -83,7 +84,7 @@ async fn over_max_parked_gets_503_and_parked_polls_are_not_disturbed() {
 #[tokio::test]
 async fn a_disconnected_poll_frees_its_place() {
     let log = Log::new(64);
-    let layer = DisconnectLayer::new().long_poll(LongPollConfig::new().max_parked(1));
+    let layer = DisconnectLayer::new().config(LongPollConfig::new().max_parked(1));
     let (router, stats) = app(&log, layer);
     let server = spawn(router).await;
 
@@ -107,7 +108,7 @@ async fn over_max_open_streams_gets_503_and_open_streams_keep_flowing() {
         .heartbeat(None)
         .max_open(2)
         .retry_after(Duration::from_millis(2500));
-    let (router, stats) = app(&log, DisconnectLayer::new().stream(config));
+    let (router, stats) = app(&log, DisconnectLayer::new().config(config));
     let server = spawn(router).await;
 
     let mut open = Vec::new();
@@ -127,7 +128,7 @@ async fn over_max_open_streams_gets_503_and_open_streams_keep_flowing() {
     assert!(res.text().contains("2 streams are open"), "{}", res.text());
     assert_eq!(stats.snapshot().rejected, 1);
 
-    let cursor = log.publish(1);
+    let cursor = log.publish_now(1);
     for conn in &mut open {
         let chunk = tokio::time::timeout(GUARD, conn.read_chunk())
             .await
@@ -148,7 +149,7 @@ async fn over_max_open_streams_gets_503_and_open_streams_keep_flowing() {
 #[tokio::test]
 async fn over_max_body_gets_413_and_is_counted() {
     let log = Log::new(64);
-    let layer = DisconnectLayer::new().long_poll(LongPollConfig::new().max_body(1024));
+    let layer = DisconnectLayer::new().config(LongPollConfig::new().max_body(1024));
     let (router, stats) = app(&log, layer);
     let server = spawn(router).await;
     let _parked = park(server.addr).await;

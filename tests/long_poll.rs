@@ -123,7 +123,7 @@ async fn ready_timeout_and_stats() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prefer_wait_is_read_and_query_wins() {
     let config = LongPollConfig::new().jitter(false);
-    let app = app(DisconnectLayer::new().long_poll(config)).await;
+    let app = app(DisconnectLayer::new().config(config)).await;
     let addr = app.server.addr;
 
     let res = raw_request(addr, "GET", "/wait", &["prefer: wait=7"]).await;
@@ -143,7 +143,7 @@ async fn requested_wait_is_clamped_to_max() {
     let config = LongPollConfig::new()
         .max_timeout(Duration::from_millis(300))
         .jitter(false);
-    let app = app(DisconnectLayer::new().long_poll(config)).await;
+    let app = app(DisconnectLayer::new().config(config)).await;
     let addr = app.server.addr;
 
     let res = raw_get(addr, "/wait?timeout=100").await;

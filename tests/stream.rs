@@ -1,5 +1,5 @@
 #![allow(clippy::unwrap_used)]
-//! Streamed responses (`Streaming::ndjson_log` / `sse_log`) over real
+//! Streamed responses (`Streaming::ndjson` / `sse` of a log) over real
 //! sockets: a router with `GET /stream` (NDJSON) and `GET /sse` behind
 //! `DisconnectLayer`, served by `axum::serve` on `127.0.0.1:0`; clients speak
 //! raw HTTP/1.1 (`RawConn`, chunked bodies) or HTTP/2 with prior knowledge
@@ -10,18 +10,16 @@
 
 mod common;
 
+use common::PublishNow as _;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 use axum_longpoll::event_log::{Cursor, EventLog, Resume};
 use axum_longpoll::{DisconnectLayer, Stats, StreamConfig, Streaming};
-use futures_util::StreamExt;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use serde_json::{json, Value};
@@ -61,10 +59,7 @@ fn app_with_tokens(
         let tx = tx.clone();
         async move {
             let _ = tx.send(s.token().clone());
-            match resume.start(&log) {
-                Ok(start) => s.ndjson_log(&log, start),
-                Err(gone) => gone.into_response(),
-            }
+            s.ndjson(log.reader(resume))
         }
     };
     let router = Router::new()
@@ -86,7 +81,7 @@ fn log(capacity: usize) -> Log {
 
 /// A layer with the given stream configuration; returns its stats too.
 fn layer(config: StreamConfig) -> (DisconnectLayer, Stats) {
-    let layer = DisconnectLayer::new().stream(config);
+    let layer = DisconnectLayer::new().config(config);
     let stats = layer.stats();
     (layer, stats)
 }
@@ -363,7 +358,7 @@ fn position(cursor: &str) -> u64 {
 async fn one_by_one(body: &mut Body, log: &Log) {
     assert_eq!(body.nd_some().await.open(), log.head().to_string());
     for i in 0..5u64 {
-        let cursor = log.publish(i);
+        let cursor = log.publish_now(i);
         let (id, data) = body.nd_some().await.event();
         assert_eq!(id, cursor.to_string(), "event {i}");
         assert_eq!(data, json!(i), "event {i}");
@@ -373,7 +368,7 @@ async fn one_by_one(body: &mut Body, log: &Log) {
 #[tokio::test]
 async fn events_arrive_one_by_one_h1() {
     let log = log(1024);
-    log.publish(999); // before the stream: "from now" skips it
+    log.publish_now(999); // before the stream: "from now" skips it
     let (layer, _) = layer(quiet());
     let server = spawn(app(&log, layer)).await;
     let mut body = Body::h1(server.addr, "/stream", &[]).await;
@@ -383,7 +378,7 @@ async fn events_arrive_one_by_one_h1() {
 #[tokio::test]
 async fn events_arrive_one_by_one_h2() {
     let log = log(1024);
-    log.publish(999);
+    log.publish_now(999);
     let (layer, _) = layer(quiet());
     let server = spawn(app(&log, layer)).await;
     let mut h2 = H2::connect(server.addr).await;
@@ -409,7 +404,7 @@ async fn heartbeat_when_idle() {
     body.nd_some().await.open();
     assert_eq!(body.nd_some().await, Nd::Heartbeat);
     assert_eq!(body.nd_some().await, Nd::Heartbeat);
-    let cursor = log.publish(7);
+    let cursor = log.publish_now(7);
     let event = loop {
         match body.nd_some().await {
             Nd::Heartbeat => {}
@@ -447,7 +442,7 @@ async fn busy_stream_sends_no_heartbeat() {
     let mut body = Body::h1(server.addr, "/stream", &[]).await;
     body.nd_some().await.open();
     for i in 0..75u64 {
-        let cursor = log.publish(i);
+        let cursor = log.publish_now(i);
         assert_eq!(body.nd_some().await.event(), (cursor.to_string(), json!(i)));
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -462,7 +457,7 @@ async fn busy_stream_sends_no_heartbeat() {
 #[tokio::test]
 async fn byte_cap_ends_with_reconnect_and_resumes_without_gap() {
     let log = log(1024);
-    let cursors: Vec<String> = (0..20u64).map(|i| log.publish(i).to_string()).collect();
+    let cursors: Vec<String> = (0..20u64).map(|i| log.publish_now(i).to_string()).collect();
     let (layer, stats) = layer(quiet().max_bytes(300));
     let server = spawn(app(&log, layer)).await;
 
@@ -520,7 +515,7 @@ async fn lifetime_cap_ends_with_reconnect_and_resumes_without_gap() {
     body.nd_some().await.open();
     let mut last = String::new();
     for i in 0..3u64 {
-        let cursor = log.publish(i).to_string();
+        let cursor = log.publish_now(i).to_string();
         assert_eq!(body.nd_some().await.event(), (cursor.clone(), json!(i)));
         last = cursor;
     }
@@ -535,7 +530,7 @@ async fn lifetime_cap_ends_with_reconnect_and_resumes_without_gap() {
 
     // Published while no stream is open: delivered after the resume.
     for i in 3..6u64 {
-        log.publish(i);
+        log.publish_now(i);
     }
     let mut body = Body::h1(server.addr, &format!("/stream?cursor={last}"), &[]).await;
     assert_eq!(body.nd_some().await.open(), last);
@@ -544,7 +539,7 @@ async fn lifetime_cap_ends_with_reconnect_and_resumes_without_gap() {
         assert_eq!(data, json!(i));
         assert_eq!(position(&id), i + 1);
     }
-    let cursor = log.publish(6).to_string();
+    let cursor = log.publish_now(6).to_string();
     assert_eq!(body.nd_some().await.event(), (cursor.clone(), json!(6)));
     // This one ends by lifetime too, at the last event.
     assert_eq!(
@@ -624,7 +619,7 @@ async fn client_close_mid_stream_cancels_token_h1() {
     let token = next_token(&mut tokens).await;
     body.nd_some().await.open();
     for i in 0..2u64 {
-        log.publish(i);
+        log.publish_now(i);
         assert_eq!(body.nd_some().await.event().1, json!(i));
     }
     assert_eq!(stats.snapshot().streaming, 1);
@@ -646,7 +641,7 @@ async fn client_close_mid_stream_cancels_token_h2() {
     let token = next_token(&mut tokens).await;
     body.nd_some().await.open();
     for i in 0..2u64 {
-        log.publish(i);
+        log.publish_now(i);
         assert_eq!(body.nd_some().await.event().1, json!(i));
     }
     assert_eq!(stats.snapshot().streaming, 1);
@@ -660,7 +655,7 @@ async fn client_close_mid_stream_cancels_token_h2() {
 async fn capped_stream_read_to_end_does_not_cancel_token() {
     let log = log(1024);
     for i in 0..20u64 {
-        log.publish(i);
+        log.publish_now(i);
     }
     let (layer, stats) = layer(quiet().max_bytes(300));
     let (router, mut tokens) = app_with_tokens(&log, layer);
@@ -690,7 +685,7 @@ async fn shutdown_ends_every_stream_with_reconnect() {
     let shutdown = CancellationToken::new();
     let layer = DisconnectLayer::new()
         .shutdown(shutdown.clone())
-        .stream(quiet());
+        .config(quiet());
     let stats = layer.stats();
     let mut server = spawn_with_shutdown(app(&log, layer), shutdown.clone()).await;
 
@@ -706,7 +701,7 @@ async fn shutdown_ends_every_stream_with_reconnect() {
         assert_eq!(body.sse_some().await.event.as_deref(), Some("cursor"));
         sse.push(body);
     }
-    let cursor = log.publish(1).to_string();
+    let cursor = log.publish_now(1).to_string();
     for body in &mut nd {
         assert_eq!(body.nd_some().await.event(), (cursor.clone(), json!(1)));
     }
@@ -764,21 +759,27 @@ async fn settled(counter: &AtomicU64) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stalled_reader_holds_back_at_most_a_batch() {
     const N: u64 = 100_000;
-    let log = log(200_000);
-    let (layer, stats) = layer(quiet());
-    // `/counted`: `ndjson_log` spelled out, counting the events the response
-    // body pulls from the subscription.
-    let pulled = Arc::new(AtomicU64::new(0));
-    let counter = Arc::clone(&pulled);
-    let counted = move |State(log): State<Log>, resume: Resume, s: Streaming| {
-        let counter = Arc::clone(&counter);
-        async move {
-            let start = resume.start(&log).unwrap();
-            let source = log.subscribe(start).inspect(move |_| {
-                counter.fetch_add(1, Ordering::SeqCst);
-            });
-            s.ndjson(source, start)
+    /// An event that counts each time it is serialized: the log makes an
+    /// event's JSON once, when a reader first pulls it, so with one reader
+    /// the count is the events the response body pulled from the log.
+    #[derive(Clone, serde::Deserialize)]
+    #[serde(transparent)]
+    struct Pulled(u64);
+    static PULLED: AtomicU64 = AtomicU64::new(0);
+    impl serde::Serialize for Pulled {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            PULLED.fetch_add(1, Ordering::SeqCst);
+            self.0.serialize(s)
         }
+    }
+    let pulled = &PULLED;
+    let log: EventLog<Pulled> = EventLog::builder()
+        .capacity(200_000)
+        .epoch(0x5eed_0000_0000_0001)
+        .build();
+    let (layer, stats) = layer(quiet());
+    let counted = |State(log): State<EventLog<Pulled>>, resume: Resume, s: Streaming| async move {
+        s.ndjson(log.reader(resume))
     };
     let router = Router::new()
         .route("/counted", get(counted))
@@ -795,10 +796,10 @@ async fn stalled_reader_holds_back_at_most_a_batch() {
     body.nd_some().await.open();
     // Stop reading; publish everything.
     for i in 0..N {
-        log.publish(i);
+        log.publish_now(Pulled(i));
     }
     assert_eq!(log.len(), 100_000);
-    let stalled_at = settled(&pulled).await;
+    let stalled_at = settled(pulled).await;
     assert_eq!(stats.snapshot().streaming, 1);
     // What was pulled is in the socket buffers (a few KiB each way), in
     // hyper's write queue (at most 16 frames) and in the subscription (one
@@ -835,7 +836,7 @@ async fn stalled_reader_past_retention_gets_in_band_410() {
     // Some events below capacity, until the first of them reached the
     // client's socket; then the rest while the reader still does not read.
     for i in 0..500 {
-        log.publish(i);
+        log.publish_now(i);
     }
     match &body.source {
         Source::H1(conn) => tokio::time::timeout(FRAME_GUARD, conn.stream.readable())
@@ -845,7 +846,7 @@ async fn stalled_reader_past_retention_gets_in_band_410() {
         Source::H2(_) => unreachable!(),
     }
     for i in 500..N {
-        log.publish(i);
+        log.publish_now(i);
     }
 
     // Events in order from the first, no gap, then the in-band 410.
@@ -890,7 +891,7 @@ async fn sse_in_band_410_when_cursor_evicted_while_waiting() {
     assert_eq!(open.event.as_deref(), Some("cursor"));
     let start = open.id.clone().unwrap();
     for i in 0..2000u64 {
-        log.publish(i);
+        log.publish_now(i);
     }
     let gone = body.sse_some().await;
     assert_eq!(gone.event.as_deref(), Some("gone"), "{gone:?}");
@@ -952,7 +953,7 @@ async fn stream_headers() {
 #[tokio::test]
 async fn sse_resumes_after_last_event_id() {
     let log = log(1024);
-    let cursors: Vec<String> = (0..5u64).map(|i| log.publish(i).to_string()).collect();
+    let cursors: Vec<String> = (0..5u64).map(|i| log.publish_now(i).to_string()).collect();
     let (layer, _) = layer(quiet());
     let server = spawn(app(&log, layer)).await;
 
@@ -982,7 +983,7 @@ async fn sse_resumes_after_last_event_id() {
         assert_eq!(event.json(), json!(i));
     }
     // And live events follow.
-    let cursor = log.publish(5).to_string();
+    let cursor = log.publish_now(5).to_string();
     let event = body.sse_some().await;
     assert_eq!(event.id, Some(cursor));
     assert_eq!(event.json(), json!(5));
@@ -1046,7 +1047,7 @@ async fn sse_stale_cursor_is_answered_in_band_and_eventsource_recovers() {
     let header = format!("Last-Event-ID: {restart}");
     let mut body = Body::h1(server.addr, "/sse", &[&header]).await;
     assert_eq!(body.sse_some().await.event.as_deref(), Some("cursor"));
-    let cursor = log.publish(1);
+    let cursor = log.publish_now(1);
     let event = body.sse_some().await;
     assert_eq!(event.id, Some(cursor.to_string()));
 }

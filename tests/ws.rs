@@ -15,6 +15,7 @@ mod common;
 #[path = "../examples/demo/app.rs"]
 mod demo;
 
+use common::PublishNow as _;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -25,11 +26,9 @@ use axum::extract::State;
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
+use axum_longpoll::disconnect::InFlight;
 use axum_longpoll::event_log::{Cursor, EventLog, GoneReason, Resume};
-use axum_longpoll::ws::{
-    close_code, log_messages, CloseReason, Connection, LiveSocket, LogMessages, OpenSockets,
-    WsConfig,
-};
+use axum_longpoll::ws::{self, close_code, CloseReason, Connection, LiveSocket, WsConfig};
 use axum_longpoll::{DisconnectLayer, Stats};
 use futures_util::{SinkExt, Stream, StreamExt};
 use serde_json::Value;
@@ -89,13 +88,13 @@ impl Reports {
 }
 
 /// Counts the messages a connection pulls from its source.
-struct Counting<T> {
-    inner: LogMessages<T>,
+struct Counting<S> {
+    inner: S,
     pulled: Arc<AtomicUsize>,
 }
 
-impl Stream for Counting<Arc<str>> {
-    type Item = <LogMessages<Arc<str>> as Stream>::Item;
+impl<S: Stream + Unpin> Stream for Counting<S> {
+    type Item = S::Item;
 
     fn poll_next(
         mut self: std::pin::Pin<&mut Self>,
@@ -112,18 +111,21 @@ impl Stream for Counting<Arc<str>> {
 /// `GET /ws`: the log from the client's cursor, counted; a text message is
 /// published, a binary one closes with 1003.
 async fn ws(State(probe): State<Probe>, resume: Resume, ws: LiveSocket) -> Response {
-    let start = resume.start(&probe.log);
+    let messages = match ws::messages(probe.log.reader(resume)) {
+        Ok(messages) => messages,
+        Err(unavailable) => return unavailable,
+    };
     ws.on_upgrade(move |conn: Connection| async move {
         let _ = probe.tokens.send(conn.token().clone());
         let outgoing = Counting {
-            inner: log_messages(&probe.log, start),
+            inner: messages,
             pulled: Arc::clone(&probe.pulled),
         };
         let log = probe.log.clone();
         let reason = conn
             .run(outgoing, move |msg| match msg {
                 AxumMessage::Text(text) => {
-                    log.publish(Arc::from(text.as_str()));
+                    log.publish_now(Arc::from(text.as_str()));
                     Ok(())
                 }
                 _ => Err(CloseReason::server(1003, "text only")),
@@ -136,7 +138,7 @@ async fn ws(State(probe): State<Probe>, resume: Resume, ws: LiveSocket) -> Respo
 struct TestServer {
     server: Server,
     stats: Stats,
-    sockets: OpenSockets,
+    sockets: InFlight,
     reports: Reports,
 }
 
@@ -150,11 +152,11 @@ fn app(
     log: &Log,
     config: WsConfig,
     shutdown: &CancellationToken,
-) -> (Router, Stats, OpenSockets, Reports) {
+) -> (Router, Stats, InFlight, Reports) {
     let layer = DisconnectLayer::new()
         .shutdown(shutdown.clone())
-        .websocket(config);
-    let (stats, sockets) = (layer.stats(), layer.websockets());
+        .config(config);
+    let (stats, sockets) = (layer.stats(), layer.in_flight());
     let (tokens_tx, tokens) = mpsc::unbounded_channel();
     let (reasons_tx, reasons) = mpsc::unbounded_channel();
     let pulled = Arc::new(AtomicUsize::new(0));
@@ -581,7 +583,7 @@ async fn shutdown_sends_going_away_to_every_client_and_serve_returns() {
 
     let sockets = s.sockets.clone();
     s.server.shutdown(GUARD).await.unwrap();
-    tokio::time::timeout(GUARD, sockets.closed())
+    tokio::time::timeout(GUARD, sockets.wait())
         .await
         .expect("the sockets did not close after shutdown");
     for client in clients {
@@ -609,7 +611,7 @@ async fn reconnecting_with_the_cursor_loses_and_repeats_nothing() {
         let log = log.clone();
         tokio::spawn(async move {
             for i in 0..EVENTS {
-                log.publish(Arc::from(format!("e{i}")));
+                log.publish_now(Arc::from(format!("e{i}")));
                 if i % 8 == 0 {
                     tokio::time::sleep(Duration::from_millis(1)).await;
                 }
@@ -672,9 +674,9 @@ async fn reconnecting_with_the_cursor_loses_and_repeats_nothing() {
 async fn a_cursor_too_old_is_closed_with_4410() {
     let log = log(4);
     let mut s = serve(&log, quiet()).await;
-    let first = log.publish(Arc::from("a"));
+    let first = log.publish_now(Arc::from("a"));
     for _ in 0..10 {
-        log.publish(Arc::from("b"));
+        log.publish_now(Arc::from("b"));
     }
 
     let mut client = connect(s.addr(), &format!("/ws?cursor={first}")).await;
@@ -734,7 +736,7 @@ async fn a_reader_that_stops_is_closed_with_4008_holding_a_bounded_amount() {
 
     // The client reads nothing while all events are published.
     for i in 0..EVENTS {
-        log.publish(Arc::from(format!("e{i}")));
+        log.publish_now(Arc::from(format!("e{i}")));
     }
     assert_cancelled(&token, "socket token of a reader that stopped").await;
     let pulled = reports.pulled.load(Ordering::SeqCst);
@@ -836,8 +838,8 @@ fn public_types_are_send_sync_clone() {
     fn send_sync_clone<T: Send + Sync + Clone>() {}
     send::<LiveSocket>();
     send::<Connection>();
-    send::<LogMessages<Arc<str>>>();
+    send::<axum_longpoll::LogReader<Arc<str>>>();
     send_sync_clone::<CloseReason>();
     send_sync_clone::<WsConfig>();
-    send_sync_clone::<OpenSockets>();
+    send_sync_clone::<InFlight>();
 }

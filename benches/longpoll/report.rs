@@ -829,7 +829,7 @@ fn method(w: &mut String, cfg: &Config) {
          `cargo bench --bench longpoll`. The harness is also the load client (tokio, raw \
          HTTP/1.1 over `TcpStream`, hyper's client for HTTP/2); every server is its own \
          process, started fresh for each figure.\n\
-         - Servers: **axum-longpoll** = `DisconnectLayer` + `Resume` + `LongPoll::respond_with_log` \
+         - Servers: **axum-longpoll** = `DisconnectLayer` + `Resume` + `LongPoll::serve` \
          over an `EventLog`, `Streaming::ndjson`; **bare axum** = a hand-written drop guard, a \
          `tokio::sync::watch` wake-up, a `select!` with `tokio::time::sleep` and a shutdown \
          token, `Body::from_stream`; **Go net/http** = `select` over a broadcast channel \

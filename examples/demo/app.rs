@@ -11,8 +11,10 @@ use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use axum_longpoll::event_log::{Backend, EventLog, Memory, Resume, CURSOR, LAST_EVENT_ID};
-use axum_longpoll::ws::{CloseReason, LiveSocket, OpenSockets, WsConfig};
+use axum_longpoll::disconnect::InFlight;
+use axum_longpoll::event_log::{Backend, EventLog, Memory, Resume, LAST_EVENT_ID};
+use axum_longpoll::long_poll::CURSOR;
+use axum_longpoll::ws::{CloseReason, LiveSocket, WsConfig};
 use axum_longpoll::{DisconnectLayer, LongPoll, Stats, Streaming};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -25,6 +27,8 @@ pub(crate) const MAX_MESSAGE: usize = 64 * 1024;
 struct App<B = Memory> {
     log: EventLog<Arc<str>, B>,
     stats: Stats,
+    /// `"memory"` or `"redis"`, for `/stats`.
+    backend: &'static str,
 }
 
 impl<B> Clone for App<B> {
@@ -32,11 +36,12 @@ impl<B> Clone for App<B> {
         Self {
             log: self.log.clone(),
             stats: self.stats.clone(),
+            backend: self.backend,
         }
     }
 }
 
-async fn publish<B: Backend>(State(app): State<App<B>>, body: Body) -> Response {
+async fn publish<B: Named>(State(app): State<App<B>>, body: Body) -> Response {
     let bytes = match axum::body::to_bytes(body, MAX_MESSAGE).await {
         Ok(bytes) => bytes,
         Err(_) => {
@@ -57,37 +62,30 @@ async fn publish<B: Backend>(State(app): State<App<B>>, body: Body) -> Response 
             .into_response();
     };
     // On Redis a publish can fail (Redis unreachable): `503` + `Retry-After`.
-    match app.log.append(Arc::from(text)).await {
+    match app.log.publish(Arc::from(text)).await {
         Ok(id) => Json(json!({ "id": id })).into_response(),
         Err(err) => err.into_response(),
     }
 }
 
-async fn poll<B: Backend>(State(app): State<App<B>>, resume: Resume, lp: LongPoll) -> Response {
-    match resume.start(&app.log) {
-        Ok(after) => lp.respond_with_log(&app.log, after).await,
-        Err(gone) => gone.into_response(),
-    }
+// The four modes, the same shape: the client's position in the log, served
+// in the mode's own way (a gone position: 410, in-band `gone`, 4410).
+
+async fn poll<B: Named>(State(app): State<App<B>>, resume: Resume, lp: LongPoll) -> Response {
+    lp.serve(app.log.reader(resume)).await
 }
 
-async fn stream<B: Backend>(State(app): State<App<B>>, resume: Resume, s: Streaming) -> Response {
-    match resume.start(&app.log) {
-        Ok(start) => s.ndjson_log(&app.log, start),
-        Err(gone) => gone.into_response(),
-    }
+async fn stream<B: Named>(State(app): State<App<B>>, resume: Resume, s: Streaming) -> Response {
+    s.ndjson(app.log.reader(resume))
 }
 
-async fn sse<B: Backend>(State(app): State<App<B>>, resume: Resume, s: Streaming) -> Response {
-    match resume.start(&app.log) {
-        Ok(start) => s.sse_log(&app.log, start),
-        Err(gone) => s.sse_gone(gone),
-    }
+async fn sse<B: Named>(State(app): State<App<B>>, resume: Resume, s: Streaming) -> Response {
+    s.sse(app.log.reader(resume))
 }
 
 /// Events of the log as text frames; a text frame from the client is
 /// published like `POST /publish` (a binary one closes with `1003`).
-async fn ws<B: Backend>(State(app): State<App<B>>, resume: Resume, ws: LiveSocket) -> Response {
-    let start = resume.start(&app.log);
+async fn ws<B: Named>(State(app): State<App<B>>, resume: Resume, ws: LiveSocket) -> Response {
     // The socket's callback must not wait (on Redis a publish is a round
     // trip): one task per socket appends its messages in order and stops
     // when the socket is gone.
@@ -95,12 +93,12 @@ async fn ws<B: Backend>(State(app): State<App<B>>, resume: Resume, ws: LiveSocke
     let log = app.log.clone();
     tokio::spawn(async move {
         while let Some(text) = rx.recv().await {
-            if let Err(err) = log.append(text).await {
+            if let Err(err) = log.publish(text).await {
                 eprintln!("publish from a WebSocket failed: {err}");
             }
         }
     });
-    ws.serve_log(app.log, start, move |msg| match msg {
+    ws.serve(app.log.reader(resume), move |msg| match msg {
         Message::Text(text) => {
             let _ = tx.send(Arc::from(text.as_str()));
             Ok(())
@@ -109,37 +107,48 @@ async fn ws<B: Backend>(State(app): State<App<B>>, resume: Resume, ws: LiveSocke
     })
 }
 
-async fn stats<B: Backend>(State(app): State<App<B>>) -> Response {
+async fn stats<B: Named>(State(app): State<App<B>>) -> Response {
     let mut body = serde_json::to_value(app.stats.snapshot()).unwrap_or_default();
     body["retained"] = json!(app.log.len());
     body["head"] = json!(app.log.head());
-    body["backend"] = json!(B::NAME);
+    body["backend"] = json!(app.backend);
     Json(body).into_response()
+}
+
+/// The backends the demo runs on, by name (for `/stats`).
+pub(crate) trait Named: Backend {
+    const NAME: &'static str;
+}
+
+impl Named for Memory {
+    const NAME: &'static str = "memory";
+}
+
+impl Named for axum_longpoll::event_log::Redis {
+    const NAME: &'static str = "redis";
 }
 
 /// The demo's router, for a given log (in memory or on Redis) and shutdown
 /// token.
 #[allow(dead_code)] // each user of app.rs calls one of the two
-pub(crate) fn router<B: Backend>(
-    log: EventLog<Arc<str>, B>,
-    shutdown: CancellationToken,
-) -> Router {
-    router_with_sockets(log, shutdown).0
+pub(crate) fn router<B: Named>(log: EventLog<Arc<str>, B>, shutdown: CancellationToken) -> Router {
+    router_with_in_flight(log, shutdown).0
 }
 
-/// The demo's router and its WebSocket connections (to wait for them after
-/// a graceful shutdown).
-pub(crate) fn router_with_sockets<B: Backend>(
+/// The demo's router and its requests in flight (to wait for them, the
+/// WebSockets among them, after a graceful shutdown).
+pub(crate) fn router_with_in_flight<B: Named>(
     log: EventLog<Arc<str>, B>,
     shutdown: CancellationToken,
-) -> (Router, OpenSockets) {
+) -> (Router, InFlight) {
     let layer = DisconnectLayer::new()
         .shutdown(shutdown)
-        .websocket(WsConfig::new().max_message_size(MAX_MESSAGE));
-    let sockets = layer.websockets();
+        .config(WsConfig::new().max_message_size(MAX_MESSAGE));
+    let in_flight = layer.in_flight();
     let state = App {
         log,
         stats: layer.stats(),
+        backend: B::NAME,
     };
     let router = Router::new()
         .route("/", get(page))
@@ -151,7 +160,7 @@ pub(crate) fn router_with_sockets<B: Backend>(
         .route("/stats", get(stats::<B>))
         .with_state(state)
         .layer(layer);
-    (router, sockets)
+    (router, in_flight)
 }
 
 // ---------------------------------------------------------------------------

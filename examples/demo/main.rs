@@ -102,7 +102,6 @@ mod app;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use axum_longpoll::event_log::Backend;
 use axum_longpoll::net::DeadPeer;
 use axum_longpoll::EventLog;
 use tokio_util::sync::CancellationToken;
@@ -178,7 +177,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 }
 
-async fn serve<B: Backend>(
+async fn serve<B: app::Named>(
     addr: SocketAddr,
     log: EventLog<std::sync::Arc<str>, B>,
     retain: usize,
@@ -193,13 +192,13 @@ async fn serve<B: Backend>(
     );
     // Finds clients that vanish without FIN/RST or stop reading (30 s).
     let listener = DeadPeer::new().listen(listener);
-    let (router, sockets) = app::router_with_sockets(log, shutdown.clone());
+    let (router, in_flight) = app::router_with_in_flight(log, shutdown.clone());
     axum::serve(listener, app::cross_origin(router, origins))
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await?;
     // `serve` does not wait for upgraded connections: let every WebSocket
     // finish its `1001` closing handshake before the runtime drops it.
-    let _ = tokio::time::timeout(Duration::from_secs(10), sockets.closed()).await;
+    let _ = tokio::time::timeout(Duration::from_secs(10), in_flight.wait()).await;
     eprintln!("demo stopped");
     Ok(())
 }

@@ -176,7 +176,11 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(resume) = result {
         let log = EventLog::builder().capacity(2).epoch(0).build::<u8>();
         for i in 0..3 {
-            log.publish(i);
+            // A memory publish completes on its first poll.
+            let publish = std::pin::pin!(log.publish(i));
+            let waker = std::task::Waker::noop();
+            let ready = publish.poll(&mut std::task::Context::from_waker(waker));
+            assert!(matches!(ready, std::task::Poll::Ready(Ok(_))));
         }
         let start = resume.start(&log);
         match resume.cursor() {

@@ -68,7 +68,7 @@ fn router(max: Duration) -> Router {
         .max_timeout(max);
     Router::new()
         .route("/poll", get(handler))
-        .layer(DisconnectLayer::new().long_poll(config))
+        .layer(DisconnectLayer::new().config(config))
 }
 
 thread_local! {

@@ -3,7 +3,8 @@ use std::task::{ready, Context, Poll};
 
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
-use tokio_util::sync::DropGuard;
+
+use super::future::Armed;
 
 pin_project! {
     /// Response body of [`Disconnect`](super::Disconnect).
@@ -15,22 +16,23 @@ pin_project! {
     /// start. A body that returns an error is not ended: the response is
     /// incomplete, and the token is cancelled when the server drops it.
     pub struct DisconnectBody<B> {
-        guard: Option<DropGuard>,
+        armed: Option<Armed>,
         #[pin]
         inner: B,
     }
 }
 
 impl<B: Body> DisconnectBody<B> {
-    pub(crate) fn new(inner: B, guard: Option<DropGuard>) -> Self {
-        // Disarm, never just drop: dropping a `DropGuard` cancels.
-        let guard = if is_done(&inner) {
-            guard.map(DropGuard::disarm);
+    pub(crate) fn new(inner: B, armed: Option<Armed>) -> Self {
+        let armed = if is_done(&inner) {
+            if let Some(armed) = armed {
+                armed.disarm();
+            }
             None
         } else {
-            guard
+            armed
         };
-        Self { guard, inner }
+        Self { armed, inner }
     }
 }
 
@@ -52,7 +54,7 @@ impl<B> DisconnectBody<B> {
 impl<B> std::fmt::Debug for DisconnectBody<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DisconnectBody")
-            .field("armed", &self.guard.is_some())
+            .field("armed", &self.armed.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -77,8 +79,8 @@ impl<B: Body> Body for DisconnectBody<B> {
             Some(Err(_)) => false,
         };
         if ended {
-            if let Some(guard) = this.guard.take() {
-                guard.disarm();
+            if let Some(armed) = this.armed.take() {
+                armed.disarm();
             }
         }
         Poll::Ready(frame)

@@ -2,12 +2,12 @@ use std::convert::Infallible;
 use std::ops::Deref;
 
 use axum::extract::{FromRequestParts, OptionalFromRequestParts};
-use axum::response::{IntoResponse, Response};
 use http::request::Parts;
 use http::StatusCode;
 use tokio_util::sync::CancellationToken;
 
-use crate::context::RequestContext;
+use super::context::RequestContext;
+use crate::response::{rejection, Reject};
 
 /// Extractor for the request's client-disconnect token.
 ///
@@ -42,7 +42,7 @@ impl DisconnectToken {
     /// It is distinct from the disconnect token: a handler can tell the two
     /// apart.
     #[must_use]
-    pub fn shutdown_token(&self) -> &CancellationToken {
+    pub fn shutdown(&self) -> &CancellationToken {
         &self.ctx.shared.shutdown
     }
 }
@@ -55,15 +55,11 @@ impl Deref for DisconnectToken {
     }
 }
 
-pub(crate) fn context(parts: &Parts) -> Option<&RequestContext> {
-    parts.extensions.get::<RequestContext>()
-}
-
 impl<S: Sync> FromRequestParts<S> for DisconnectToken {
     type Rejection = MissingDisconnectLayer;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        context(parts)
+        RequestContext::of(parts)
             .cloned()
             .map(|ctx| Self { ctx })
             .ok_or(MissingDisconnectLayer)
@@ -77,7 +73,7 @@ impl<S: Sync> OptionalFromRequestParts<S> for DisconnectToken {
         parts: &mut Parts,
         _state: &S,
     ) -> Result<Option<Self>, Self::Rejection> {
-        Ok(context(parts).cloned().map(|ctx| Self { ctx }))
+        Ok(RequestContext::of(parts).cloned().map(|ctx| Self { ctx }))
     }
 }
 
@@ -87,22 +83,11 @@ impl<S: Sync> OptionalFromRequestParts<S> for DisconnectToken {
 #[non_exhaustive]
 pub struct MissingDisconnectLayer;
 
-impl MissingDisconnectLayer {
-    /// The response status: `500 Internal Server Error`.
-    #[must_use]
-    pub fn status(&self) -> StatusCode {
+impl Reject for MissingDisconnectLayer {
+    fn status(&self) -> StatusCode {
         StatusCode::INTERNAL_SERVER_ERROR
     }
-
-    /// The response text.
-    #[must_use]
-    pub fn body_text(&self) -> String {
-        self.to_string()
-    }
-}
-
-impl std::fmt::Display for MissingDisconnectLayer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    fn describe(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(
             "missing request extension: add `axum_longpoll::DisconnectLayer` to the router \
              (`Router::layer(DisconnectLayer::new())`)",
@@ -110,10 +95,11 @@ impl std::fmt::Display for MissingDisconnectLayer {
     }
 }
 
-impl std::error::Error for MissingDisconnectLayer {}
+rejection!(MissingDisconnectLayer);
 
-impl IntoResponse for MissingDisconnectLayer {
-    fn into_response(self) -> Response {
-        (self.status(), self.body_text()).into_response()
+impl MissingDisconnectLayer {
+    /// The context the layer inserted, or this rejection.
+    pub(crate) fn check(parts: &Parts) -> Result<&RequestContext, Self> {
+        RequestContext::of(parts).ok_or(Self)
     }
 }

@@ -5,8 +5,32 @@ use std::task::{ready, Context, Poll};
 use http::{Response, StatusCode};
 use pin_project_lite::pin_project;
 use tokio_util::sync::{CancellationToken, DropGuard};
+use tokio_util::task::task_tracker::TaskTrackerToken;
 
 use super::DisconnectBody;
+
+/// What a request holds until its response has ended: the guard that
+/// cancels its token if dropped armed, and its place among the requests in
+/// flight.
+pub(crate) struct Armed {
+    guard: DropGuard,
+    _in_flight: TaskTrackerToken,
+}
+
+impl Armed {
+    pub(crate) fn new(token: &CancellationToken, in_flight: TaskTrackerToken) -> Self {
+        Self {
+            guard: token.clone().drop_guard(),
+            _in_flight: in_flight,
+        }
+    }
+
+    /// The response completed: the token stays uncancelled. (Disarm, never
+    /// just drop: dropping a `DropGuard` cancels.)
+    pub(crate) fn disarm(self) {
+        self.guard.disarm();
+    }
+}
 
 pin_project! {
     /// Response future of [`Disconnect`](super::Disconnect).
@@ -17,7 +41,7 @@ pin_project! {
         // Declared before `inner` so that it drops first: code that runs
         // while the handler future is dropped already sees the token
         // cancelled (the long-poll counters rely on this).
-        guard: Option<DropGuard>,
+        armed: Option<Armed>,
         #[pin]
         inner: F,
         head: bool,
@@ -25,9 +49,9 @@ pin_project! {
 }
 
 impl<F> ResponseFuture<F> {
-    pub(crate) fn new(inner: F, token: CancellationToken, head: bool) -> Self {
+    pub(crate) fn new(inner: F, armed: Armed, head: bool) -> Self {
         Self {
-            guard: Some(token.drop_guard()),
+            armed: Some(armed),
             inner,
             head,
         }
@@ -37,7 +61,7 @@ impl<F> ResponseFuture<F> {
 impl<F> std::fmt::Debug for ResponseFuture<F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ResponseFuture")
-            .field("armed", &self.guard.is_some())
+            .field("armed", &self.armed.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -60,22 +84,26 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let result = ready!(this.inner.poll(cx));
-        let guard = this.guard.take();
+        let armed = this.armed.take();
         Poll::Ready(match result {
             Ok(res) => {
                 // No body will be sent: the response is complete now.
-                let guard = if has_no_body(*this.head, res.status()) {
-                    guard.map(DropGuard::disarm);
+                let armed = if has_no_body(*this.head, res.status()) {
+                    if let Some(armed) = armed {
+                        armed.disarm();
+                    }
                     None
                 } else {
-                    guard
+                    armed
                 };
-                Ok(res.map(|body| DisconnectBody::new(body, guard)))
+                Ok(res.map(|body| DisconnectBody::new(body, armed)))
             }
             // The service finished, with an error: that is not the client
-            // leaving. `guard` is disarmed here.
+            // leaving.
             Err(err) => {
-                guard.map(DropGuard::disarm);
+                if let Some(armed) = armed {
+                    armed.disarm();
+                }
                 Err(err)
             }
         })

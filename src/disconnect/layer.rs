@@ -1,32 +1,29 @@
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tower::Layer;
 
-use super::Disconnect;
-use crate::context::Shared;
-use crate::long_poll::LongPollConfig;
+use super::context::Shared;
+use super::{Disconnect, InFlight};
 use crate::stats::Stats;
-use crate::stream::StreamConfig;
 
 /// Gives every request a client-disconnect [`CancellationToken`].
 ///
 /// See the [module docs](crate::disconnect) for when the token is cancelled.
 ///
-/// The layer also carries the server's shutdown token, the default
-/// [`LongPollConfig`] and the [`Stats`] that the extractors use, so one layer
-/// at the outside of the router is all the set-up the crate needs.
+/// Besides the per-request token, the layer carries what every request
+/// through it shares: the server's [shutdown token](Self::shutdown), the
+/// [`Stats`], the [requests in flight](Self::in_flight) and, by type, the
+/// settings of the modes built on it ([`config`](Self::config)). It knows
+/// no mode: a mode looks up its own settings.
 #[derive(Clone, Debug)]
 #[must_use]
 pub struct DisconnectLayer {
     shutdown: CancellationToken,
-    long_poll: LongPollConfig,
-    stream: StreamConfig,
     stats: Stats,
-    #[cfg(feature = "ws")]
-    websocket: crate::ws::WsConfig,
-    #[cfg(feature = "ws")]
-    sockets: crate::ws::OpenSockets,
+    in_flight: TaskTracker,
+    configs: http::Extensions,
 }
 
 impl Default for DisconnectLayer {
@@ -36,66 +33,45 @@ impl Default for DisconnectLayer {
 }
 
 impl DisconnectLayer {
-    /// Creates the layer with a fresh (never cancelled) shutdown token, the
-    /// default [`LongPollConfig`] and new [`Stats`].
+    /// Creates the layer with a fresh (never cancelled) shutdown token, new
+    /// [`Stats`] and every mode at its default settings.
     pub fn new() -> Self {
         Self {
             shutdown: CancellationToken::new(),
-            long_poll: LongPollConfig::default(),
-            stream: StreamConfig::default(),
             stats: Stats::new(),
-            #[cfg(feature = "ws")]
-            websocket: crate::ws::WsConfig::default(),
-            #[cfg(feature = "ws")]
-            sockets: crate::ws::OpenSockets::new(),
+            in_flight: TaskTracker::new(),
+            configs: http::Extensions::new(),
         }
     }
 
     /// Sets the server's shutdown token.
     ///
-    /// Pass the same token (or its `cancelled_owned()` future) to
-    /// [`axum::serve(..).with_graceful_shutdown(..)`][serve]: when it is
-    /// cancelled every parked [`LongPoll`](crate::LongPoll) answers at once and
-    /// the server can return instead of waiting out the poll timeouts.
-    ///
-    /// [serve]: https://docs.rs/axum/0.8/axum/serve/struct.Serve.html#method.with_graceful_shutdown
+    /// When it is cancelled every parked [`LongPoll`](crate::LongPoll)
+    /// answers `503` at once, every stream sends its final frame and every
+    /// WebSocket closes with `1001`. Pass the same token to the server's
+    /// graceful shutdown.
     pub fn shutdown(mut self, token: CancellationToken) -> Self {
         self.shutdown = token;
         self
     }
 
-    /// Sets the long-poll configuration used by [`LongPoll`](crate::LongPoll)
-    /// unless a route overrides it with `Extension(LongPollConfig)`.
-    pub fn long_poll(mut self, config: LongPollConfig) -> Self {
-        self.long_poll = config;
+    /// Sets the default settings of a mode, by type: a
+    /// [`LongPollConfig`](crate::LongPollConfig), a
+    /// [`StreamConfig`](crate::StreamConfig), a `WsConfig`. A route
+    /// overrides them with `.layer(Extension(config))`; a mode whose type is
+    /// set nowhere uses its `Default`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use axum_longpoll::{DisconnectLayer, LongPollConfig, StreamConfig};
+    ///
+    /// let layer = DisconnectLayer::new()
+    ///     .config(LongPollConfig::new().max_timeout(Duration::from_secs(55)))
+    ///     .config(StreamConfig::new().heartbeat(Some(Duration::from_secs(10))));
+    /// ```
+    pub fn config<C: Clone + Send + Sync + 'static>(mut self, config: C) -> Self {
+        self.configs.insert(config);
         self
-    }
-
-    /// Sets the streaming configuration used by
-    /// [`Streaming`](crate::stream::Streaming) unless a route overrides it
-    /// with `Extension(StreamConfig)`.
-    pub fn stream(mut self, config: StreamConfig) -> Self {
-        self.stream = config;
-        self
-    }
-
-    /// Sets the WebSocket configuration used by
-    /// [`LiveSocket`](crate::ws::LiveSocket) unless a route overrides it
-    /// with `Extension(WsConfig)`.
-    #[cfg(feature = "ws")]
-    pub fn websocket(mut self, config: crate::ws::WsConfig) -> Self {
-        self.websocket = config;
-        self
-    }
-
-    /// The WebSocket connections opened through this layer: after a graceful
-    /// shutdown, await [`OpenSockets::closed`](crate::ws::OpenSockets::closed)
-    /// before the process exits, so that every socket has sent its
-    /// `1001 Going Away` (see [`crate::ws`], "Shutdown").
-    #[cfg(feature = "ws")]
-    #[must_use]
-    pub fn websockets(&self) -> crate::ws::OpenSockets {
-        self.sockets.clone()
     }
 
     /// Uses `stats` instead of the layer's own counters (to share one set
@@ -116,6 +92,16 @@ impl DisconnectLayer {
     pub fn shutdown_token(&self) -> &CancellationToken {
         &self.shutdown
     }
+
+    /// The requests in flight through this layer, and the connections
+    /// upgraded from them (WebSockets): to wait, after a shutdown, until
+    /// every answer is written.
+    #[must_use]
+    pub fn in_flight(&self) -> InFlight {
+        InFlight {
+            tracker: self.in_flight.clone(),
+        }
+    }
 }
 
 impl<S> Layer<S> for DisconnectLayer {
@@ -126,13 +112,9 @@ impl<S> Layer<S> for DisconnectLayer {
             inner,
             Arc::new(Shared {
                 shutdown: self.shutdown.clone(),
-                long_poll: self.long_poll.clone(),
-                stream: self.stream.clone(),
                 stats: self.stats.clone(),
-                #[cfg(feature = "ws")]
-                websocket: self.websocket.clone(),
-                #[cfg(feature = "ws")]
-                sockets: self.sockets.clone(),
+                in_flight: self.in_flight.clone(),
+                configs: self.configs.clone(),
             }),
         )
     }

@@ -68,12 +68,18 @@
 //!
 //! # Compared with tower-http's `on_early_drop`
 //!
-//! tower-http calls a callback on early drop; it treats a body as finished
-//! only when it returned `None` or an error, so a `Full` body that hyper
-//! drops right after its only frame (because `is_end_stream()` turned true)
-//! is reported as dropped early. This layer hands out a token instead, which
-//! handlers and the tasks they spawn can await, and follows hyper's own rule
-//! for when a body is done.
+//! tower-http 0.7 calls a callback when the response future or body is
+//! dropped early (`on_early_drop/body.rs`). Its rule for a finished body is
+//! close to this one: `None`, or `is_end_stream()` at construction or after
+//! a frame. Three cases differ. A body that fails with an error counts as
+//! finished there; here the response is incomplete, so the token is
+//! cancelled when the server drops it. A body whose size hint says 0 bytes
+//! remain, which hyper also stops polling, is finished here. And a response
+//! that carries no body at all (`HEAD`, `1xx`, `204`, `304`), whose body
+//! hyper drops unpolled, is complete here whatever its body type; there it
+//! counts as dropped early unless the body already reported the end. This
+//! layer also hands out a token, which handlers and the tasks they spawn can
+//! await, instead of calling a callback.
 //!
 //! # Example
 //!
@@ -104,15 +110,18 @@
 //! ```
 
 mod body;
+mod context;
 mod extract;
 mod future;
+mod in_flight;
 mod layer;
 mod service;
 
 pub use self::body::DisconnectBody;
 pub use self::extract::{DisconnectToken, MissingDisconnectLayer};
 pub use self::future::ResponseFuture;
+pub use self::in_flight::InFlight;
 pub use self::layer::DisconnectLayer;
 pub use self::service::Disconnect;
 
-pub(crate) use self::extract::context;
+pub(crate) use self::context::RequestContext;

@@ -5,8 +5,9 @@ use http::{Method, Request, Response};
 use tokio_util::sync::CancellationToken;
 use tower::Service;
 
+use super::context::{RequestContext, Shared};
+use super::future::Armed;
 use super::{DisconnectBody, ResponseFuture};
-use crate::context::{RequestContext, Shared};
 
 /// Middleware that gives every request a client-disconnect token.
 ///
@@ -53,13 +54,15 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        // The one allocation the layer makes per request: the token's node.
+        // The one allocation the layer makes per request: the token's node
+        // (and the extension's entry).
         let token = CancellationToken::new();
         let head = req.method() == Method::HEAD;
+        let armed = Armed::new(&token, self.shared.in_flight.token());
         req.extensions_mut().insert(RequestContext {
-            token: token.clone(),
+            token,
             shared: Arc::clone(&self.shared),
         });
-        ResponseFuture::new(self.inner.call(req), token, head)
+        ResponseFuture::new(self.inner.call(req), armed, head)
     }
 }

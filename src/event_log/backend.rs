@@ -8,31 +8,38 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::{Cursor, CursorGone, EventLog};
+use crate::response::{rejection, Reject};
+
+/// What an [`EventLog`] can carry and publish: a type that goes through JSON
+/// (the wire formats write it as JSON, and the Redis backend stores it as
+/// JSON), is cheap to clone (each reader gets a copy; `Arc<str>`,
+/// `Arc<T>`, `Bytes` are) and can be shared between tasks.
+///
+/// Implemented for every type with these bounds; nothing to implement.
+pub trait Payload: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {}
+
+impl<T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static> Payload for T {}
 
 /// Where an [`EventLog`] keeps its events: [`Memory`] (the default) or, with
 /// the `redis` feature, `Redis`.
 ///
 /// Sealed: the read side of every backend is the same in-process structure
 /// (see the [module docs](crate::event_log#backends)), so the handler-facing
-/// functions ([`Resume::start`](super::Resume::start),
-/// [`LongPoll::respond_with_log`](crate::LongPoll::respond_with_log),
-/// [`Streaming::ndjson_log`](crate::Streaming::ndjson_log), …) are generic
-/// over it and work unchanged on either.
+/// functions ([`EventLog::reader`], [`LongPoll::serve`](crate::LongPoll::serve),
+/// [`Streaming::sse`](crate::Streaming::sse), …) are generic over it and
+/// work unchanged on either.
 pub trait Backend: sealed::Sealed + fmt::Debug + Send + Sync + Sized + 'static {
     /// Why [`Resume::start`](super::Resume::start) refuses a request:
     /// [`CursorGone`] (`410`) for [`Memory`]; for `Redis`
     /// also "unavailable" (`503` + `Retry-After`).
     type StartError: From<CursorGone>
-        + StartRefusal
+        + sealed::StartRefusal
         + IntoResponse
         + std::error::Error
         + fmt::Debug
         + Send
         + Sync
         + 'static;
-
-    /// `"memory"` or `"redis"`, for logs and statistics.
-    const NAME: &'static str;
 
     /// Whether this log's view may lag behind events that were already
     /// published (elsewhere): then a cursor ahead of the newest event is
@@ -44,38 +51,38 @@ pub trait Backend: sealed::Sealed + fmt::Debug + Send + Sync + Sized + 'static {
     #[doc(hidden)]
     fn ready(&self) -> Result<(), Self::StartError>;
 
-    /// The common append; see [`EventLog::append`].
+    /// See [`EventLog::publish`].
     #[doc(hidden)]
-    fn append<'a, T>(
-        log: &'a EventLog<T, Self>,
+    fn publish<T: Payload>(
+        log: &EventLog<T, Self>,
         data: T,
-    ) -> impl Future<Output = Result<Cursor, PublishError>> + Send + 'a
-    where
-        T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static;
+    ) -> impl Future<Output = Result<Cursor, PublishError>> + Send + '_;
 }
 
 pub(crate) mod sealed {
-    pub trait Sealed {}
-}
+    use axum::response::{IntoResponse, Response};
 
-/// What [`Resume::start`](super::Resume::start) refuses a request with
-/// ([`Backend::StartError`]): a [`CursorGone`], which the streaming and
-/// WebSocket modes can tell in-band, or (on Redis) an outage, which is
-/// answered over HTTP (`503` + `Retry-After`).
-///
-/// [`Streaming::sse_gone`](crate::Streaming::sse_gone) and the `ws`
-/// module's `LiveSocket::serve_log` take it, so one handler serves either
-/// backend.
-pub trait StartRefusal: sealed::Sealed + IntoResponse + Sized {
-    /// The [`CursorGone`] to tell in-band, or the response to send instead.
-    #[allow(clippy::result_large_err)] // converted once, at the handler; never `?`-propagated
-    fn into_gone(self) -> Result<CursorGone, Response>;
+    use crate::event_log::CursorGone;
+
+    // `pub` in a private module: nameable by no one outside the crate.
+    #[allow(unreachable_pub)]
+    pub trait Sealed {}
+
+    /// What [`Resume::start`](crate::Resume::start) refuses a request with
+    /// (`Backend::StartError`): a [`CursorGone`], which each mode tells in
+    /// its own way (`410`, in-band `gone`, `4410`), or (on Redis) an outage,
+    /// which every mode answers `503` + `Retry-After`.
+    #[allow(unreachable_pub)]
+    pub trait StartRefusal: Sealed + IntoResponse + Sized {
+        /// The [`CursorGone`] to tell, or the response to send instead.
+        #[allow(clippy::result_large_err)] // converted once per request; never `?`-propagated
+        fn into_gone(self) -> Result<CursorGone, Response>;
+    }
 }
 
 impl sealed::Sealed for CursorGone {}
 
-impl StartRefusal for CursorGone {
-    #[allow(clippy::result_large_err)] // converted once, at the handler; never `?`-propagated
+impl sealed::StartRefusal for CursorGone {
     fn into_gone(self) -> Result<CursorGone, Response> {
         Ok(self)
     }
@@ -83,9 +90,9 @@ impl StartRefusal for CursorGone {
 
 /// The in-process backend: the events live in this process only.
 ///
-/// Publishing is synchronous and cannot fail ([`EventLog::publish`]); the
-/// epoch is chosen at random when the log is created, so a restart is seen
-/// by clients as `410` `epoch`.
+/// Publishing completes at once and cannot fail ([`EventLog::publish`]);
+/// the epoch is chosen at random when the log is created, so a restart is
+/// seen by clients as `410` `epoch`.
 #[derive(Clone, Copy, Debug, Default)]
 #[non_exhaustive]
 pub struct Memory;
@@ -94,18 +101,17 @@ impl sealed::Sealed for Memory {}
 
 impl Backend for Memory {
     type StartError = CursorGone;
-    const NAME: &'static str = "memory";
     const LAGS: bool = false;
 
     fn ready(&self) -> Result<(), CursorGone> {
         Ok(())
     }
 
-    async fn append<T>(log: &EventLog<T, Self>, data: T) -> Result<Cursor, PublishError>
-    where
-        T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
-    {
-        Ok(log.publish(data))
+    fn publish<T: Payload>(
+        log: &EventLog<T, Self>,
+        data: T,
+    ) -> impl Future<Output = Result<Cursor, PublishError>> + Send + '_ {
+        std::future::ready(Ok(log.push_now(data)))
     }
 }
 
@@ -141,25 +147,15 @@ pub enum PublishError {
     },
 }
 
-impl PublishError {
-    /// The response status: `503` when unavailable, else `500`.
-    #[must_use]
-    pub fn status(&self) -> StatusCode {
+impl Reject for PublishError {
+    fn status(&self) -> StatusCode {
         match self {
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Encode(_) | Self::Unaddressable { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
-    /// The response text.
-    #[must_use]
-    pub fn body_text(&self) -> String {
-        self.to_string()
-    }
-}
-
-impl fmt::Display for PublishError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Unavailable { source, .. } => write!(
                 f,
@@ -173,10 +169,15 @@ impl fmt::Display for PublishError {
             ),
         }
     }
-}
 
-impl std::error::Error for PublishError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::Unavailable { retry_after, .. } => Some(*retry_after),
+            _ => None,
+        }
+    }
+
+    fn cause(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Self::Unavailable { source, .. } => Some(&**source),
             Self::Encode(err) => Some(err),
@@ -185,13 +186,4 @@ impl std::error::Error for PublishError {
     }
 }
 
-impl IntoResponse for PublishError {
-    fn into_response(self) -> Response {
-        match &self {
-            Self::Unavailable { retry_after, .. } => {
-                crate::overload::retry_later(self.status(), self.body_text(), *retry_after)
-            }
-            _ => (self.status(), self.body_text()).into_response(),
-        }
-    }
-}
+rejection!(PublishError);

@@ -1,11 +1,9 @@
 use std::fmt;
 
-use axum::response::{IntoResponse, Response};
-use axum::Json;
-use http::header::CACHE_CONTROL;
-use http::{HeaderValue, StatusCode};
+use http::StatusCode;
 
 use super::Cursor;
+use crate::response::{rejection, Reject};
 
 /// Why a well-formed cursor cannot be served.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -83,16 +81,14 @@ impl CursorGone {
     pub fn requested(&self) -> Cursor {
         self.requested
     }
-
-    /// The response status: `410 Gone`.
-    #[must_use]
-    pub fn status(&self) -> StatusCode {
-        StatusCode::GONE
-    }
 }
 
-impl fmt::Display for CursorGone {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Reject for CursorGone {
+    fn status(&self) -> StatusCode {
+        StatusCode::GONE
+    }
+
+    fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
             "cursor {} is gone: {}; start over from {}",
@@ -101,13 +97,5 @@ impl fmt::Display for CursorGone {
     }
 }
 
-impl std::error::Error for CursorGone {}
-
-impl IntoResponse for CursorGone {
-    fn into_response(self) -> Response {
-        let mut res = (StatusCode::GONE, Json(&self)).into_response();
-        res.headers_mut()
-            .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        res
-    }
-}
+// `410` with the JSON above and `Cache-Control: no-store`.
+rejection!(CursorGone, json);

@@ -4,14 +4,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
-use serde::de::DeserializeOwned;
-use serde::Serialize;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::backend::{Backend, Memory, PublishError};
-use super::state::{Retention, State};
-use super::{Cursor, CursorGone, GoneReason, StartFrom};
+use super::state::{Entry, Retention, State};
+use super::{Cursor, CursorGone, GoneReason, LogReader, Payload, Resume, StartFrom};
 
 /// One retained event, as read from an [`EventLog`].
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -209,15 +207,14 @@ impl<T> EventLog<T, Memory> {
         EventLog::builder().capacity(capacity).build()
     }
 
-    /// Appends an event and wakes every waiting reader once. Returns the
-    /// event's cursor. Never waits for readers.
-    ///
-    /// Positions are dense here: 1, 2, 3, …
-    pub fn publish(&self, data: T) -> Cursor {
+    /// The memory backend's publish: appends under a short write lock and
+    /// wakes every waiting reader once. Positions are dense: 1, 2, 3, …
+    pub(crate) fn push_now(&self, data: T) -> Cursor {
         let cursor = {
             let mut state = self.inner.state_mut();
             let position = state.head + 1;
-            state.push(position, Instant::now(), data, self.inner.retention);
+            let entry = Entry::new(position, Instant::now(), data, None);
+            state.push(entry, self.inner.retention);
             Cursor {
                 epoch: state.epoch,
                 position,
@@ -228,17 +225,65 @@ impl<T> EventLog<T, Memory> {
     }
 }
 
+impl<T: Payload, B: Backend> EventLog<T, B> {
+    /// Appends an event and wakes every waiting reader (on every instance,
+    /// for a shared backend). Returns the event's cursor. Never waits for
+    /// readers.
+    ///
+    /// The same call for every backend: on [`Memory`] it is ready at once
+    /// and cannot fail; on `Redis` it writes the event to the stream first.
+    ///
+    /// ```
+    /// # async fn run() -> Result<(), axum_longpoll::event_log::PublishError> {
+    /// use axum_longpoll::EventLog;
+    ///
+    /// let log = EventLog::<String>::new(1024);
+    /// let cursor = log.publish("hello".to_owned()).await?;
+    /// assert_eq!(log.head(), cursor);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`PublishError`]: never on [`Memory`]; on `Redis` see its cases.
+    ///
+    /// # Cancellation safety
+    ///
+    /// Cancel safe on [`Memory`] (it completes on its first poll). Not on
+    /// `Redis`: dropped after the write was sent, the event may or may not
+    /// be in the log.
+    pub fn publish(
+        &self,
+        data: T,
+    ) -> impl Future<Output = Result<Cursor, PublishError>> + Send + '_ {
+        B::publish(self, data)
+    }
+}
+
 /// What a read found.
-enum Found<T> {
-    Batch(Batch<T>),
+pub(crate) enum Found<X> {
+    Batch(Read<X>),
     /// A cursor ahead of the newest event, on a backend that may lag.
     Ahead,
 }
 
+/// A read of up to `max_batch` events after a cursor, each made into an `X`.
+pub(crate) struct Read<X> {
+    /// Each event's cursor, and the event.
+    pub(crate) events: Vec<(Cursor, X)>,
+    /// Where to continue: after the last event read, or the cursor read from.
+    pub(crate) cursor: Cursor,
+    /// Whether the read reached the newest event (fewer than `max_batch`
+    /// were there).
+    pub(crate) caught_up: bool,
+}
+
+/// Makes one retained entry into what a reader hands on.
+pub(crate) type Make<T, X> = fn(&Entry<T>, Cursor) -> X;
+
 impl<T, B: Backend> EventLog<T, B> {
     /// Where a client without a cursor starts.
-    #[must_use]
-    pub fn start_from(&self) -> StartFrom {
+    pub(crate) fn start_from(&self) -> StartFrom {
         self.inner.start_from
     }
 
@@ -290,30 +335,6 @@ impl<T, B: Backend> EventLog<T, B> {
         &self.inner.backend
     }
 
-    /// Appends an event, on either backend: [`Memory`] never fails
-    /// ([`publish`](EventLog::publish) without `async`);
-    /// `Redis` writes it to the stream first. For code that is
-    /// generic over the backend.
-    ///
-    /// It asks for the Redis backend's bounds (`T` goes through JSON there)
-    /// on every backend; an in-memory log of a type without them publishes
-    /// with [`publish`](EventLog::publish).
-    ///
-    /// # Errors
-    ///
-    /// [`PublishError`] as for the backend's own `publish`.
-    ///
-    /// # Cancellation safety
-    ///
-    /// Not cancel safe on Redis: dropped after the write was sent, the
-    /// event may or may not be in the log.
-    pub fn append(&self, data: T) -> impl Future<Output = Result<Cursor, PublishError>> + Send + '_
-    where
-        T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
-    {
-        B::append(self, data)
-    }
-
     /// Checks that this log can serve reads after `cursor`.
     ///
     /// On a Redis log a cursor ahead of this process's mirror passes: it
@@ -361,68 +382,45 @@ impl<T, B: Backend> EventLog<T, B> {
     pub(crate) fn ahead_gone(&self, cursor: Cursor) -> CursorGone {
         CursorGone::new(GoneReason::Ahead, cursor, self.oldest())
     }
-}
 
-impl<T: Clone, B: Backend> EventLog<T, B> {
-    /// Returns the retained events after `cursor` (at most `max_batch`) now,
-    /// without waiting; the batch may be empty.
-    ///
-    /// # Errors
-    ///
-    /// [`CursorGone`] as for [`check`](Self::check).
-    pub fn read(&self, cursor: Cursor) -> Result<Batch<T>, CursorGone> {
-        match self.find(cursor)? {
-            Found::Batch(batch) => Ok(batch),
-            Found::Ahead => Ok(Batch {
-                events: Vec::new(),
-                cursor,
-            }),
-        }
-    }
-
-    fn find(&self, cursor: Cursor) -> Result<Found<T>, CursorGone> {
+    /// The events after `cursor` now (at most `max_batch`), each made into
+    /// an `X` under the read lock.
+    pub(crate) fn find<X>(&self, cursor: Cursor, make: Make<T, X>) -> Result<Found<X>, CursorGone> {
         let state = self.inner.state();
         let Some(skip) = self.check_locked(&state, cursor, Instant::now())? else {
             return Ok(Found::Ahead);
         };
-        let events: Vec<_> = state
+        let max = self.inner.max_batch;
+        let events: Vec<(Cursor, X)> = state
             .entries
             .iter()
             .skip(skip)
-            .take(self.inner.max_batch)
-            .map(|entry| Event {
-                cursor: Cursor {
+            .take(max)
+            .map(|entry| {
+                let at = Cursor {
                     epoch: state.epoch,
                     position: entry.position,
-                },
-                data: entry.data.clone(),
+                };
+                (at, make(entry, at))
             })
             .collect();
-        let next = events.last().map_or(cursor, |e| e.cursor);
-        Ok(Found::Batch(Batch {
+        Ok(Found::Batch(Read {
+            caught_up: events.len() < max,
+            cursor: events.last().map_or(cursor, |(at, _)| *at),
             events,
-            cursor: next,
         }))
     }
 
-    /// Returns the events after `cursor` as soon as there is at least one.
-    ///
-    /// # Errors
-    ///
-    /// [`CursorGone`] as for [`check`](Self::check), also when the cursor is
-    /// evicted while waiting (more than `capacity` events were published
-    /// before this reader woke up), or the log's epoch changes.
-    ///
-    /// # Cancellation safety
-    ///
-    /// Cancel safe: a read consumes nothing, so dropping this future at any
-    /// point loses no event; it holds no lock while pending and leaves
-    /// nothing behind.
-    pub async fn wait(&self, cursor: Cursor) -> Result<Batch<T>, CursorGone> {
+    /// [`wait`](Self::wait), with each event made into an `X`.
+    pub(crate) async fn wait_with<X>(
+        &self,
+        cursor: Cursor,
+        make: Make<T, X>,
+    ) -> Result<Read<X>, CursorGone> {
         if B::LAGS {
             // Boxed: its extra state would otherwise be in every parked
             // long-poll's future, also for logs that never lag.
-            return Box::pin(self.wait_lagging(cursor)).await;
+            return Box::pin(self.wait_lagging(cursor, make)).await;
         }
         loop {
             let published = self.inner.published.notified();
@@ -430,8 +428,8 @@ impl<T: Clone, B: Backend> EventLog<T, B> {
             // Register before reading, so a publish between the read and the
             // await still wakes us.
             published.as_mut().enable();
-            match self.find(cursor)? {
-                Found::Batch(batch) if !batch.events.is_empty() => return Ok(batch),
+            match self.find(cursor, make)? {
+                Found::Batch(read) if !read.events.is_empty() => return Ok(read),
                 // A log that does not lag knows every event: a cursor ahead
                 // of it was refused by `find`.
                 Found::Batch(_) | Found::Ahead => published.await,
@@ -439,9 +437,14 @@ impl<T: Clone, B: Backend> EventLog<T, B> {
         }
     }
 
-    /// [`wait`](Self::wait) for a log whose view may lag behind the events
-    /// already published (Redis): a cursor ahead of it is waited for.
-    async fn wait_lagging(&self, cursor: Cursor) -> Result<Batch<T>, CursorGone> {
+    /// [`wait_with`](Self::wait_with) for a log whose view may lag behind
+    /// the events already published (Redis): a cursor ahead of it is waited
+    /// for.
+    async fn wait_lagging<X>(
+        &self,
+        cursor: Cursor,
+        make: Make<T, X>,
+    ) -> Result<Read<X>, CursorGone> {
         // For a cursor ahead of a lagging log: the count of caught-up rounds
         // when it was first seen ahead.
         let mut ahead_since = None;
@@ -456,8 +459,8 @@ impl<T: Clone, B: Backend> EventLog<T, B> {
             // Loaded before the read: the state read includes every round
             // counted here.
             let rounds = self.inner.rounds.load(Ordering::Acquire);
-            match self.find(cursor)? {
-                Found::Batch(batch) if !batch.events.is_empty() => return Ok(batch),
+            match self.find(cursor, make)? {
+                Found::Batch(read) if !read.events.is_empty() => return Ok(read),
                 Found::Batch(_) => {
                     ahead_since = None;
                     published.await;
@@ -477,5 +480,69 @@ impl<T: Clone, B: Backend> EventLog<T, B> {
                 }
             }
         }
+    }
+
+    /// The client's position (from [`Resume`]) in this log, ready for a mode
+    /// to serve: [`LongPoll::serve`](crate::LongPoll::serve),
+    /// [`Streaming::ndjson`](crate::Streaming::ndjson) /
+    /// [`sse`](crate::Streaming::sse), and the `ws` mode's
+    /// `LiveSocket::serve` all take it, and each answers a position the log
+    /// cannot serve in its own way.
+    #[must_use]
+    pub fn reader(&self, resume: Resume) -> LogReader<T, B> {
+        LogReader {
+            start: resume.start(self),
+            log: self.clone(),
+        }
+    }
+}
+
+/// An event as [`read`](EventLog::read) hands it out: its data cloned.
+fn cloned<T: Clone>(entry: &Entry<T>, cursor: Cursor) -> Event<T> {
+    Event {
+        cursor,
+        data: entry.data.clone(),
+    }
+}
+
+impl<T: Clone, B: Backend> EventLog<T, B> {
+    /// Returns the retained events after `cursor` (at most `max_batch`) now,
+    /// without waiting; the batch may be empty.
+    ///
+    /// # Errors
+    ///
+    /// [`CursorGone`] as for [`check`](Self::check).
+    pub fn read(&self, cursor: Cursor) -> Result<Batch<T>, CursorGone> {
+        Ok(match self.find(cursor, cloned)? {
+            Found::Batch(read) => Batch {
+                events: read.events.into_iter().map(|(_, e)| e).collect(),
+                cursor: read.cursor,
+            },
+            Found::Ahead => Batch {
+                events: Vec::new(),
+                cursor,
+            },
+        })
+    }
+
+    /// Returns the events after `cursor` as soon as there is at least one.
+    ///
+    /// # Errors
+    ///
+    /// [`CursorGone`] as for [`check`](Self::check), also when the cursor is
+    /// evicted while waiting (more than `capacity` events were published
+    /// before this reader woke up), or the log's epoch changes.
+    ///
+    /// # Cancellation safety
+    ///
+    /// Cancel safe: a read consumes nothing, so dropping this future at any
+    /// point loses no event; it holds no lock while pending and leaves
+    /// nothing behind.
+    pub async fn wait(&self, cursor: Cursor) -> Result<Batch<T>, CursorGone> {
+        let read = self.wait_with(cursor, cloned).await?;
+        Ok(Batch {
+            events: read.events.into_iter().map(|(_, e)| e).collect(),
+            cursor: read.cursor,
+        })
     }
 }

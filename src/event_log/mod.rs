@@ -22,18 +22,17 @@
 //! use axum_longpoll::{DisconnectLayer, LongPoll};
 //!
 //! async fn poll(State(log): State<EventLog<Arc<str>>>, resume: Resume, lp: LongPoll) -> Response {
-//!     match resume.start(&log) {
-//!         Ok(after) => lp.respond_with_log(&log, after).await,
-//!         Err(gone) => axum::response::IntoResponse::into_response(gone),
-//!     }
+//!     lp.serve(log.reader(resume)).await
 //! }
 //!
+//! # async fn run() -> Result<(), axum_longpoll::event_log::PublishError> {
 //! let log = EventLog::<Arc<str>>::new(1024);
-//! log.publish("hello".into());
+//! log.publish("hello".into()).await?;
 //! let app: Router = Router::new()
 //!     .route("/poll", get(poll))
 //!     .with_state(log)
 //!     .layer(DisconnectLayer::new());
+//! # Ok(()) }
 //! ```
 //!
 //! A client keeps one cursor and loops:
@@ -79,9 +78,11 @@
 //! - In: [`Resume`] reads `Last-Event-ID`, `?cursor=` and `?last_event_id=`
 //!   (and `?from=now|oldest` when there is none).
 //! - Out: each event's `id` is its cursor; each answer of
-//!   [`LongPoll::respond_with_log`](crate::LongPoll::respond_with_log)
-//!   carries the next cursor in its body and in the [`CURSOR`] header,
-//!   including on timeout.
+//!   [`LongPoll::serve`](crate::LongPoll::serve) carries the next cursor in
+//!   its body and in the [`CURSOR`](crate::long_poll::CURSOR) header,
+//!   including on timeout; a stream's first frame carries its start.
+//! - [`EventLog::reader`] pairs the two: the client's position in a log,
+//!   which every mode serves ([`LogReader`]).
 //!
 //! # When a cursor cannot be served
 //!
@@ -105,8 +106,7 @@
 //! | | [`Memory`] (the default) | `Redis` (feature `redis`) |
 //! |---|---|---|
 //! | events live in | this process | a Redis stream, shared by every instance that names its key |
-//! | publish | `log.publish(x)`: synchronous, cannot fail | `log.publish(x).await`: `Result<Cursor, PublishError>` |
-//! | generic publish | [`log.append(x).await`](EventLog::append), always `Ok` | the same as its `publish` |
+//! | publish | [`log.publish(x).await`](EventLog::publish): ready at once, never fails | `log.publish(x).await`: writes to Redis first; [`PublishError`] when Redis is unreachable |
 //! | epoch | random per log: a restart is a `410` `epoch` | kept in Redis: changes only when Redis lost the stream |
 //! | positions | 1, 2, 3, … | the stream entry ID `<ms>-<seq>` as `ms << 20 \| seq` |
 //! | [`Resume::start`] refuses with | [`CursorGone`] (`410`) | `StartError`: `410`, or `503` + `Retry-After` while Redis is unreachable |
@@ -114,10 +114,12 @@
 //! Reads are the same for both and never touch the network: they are
 //! served from an in-process structure (the memory log itself; for Redis a
 //! mirror of the stream's tail), synchronously, under a read lock. So
-//! [`Resume::start`], [`LongPoll::respond_with_log`](crate::LongPoll::respond_with_log),
-//! [`Streaming::ndjson_log`](crate::Streaming::ndjson_log) /
-//! [`sse_log`](crate::Streaming::sse_log) and [`EventLog::subscribe`] are
-//! generic over the backend and work unchanged on either.
+//! [`EventLog::reader`], every mode's serve call and [`EventLog::subscribe`]
+//! are generic over the backend and work unchanged on either.
+//!
+//! Each event's JSON is made once, by the first reader that needs it (on
+//! Redis it is the JSON the stream holds), and shared by every answer,
+//! stream and socket that carries the event.
 //!
 //! # The Redis backend
 //!
@@ -211,24 +213,28 @@
 //! never evicts the epoch key (`noeviction` or a `volatile-*` one: the key
 //! has no TTL); one Redis, not Redis Cluster.
 
-mod backend;
+pub(crate) mod backend;
 mod cursor;
 mod gone;
 mod log;
-mod poll;
+mod reader;
 #[cfg(feature = "redis")]
 mod redis;
 mod resume;
 mod state;
 mod subscription;
 
-pub use self::backend::{Backend, Memory, PublishError, StartRefusal};
+pub use self::backend::{Backend, Memory, Payload, PublishError};
 pub use self::cursor::{Cursor, MalformedCursor};
 pub use self::gone::{CursorGone, GoneReason};
 pub use self::log::{Batch, Event, EventLog, EventLogBuilder};
-pub use self::poll::CURSOR;
+pub use self::reader::LogReader;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use self::redis::{Redis, RedisLogBuilder, StartError, Unavailable};
 pub use self::resume::{Resume, ResumeRejection, StartFrom, LAST_EVENT_ID};
-pub use self::subscription::Subscription;
+pub use self::subscription::{Step, Subscription};
+
+pub(crate) use self::log::Make;
+pub(crate) use self::state::Entry;
+pub(crate) use self::subscription::Steps;

@@ -2,12 +2,12 @@ use std::convert::Infallible;
 use std::fmt;
 
 use axum::extract::{FromRequestParts, OptionalFromRequestParts};
-use axum::response::{IntoResponse, Response};
 use http::request::Parts;
 use http::{HeaderName, StatusCode};
 
 use super::{Backend, Cursor, EventLog};
 use crate::params::{echo, query_param, Repeated};
+use crate::response::{rejection, Reject};
 
 /// The `Last-Event-ID` header, sent by `EventSource` when it reconnects.
 pub const LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
@@ -179,22 +179,12 @@ pub enum ResumeRejection {
     },
 }
 
-impl ResumeRejection {
-    /// The response status: `400 Bad Request`.
-    #[must_use]
-    pub fn status(&self) -> StatusCode {
+impl Reject for ResumeRejection {
+    fn status(&self) -> StatusCode {
         StatusCode::BAD_REQUEST
     }
 
-    /// The response text.
-    #[must_use]
-    pub fn body_text(&self) -> String {
-        self.to_string()
-    }
-}
-
-impl fmt::Display for ResumeRejection {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Malformed { param, value } => write!(
                 f,
@@ -206,15 +196,9 @@ impl fmt::Display for ResumeRejection {
                 f,
                 "invalid query parameter `from`: {value:?}; allowed: `now` or `oldest`"
             ),
-            Self::Repeated { name } => crate::params::Repeated(name).fmt(f),
+            Self::Repeated { name } => write!(f, "{}", crate::params::Repeated(name)),
         }
     }
 }
 
-impl std::error::Error for ResumeRejection {}
-
-impl IntoResponse for ResumeRejection {
-    fn into_response(self) -> Response {
-        (self.status(), self.body_text()).into_response()
-    }
-}
+rejection!(ResumeRejection);

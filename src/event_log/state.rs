@@ -7,8 +7,11 @@
 //! arithmetic.
 
 use std::collections::VecDeque;
+use std::sync::OnceLock;
 use std::time::Duration;
 
+use bytes::Bytes;
+use serde::Serialize;
 use tokio::time::Instant;
 
 /// How much a log retains.
@@ -25,6 +28,34 @@ pub(crate) struct Entry<T> {
     pub(crate) position: u64,
     pub(crate) at: Instant,
     pub(crate) data: T,
+    /// The JSON of `data`, made once by the first reader that needs it (or
+    /// taken from Redis) and shared by every answer and framing after.
+    json: OnceLock<Bytes>,
+}
+
+impl<T> Entry<T> {
+    pub(crate) fn new(position: u64, at: Instant, data: T, json: Option<Bytes>) -> Self {
+        Self {
+            position,
+            at,
+            data,
+            json: json.map(OnceLock::from).unwrap_or_default(),
+        }
+    }
+
+    /// The JSON of the event's data, serialized on first use. A failure is
+    /// not cached (it is a bug in a `Serialize` impl, and rare): each
+    /// reader reports it.
+    pub(crate) fn json(&self) -> Result<Bytes, String>
+    where
+        T: Serialize,
+    {
+        if let Some(json) = self.json.get() {
+            return Ok(json.clone());
+        }
+        let json = Bytes::from(serde_json::to_vec(&self.data).map_err(|e| e.to_string())?);
+        Ok(self.json.get_or_init(|| json).clone())
+    }
 }
 
 /// Invariant: every event with a position in `floor + 1 ..= head` that the
@@ -60,7 +91,8 @@ impl<T> State<T> {
     ///
     /// `position` must be above `head` (callers check; a debug assertion
     /// holds them to it).
-    pub(crate) fn push(&mut self, position: u64, at: Instant, data: T, retention: Retention) {
+    pub(crate) fn push(&mut self, entry: Entry<T>, retention: Retention) {
+        let Entry { position, at, .. } = entry;
         debug_assert!(position > self.head, "{position} <= head {}", self.head);
         if self.entries.len() >= retention.capacity {
             self.evict_front();
@@ -74,7 +106,7 @@ impl<T> State<T> {
                 self.evict_front();
             }
         }
-        self.entries.push_back(Entry { position, at, data });
+        self.entries.push_back(entry);
         self.head = position;
     }
 
@@ -133,7 +165,7 @@ mod tests {
         let now = Instant::now();
         let mut s = State::new(1);
         for p in [10, 20, 35, 36, 90] {
-            s.push(p, now, p, KEEP_3);
+            s.push(Entry::new(p, now, p, None), KEEP_3);
         }
         assert_eq!(s.head, 90);
         assert_eq!(s.floor, 20);
@@ -149,12 +181,12 @@ mod tests {
     fn a_gap_drops_everything_up_to_it() {
         let now = Instant::now();
         let mut s = State::new(1);
-        s.push(5, now, (), KEEP_3);
-        s.push(7, now, (), KEEP_3);
+        s.push(Entry::new(5, now, (), None), KEEP_3);
+        s.push(Entry::new(7, now, (), None), KEEP_3);
         s.gap(9);
         assert_eq!((s.floor, s.head, s.entries.len()), (9, 9, 0));
         // A gap below the head never moves it back.
-        s.push(12, now, (), KEEP_3);
+        s.push(Entry::new(12, now, (), None), KEEP_3);
         s.gap(3);
         assert_eq!((s.floor, s.head, s.entries.len()), (12, 12, 0));
     }
@@ -168,9 +200,15 @@ mod tests {
             max_age: Some(age),
         };
         let mut s = State::new(1);
-        s.push(4, t0, (), retention);
-        s.push(8, t0 + Duration::from_secs(5), (), retention);
-        s.push(9, t0 + Duration::from_secs(12), (), retention);
+        s.push(Entry::new(4, t0, (), None), retention);
+        s.push(
+            Entry::new(8, t0 + Duration::from_secs(5), (), None),
+            retention,
+        );
+        s.push(
+            Entry::new(9, t0 + Duration::from_secs(12), (), None),
+            retention,
+        );
         // The push at t0 + 12 s removed position 4 physically.
         assert_eq!(s.floor, 4);
         assert_eq!(s.live(t0 + Duration::from_secs(16), Some(age)), (8, 1));

@@ -5,7 +5,7 @@ use http::StatusCode;
 /// Settings of [`LongPoll`](super::LongPoll).
 ///
 /// Set defaults for the whole application with
-/// [`DisconnectLayer::long_poll`](crate::DisconnectLayer::long_poll); override
+/// [`DisconnectLayer::config`](crate::DisconnectLayer::config); override
 /// them for one route with `.layer(Extension(config))`.
 ///
 /// | setting | default |

@@ -5,18 +5,19 @@ use axum::body::Body;
 use axum::extract::{FromRequest, Request};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use http::header::{CACHE_CONTROL, CONTENT_LENGTH};
+use http::header::CONTENT_LENGTH;
 use http::request::Parts;
-use http::{HeaderValue, StatusCode};
+use http::StatusCode;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use tokio::time::{Instant, Sleep};
-use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
+use tokio_util::sync::CancellationToken;
 
 use super::rejection::LongPollRejection;
 use super::timeout;
 use super::wait::{Outcome, Parked};
 use super::LongPollConfig;
-use crate::context::RequestContext;
+use crate::disconnect::{MissingDisconnectLayer, RequestContext};
+use crate::response::{no_store, retry_later, Overloaded};
 use crate::stats::{Gauge, Held};
 
 /// Status of the (never seen) answer to a client that is already gone, as
@@ -41,10 +42,19 @@ pub struct LongPoll {
     // Dropped first: the place is free again once the poll is over.
     _admitted: Held,
     ctx: RequestContext,
-    config: LongPollConfig,
+    answers: Answers,
     wait: Duration,
     deadline: Instant,
     body: Bytes,
+}
+
+/// What the answers need of [`LongPollConfig`] (kept small: it is part of
+/// every parked poll).
+#[derive(Clone, Copy, Debug)]
+struct Answers {
+    timeout_status: StatusCode,
+    shutdown_status: StatusCode,
+    retry_after: Duration,
 }
 
 impl<S: Send + Sync> FromRequest<S> for LongPoll {
@@ -65,7 +75,8 @@ impl<S: Send + Sync> FromRequest<S> for LongPoll {
             let Head {
                 admitted,
                 ctx,
-                config,
+                answers,
+                max_body,
                 wait,
                 deadline,
             } = head?;
@@ -76,7 +87,7 @@ impl<S: Send + Sync> FromRequest<S> for LongPoll {
                 Bytes::new()
             } else {
                 let body_deadline = crate::deadline::after(Instant::now(), wait.max(MIN_BODY_WAIT));
-                match Box::pin(read_body(body, config.max_body, body_deadline)).await {
+                match Box::pin(read_body(body, max_body, body_deadline)).await {
                     Ok(body) => body,
                     Err(err @ LongPollRejection::BodyRead(_)) => {
                         // The body broke off: the client is gone (the answer
@@ -95,7 +106,7 @@ impl<S: Send + Sync> FromRequest<S> for LongPoll {
             Ok(Self {
                 _admitted: admitted,
                 ctx,
-                config,
+                answers,
                 wait,
                 deadline,
                 body,
@@ -108,21 +119,18 @@ impl<S: Send + Sync> FromRequest<S> for LongPoll {
 struct Head {
     admitted: Held,
     ctx: RequestContext,
-    config: LongPollConfig,
+    answers: Answers,
+    max_body: usize,
     wait: Duration,
     deadline: Instant,
 }
 
 impl Head {
     fn new(parts: &Parts) -> Result<Self, LongPollRejection> {
-        let ctx = crate::disconnect::context(parts)
-            .cloned()
-            .ok_or(LongPollRejection::MissingLayer)?;
-        let config = parts
-            .extensions
-            .get::<LongPollConfig>()
-            .unwrap_or(&ctx.shared.long_poll)
+        let ctx = MissingDisconnectLayer::check(parts)
+            .map_err(LongPollRejection::MissingLayer)?
             .clone();
+        let config: LongPollConfig = ctx.config(parts);
 
         let requested = timeout::requested(parts.uri.query(), &parts.headers, config.max_timeout)?;
         let admitted = admit(&ctx, &config)?;
@@ -147,7 +155,12 @@ impl Head {
         Ok(Self {
             admitted,
             ctx,
-            config,
+            answers: Answers {
+                timeout_status: config.timeout_status,
+                shutdown_status: config.shutdown_status,
+                retry_after: config.retry_after,
+            },
+            max_body: config.max_body,
             wait,
             deadline,
         })
@@ -162,10 +175,12 @@ fn admit(ctx: &RequestContext, config: &LongPollConfig) -> Result<Held, LongPoll
         Gauge::LongPolls,
         config.max_parked,
     )
-    .ok_or(LongPollRejection::Overloaded {
+    .ok_or(LongPollRejection::Overloaded(Overloaded {
+        what: "long-polls are parked",
+        setting: "LongPollConfig::max_parked",
         limit: config.max_parked,
         retry_after: config.retry_after,
-    })
+    }))
 }
 
 /// Reads the whole body (so that hyper goes back to watching the connection)
@@ -206,12 +221,10 @@ impl LongPoll {
         &self.body
     }
 
-    /// The configuration in force for this request.
-    pub fn config(&self) -> &LongPollConfig {
-        &self.config
-    }
-
-    /// The client-disconnect token (see [`crate::disconnect`]).
+    /// The client-disconnect token (see [`crate::disconnect`]): cancelled
+    /// when the client is gone. While the handler itself is running it
+    /// rarely fires (hyper drops the handler when it sees the client go); it
+    /// matters for tasks the handler spawned and for work after the wait.
     #[must_use]
     pub fn token(&self) -> &CancellationToken {
         &self.ctx.token
@@ -219,7 +232,7 @@ impl LongPoll {
 
     /// The server's shutdown token.
     #[must_use]
-    pub fn shutdown_token(&self) -> &CancellationToken {
+    pub fn shutdown(&self) -> &CancellationToken {
         &self.ctx.shared.shutdown
     }
 
@@ -230,28 +243,6 @@ impl LongPoll {
     /// Cancel safe: it only watches a timer.
     pub fn timeout(&self) -> Sleep {
         tokio::time::sleep_until(self.deadline)
-    }
-
-    /// Completes when the server begins to shut down.
-    ///
-    /// # Cancellation safety
-    ///
-    /// Cancel safe.
-    pub fn shutdown(&self) -> WaitForCancellationFuture<'_> {
-        self.ctx.shared.shutdown.cancelled()
-    }
-
-    /// Completes when the client is gone.
-    ///
-    /// While the handler itself is running this rarely completes: when hyper
-    /// sees the client go it drops the handler. It matters for tasks the
-    /// handler spawned and for work done after the wait.
-    ///
-    /// # Cancellation safety
-    ///
-    /// Cancel safe.
-    pub fn disconnected(&self) -> WaitForCancellationFuture<'_> {
-        self.ctx.token.cancelled()
     }
 
     /// Waits for `event`, the timeout, shutdown or disconnect, whichever
@@ -278,8 +269,8 @@ impl LongPoll {
         let mut parked = Parked::new(self.ctx.shared.stats.counters(), &self.ctx.token);
         let outcome = tokio::select! {
             biased;
-            () = self.disconnected() => Outcome::Disconnected,
-            () = self.shutdown() => Outcome::Shutdown,
+            () = self.ctx.token.cancelled() => Outcome::Disconnected,
+            () = self.ctx.shared.shutdown.cancelled() => Outcome::Shutdown,
             value = event => Outcome::Ready(value),
             () = self.timeout() => Outcome::Timeout,
         };
@@ -290,27 +281,28 @@ impl LongPoll {
     /// The keepalive answer for a wait that timed out:
     /// [`timeout_status`](LongPollConfig::timeout_status) (default `204`)
     /// with `Cache-Control: no-store`.
-    #[must_use]
-    pub fn timeout_response(&self) -> Response {
-        no_store((self.config.timeout_status, Body::empty()).into_response())
+    fn timeout_response(&self) -> Response {
+        no_store((self.answers.timeout_status, Body::empty()).into_response())
     }
 
     /// The answer for a server that is shutting down:
     /// [`shutdown_status`](LongPollConfig::shutdown_status) (default `503`)
     /// with `Retry-After` and `Cache-Control: no-store`.
-    #[must_use]
-    pub fn shutdown_response(&self) -> Response {
-        crate::overload::retry_later(
-            self.config.shutdown_status,
+    fn shutdown_response(&self) -> Response {
+        retry_later(
+            self.answers.shutdown_status,
             "server is shutting down; retry".to_owned(),
-            self.config.retry_after,
+            self.answers.retry_after,
         )
     }
 
     /// Turns an [`Outcome`] into the usual answer: `Ready(v)` → `v` with
-    /// `Cache-Control: no-store`; `Timeout` → [`timeout_response`](Self::timeout_response);
-    /// `Shutdown` → [`shutdown_response`](Self::shutdown_response);
-    /// `Disconnected` → `499` (never seen by the client; useful in logs).
+    /// `Cache-Control: no-store`; `Timeout` →
+    /// [`timeout_status`](LongPollConfig::timeout_status) (default `204`);
+    /// `Shutdown` → [`shutdown_status`](LongPollConfig::shutdown_status)
+    /// (default `503`) with `Retry-After`; `Disconnected` → `499` (never
+    /// seen by the client; useful in logs). All with
+    /// `Cache-Control: no-store`.
     #[must_use]
     pub fn respond<T: IntoResponse>(&self, outcome: Outcome<T>) -> Response {
         match outcome {
@@ -324,12 +316,4 @@ impl LongPoll {
             }
         }
     }
-}
-
-/// Adds `Cache-Control: no-store`: a long-poll answer is for one client at
-/// one moment, never for a cache.
-pub fn no_store(mut res: Response) -> Response {
-    res.headers_mut()
-        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    res
 }

@@ -90,13 +90,15 @@
 //! queue that hands each event out once, that event is lost. Deliver from a
 //! log with cursors instead, where delivery consumes nothing.
 
+mod answer;
 mod config;
 mod extract;
 mod rejection;
 mod timeout;
 mod wait;
 
+pub use self::answer::CURSOR;
 pub use self::config::LongPollConfig;
-pub use self::extract::{no_store, LongPoll};
+pub use self::extract::LongPoll;
 pub use self::rejection::{InvalidTimeout, LongPollRejection, TimeoutSource};
 pub use self::wait::Outcome;

@@ -1,7 +1,9 @@
 use std::time::Duration;
 
-use axum::response::{IntoResponse, Response};
 use http::StatusCode;
+
+use crate::disconnect::MissingDisconnectLayer;
+use crate::response::{rejection, Overloaded, Reject};
 
 /// Where a requested wait came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,7 +63,7 @@ impl InvalidTimeout {
 #[non_exhaustive]
 pub enum LongPollRejection {
     /// [`DisconnectLayer`](crate::DisconnectLayer) is not installed (`500`).
-    MissingLayer,
+    MissingLayer(MissingDisconnectLayer),
     /// `?timeout=` or `Prefer: wait=` is not a number of seconds (`400`).
     InvalidTimeout(InvalidTimeout),
     /// A parameter was given more than once (`400`).
@@ -83,43 +85,25 @@ pub enum LongPollRejection {
     BodyRead(axum::Error),
     /// [`LongPollConfig::max_parked`](super::LongPollConfig::max_parked)
     /// long-polls are parked already (`503` with `Retry-After`).
-    Overloaded {
-        /// The cap.
-        limit: usize,
-        /// The `Retry-After` sent.
-        retry_after: Duration,
-    },
+    Overloaded(Overloaded),
 }
 
-impl LongPollRejection {
-    /// The response status.
-    #[must_use]
-    pub fn status(&self) -> StatusCode {
+impl Reject for LongPollRejection {
+    fn status(&self) -> StatusCode {
         match self {
-            Self::MissingLayer => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::MissingLayer(missing) => missing.status(),
             Self::InvalidTimeout(_) | Self::RepeatedParameter { .. } | Self::BodyRead(_) => {
                 StatusCode::BAD_REQUEST
             }
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
-            Self::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Overloaded(overloaded) => overloaded.status(),
         }
     }
 
-    /// The response text.
-    #[must_use]
-    pub fn body_text(&self) -> String {
-        self.to_string()
-    }
-}
-
-impl std::fmt::Display for LongPollRejection {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    fn describe(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::MissingLayer => f.write_str(
-                "missing request extension: add `axum_longpoll::DisconnectLayer` to the router \
-                 (`Router::layer(DisconnectLayer::new())`) to use `LongPoll`",
-            ),
+            Self::MissingLayer(missing) => write!(f, "{missing} to use `LongPoll`"),
             Self::InvalidTimeout(e) => {
                 let max = e.max.as_secs_f64();
                 write!(
@@ -131,7 +115,7 @@ impl std::fmt::Display for LongPollRejection {
                     e.value,
                 )
             }
-            Self::RepeatedParameter { name } => crate::params::Repeated(name).fmt(f),
+            Self::RepeatedParameter { name } => write!(f, "{}", crate::params::Repeated(name)),
             Self::BodyTooLarge { limit } => write!(
                 f,
                 "request body too large: a long-poll request body may have at most {limit} bytes"
@@ -140,17 +124,18 @@ impl std::fmt::Display for LongPollRejection {
                 f.write_str("request body incomplete: it did not arrive within the wait")
             }
             Self::BodyRead(e) => write!(f, "failed to read the request body: {e}"),
-            Self::Overloaded { limit, .. } => write!(
-                f,
-                "server busy: {limit} long-polls are parked, the most allowed; \
-                 retry after the time in `Retry-After`"
-            ),
+            Self::Overloaded(overloaded) => write!(f, "{overloaded}"),
         }
     }
-}
 
-impl std::error::Error for LongPollRejection {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::Overloaded(overloaded) => Some(overloaded.retry_after),
+            _ => None,
+        }
+    }
+
+    fn cause(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Self::BodyRead(e) => Some(e),
             _ => None,
@@ -158,13 +143,4 @@ impl std::error::Error for LongPollRejection {
     }
 }
 
-impl IntoResponse for LongPollRejection {
-    fn into_response(self) -> Response {
-        match self {
-            Self::Overloaded { retry_after, .. } => {
-                crate::overload::retry_later(self.status(), self.body_text(), retry_after)
-            }
-            _ => (self.status(), self.body_text()).into_response(),
-        }
-    }
-}
+rejection!(LongPollRejection);

@@ -12,7 +12,7 @@ use std::time::Duration;
 /// | [`retry_after`](Self::retry_after) | 1 s |
 ///
 /// Set them for the application with
-/// [`DisconnectLayer::stream`](crate::DisconnectLayer::stream), for one route
+/// [`DisconnectLayer::config`](crate::DisconnectLayer::config), for one route
 /// with `.layer(Extension(config))`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[must_use]

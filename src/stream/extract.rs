@@ -1,30 +1,30 @@
 use std::convert::Infallible;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::FromRequestParts;
-use axum::response::sse::Sse;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use futures_util::{Stream, StreamExt};
+use futures_util::StreamExt;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::request::Parts;
-use http::{HeaderName, HeaderValue};
-use serde::Serialize;
+use http::{HeaderName, HeaderValue, StatusCode};
 use tokio_util::sync::CancellationToken;
 
-use super::encode;
-use super::frames::{Encode, Framing, Item, Limits, Pieces, Plain};
+use super::engine::{Engine, Limits};
 use super::StreamConfig;
-use crate::context::RequestContext;
-use crate::disconnect::MissingDisconnectLayer;
-use crate::event_log::{Backend, Cursor, CursorGone, Event, EventLog, StartRefusal};
+use crate::disconnect::{MissingDisconnectLayer, RequestContext};
+use crate::response::{rejection, Overloaded, Reject};
+use crate::source::Source;
 use crate::stats::{Gauge, Held};
+use crate::wire::{Framing, JsonItem, Ndjson, Sse};
 
 /// `X-Accel-Buffering: no` tells nginx not to buffer the response.
 const X_ACCEL_BUFFERING: HeaderName = HeaderName::from_static("x-accel-buffering");
 
-/// Extractor that turns an event source into a streamed response: NDJSON or
-/// SSE, flushed per event, with heartbeats, caps and a final frame.
+/// Extractor that turns a [`Source`] into a streamed response: NDJSON, SSE
+/// or a framing of your own, flushed per event, with heartbeats, caps and a
+/// final frame.
 ///
 /// See the [module docs](crate::stream). Requires
 /// [`DisconnectLayer`](crate::DisconnectLayer).
@@ -35,32 +35,48 @@ const X_ACCEL_BUFFERING: HeaderName = HeaderName::from_static("x-accel-buffering
 #[derive(Debug)]
 pub struct Streaming {
     ctx: RequestContext,
-    config: StreamConfig,
+    limits: StreamLimits,
     gauge: Held,
+}
+
+/// What a stream needs of [`StreamConfig`].
+#[derive(Clone, Copy, Debug)]
+struct StreamLimits {
+    heartbeat: Option<Duration>,
+    max_bytes: usize,
+    max_lifetime: Duration,
+    sse_retry: Option<Duration>,
 }
 
 impl<S: Sync> FromRequestParts<S> for Streaming {
     type Rejection = StreamRejection;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let ctx = crate::disconnect::context(parts)
-            .cloned()
-            .ok_or(StreamRejection::MissingLayer(MissingDisconnectLayer))?;
-        let config = parts
-            .extensions
-            .get::<StreamConfig>()
-            .unwrap_or(&ctx.shared.stream)
+        let ctx = MissingDisconnectLayer::check(parts)
+            .map_err(StreamRejection::MissingLayer)?
             .clone();
+        let config: StreamConfig = ctx.config(parts);
         let gauge = Held::try_take(
             ctx.shared.stats.counters_arc(),
             Gauge::Streams,
             config.max_open,
         )
-        .ok_or(StreamRejection::Overloaded {
+        .ok_or(StreamRejection::Overloaded(Overloaded {
+            what: "streams are open",
+            setting: "StreamConfig::max_open",
             limit: config.max_open,
             retry_after: config.retry_after,
-        })?;
-        Ok(Self { ctx, config, gauge })
+        }))?;
+        Ok(Self {
+            ctx,
+            limits: StreamLimits {
+                heartbeat: config.heartbeat,
+                max_bytes: config.max_bytes,
+                max_lifetime: config.max_lifetime,
+                sse_retry: config.sse_retry,
+            },
+            gauge,
+        })
     }
 }
 
@@ -72,67 +88,33 @@ pub enum StreamRejection {
     /// [`DisconnectLayer`](crate::DisconnectLayer) is not installed.
     MissingLayer(MissingDisconnectLayer),
     /// [`StreamConfig::max_open`] streams are open already.
-    Overloaded {
-        /// The cap.
-        limit: usize,
-        /// The `Retry-After` sent.
-        retry_after: std::time::Duration,
-    },
+    Overloaded(Overloaded),
 }
 
-impl StreamRejection {
-    /// The response status.
-    #[must_use]
-    pub fn status(&self) -> http::StatusCode {
+impl Reject for StreamRejection {
+    fn status(&self) -> StatusCode {
         match self {
             Self::MissingLayer(missing) => missing.status(),
-            Self::Overloaded { .. } => http::StatusCode::SERVICE_UNAVAILABLE,
+            Self::Overloaded(overloaded) => overloaded.status(),
         }
     }
 
-    /// The response text.
-    #[must_use]
-    pub fn body_text(&self) -> String {
-        self.to_string()
-    }
-}
-
-impl std::fmt::Display for StreamRejection {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    fn describe(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::MissingLayer(missing) => missing.fmt(f),
-            Self::Overloaded { limit, .. } => write!(
-                f,
-                "server busy: {limit} streams are open, the most allowed; \
-                 retry after the time in `Retry-After`"
-            ),
+            Self::MissingLayer(missing) => write!(f, "{missing} to use `Streaming`"),
+            Self::Overloaded(overloaded) => write!(f, "{overloaded}"),
         }
     }
-}
 
-impl std::error::Error for StreamRejection {}
-
-impl IntoResponse for StreamRejection {
-    fn into_response(self) -> Response {
+    fn retry_after(&self) -> Option<Duration> {
         match self {
-            Self::MissingLayer(missing) => missing.into_response(),
-            Self::Overloaded { retry_after, .. } => {
-                crate::overload::retry_later(self.status(), self.body_text(), retry_after)
-            }
+            Self::Overloaded(overloaded) => Some(overloaded.retry_after),
+            Self::MissingLayer(_) => None,
         }
     }
 }
 
-fn headers(mut res: Response, content_type: &'static str) -> Response {
-    let h = res.headers_mut();
-    h.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
-    h.insert(
-        CACHE_CONTROL,
-        HeaderValue::from_static("no-cache, no-transform"),
-    );
-    h.insert(X_ACCEL_BUFFERING, HeaderValue::from_static("no"));
-    res
-}
+rejection!(StreamRejection);
 
 impl Streaming {
     /// The client-disconnect token: cancelled when the client leaves
@@ -144,172 +126,82 @@ impl Streaming {
 
     /// The server's shutdown token.
     #[must_use]
-    pub fn shutdown_token(&self) -> &CancellationToken {
+    pub fn shutdown(&self) -> &CancellationToken {
         &self.ctx.shared.shutdown
     }
 
-    /// The configuration in force for this request.
-    pub fn config(&self) -> &StreamConfig {
-        &self.config
-    }
-
-    fn pieces<S, X, O>(
-        self,
-        source: S,
-        start: Option<Cursor>,
-        encode: Encode<X, O>,
-    ) -> Pieces<S, X, O> {
-        Pieces::new(
-            source,
-            start,
-            self.ctx.shared.shutdown.clone(),
-            &Limits {
-                every: self.config.heartbeat,
-                max_bytes: self.config.max_bytes,
-                max_lifetime: self.config.max_lifetime,
-                framing: Framing {
-                    retry: self
-                        .config
-                        .sse_retry
-                        .map(|retry| retry + retry.mul_f64(fastrand::f64() / 2.0)),
-                },
-            },
-            encode,
-            self.gauge,
-        )
-    }
-
-    fn ndjson_body<S, X>(self, source: S, start: Option<Cursor>) -> Response
-    where
-        S: Stream<Item = Result<X, CursorGone>> + Send + 'static,
-        X: Item + Send + 'static,
-    {
-        let pieces = self.pieces(source, start, encode::ndjson::<X>);
-        let body = Body::from_stream(pieces.map(Ok::<Bytes, Infallible>));
-        headers(body.into_response(), "application/x-ndjson")
-    }
-
-    fn sse_body<S, X>(self, source: S, start: Option<Cursor>) -> Response
-    where
-        S: Stream<Item = Result<X, CursorGone>> + Send + 'static,
-        X: Item + Send + 'static,
-    {
-        let pieces = self.pieces(source, start, encode::sse::<X>);
-        let res = Sse::new(pieces.map(Ok::<_, Infallible>)).into_response();
-        headers(res, "text/event-stream")
-    }
-
-    /// Streams `source` (events after `start`) as NDJSON
-    /// (`application/x-ndjson`), one JSON object per line.
-    pub fn ndjson<S, T>(self, source: S, start: Cursor) -> Response
-    where
-        S: Stream<Item = Result<Event<T>, CursorGone>> + Send + 'static,
-        T: Serialize + Send + 'static,
-    {
-        self.ndjson_body(source, Some(start))
-    }
-
-    /// Streams `source` (events after `start`) as server-sent events
-    /// (`text/event-stream`), `id:` = cursor.
-    pub fn sse<S, T>(self, source: S, start: Cursor) -> Response
-    where
-        S: Stream<Item = Result<Event<T>, CursorGone>> + Send + 'static,
-        T: Serialize + Send + 'static,
-    {
-        self.sse_body(source, Some(start))
-    }
-
-    /// Streams the items of any `Stream` as NDJSON, one item's JSON per
-    /// line, with the same heartbeats, caps, shutdown and final frame as a
-    /// cursor stream, but without cursors: no `open` frame, and the final
-    /// `reconnect` frame has no `cursor` field.
-    ///
-    /// Use it for sources that cannot resume (a `broadcast` receiver, a
-    /// computation's progress); an item missed while the client was away is
-    /// gone. For delivery without loss, publish into an
-    /// [`EventLog`](crate::EventLog) and use [`ndjson_log`](Self::ndjson_log).
+    /// Streams `source` as NDJSON (`application/x-ndjson`): one JSON object
+    /// per line (see [`wire`](crate::wire) for every line).
     ///
     /// ```
-    /// use axum::response::Response;
-    /// use axum_longpoll::Streaming;
-    /// use futures_util::stream;
-    ///
-    /// async fn progress(s: Streaming) -> Response {
-    ///     s.ndjson_items(stream::iter([10, 50, 100]))
-    /// }
-    /// ```
-    pub fn ndjson_items<S>(self, source: S) -> Response
-    where
-        S: Stream + Send + 'static,
-        S::Item: Serialize + Send + 'static,
-    {
-        self.ndjson_body(source.map(|item| Ok(Plain(item))), None)
-    }
-
-    /// Streams the items of any `Stream` as server-sent events, one item's
-    /// JSON as `data:`, without `id:`; heartbeats, caps, shutdown and the
-    /// final `reconnect` event as for a cursor stream (see
-    /// [`ndjson_items`](Self::ndjson_items) for what a plain stream gives up).
-    pub fn sse_items<S>(self, source: S) -> Response
-    where
-        S: Stream + Send + 'static,
-        S::Item: Serialize + Send + 'static,
-    {
-        self.sse_body(source.map(|item| Ok(Plain(item))), None)
-    }
-
-    /// [`ndjson`](Self::ndjson) of the events of `log` after `start`.
-    pub fn ndjson_log<T, B>(self, log: &EventLog<T, B>, start: Cursor) -> Response
-    where
-        T: Clone + Serialize + Send + Sync + 'static,
-        B: Backend,
-    {
-        self.ndjson(log.subscribe(start), start)
-    }
-
-    /// [`sse`](Self::sse) of the events of `log` after `start`.
-    pub fn sse_log<T, B>(self, log: &EventLog<T, B>, start: Cursor) -> Response
-    where
-        T: Clone + Serialize + Send + Sync + 'static,
-        B: Backend,
-    {
-        self.sse(log.subscribe(start), start)
-    }
-
-    /// Answers a request whose cursor is too old with a server-sent-events
-    /// response that carries the `410` in-band: one `gone` event (the
-    /// [`CursorGone`] body as `data`, `id:` = the restart cursor), then the
-    /// end of the stream.
-    ///
-    /// Use it instead of `gone.into_response()` in an SSE handler.
-    /// `EventSource` cannot read the status or body of a failed request: a
-    /// `410` just closes it for good (`readyState` 2), so a browser whose
-    /// `Last-Event-ID` predates a restart would never reconnect. With this
-    /// answer the page sees why, and `EventSource` reconnects by itself
-    /// (after `retry:`) from the restart cursor.
-    ///
-    /// ```
+    /// use std::sync::Arc;
     /// use axum::{extract::State, response::Response};
     /// use axum_longpoll::{EventLog, Resume, Streaming};
+    /// use futures_util::stream;
     ///
-    /// async fn sse(State(log): State<EventLog<String>>, resume: Resume, s: Streaming) -> Response {
-    ///     match resume.start(&log) {
-    ///         Ok(start) => s.sse_log(&log, start),
-    ///         Err(gone) => s.sse_gone(gone),
-    ///     }
+    /// // The events after the client's position; a position that is gone is
+    /// // told in-band (`{"control":"gone",…}`).
+    /// async fn events(State(log): State<EventLog<Arc<str>>>, resume: Resume, s: Streaming) -> Response {
+    ///     s.ndjson(log.reader(resume))
+    /// }
+    ///
+    /// // Any stream of serializable items (no cursors, so no resume).
+    /// async fn progress(s: Streaming) -> Response {
+    ///     s.ndjson(stream::iter([10, 50, 100]))
     /// }
     /// ```
+    pub fn ndjson(self, source: impl Source<JsonItem>) -> Response {
+        self.framed(Ndjson, source)
+    }
+
+    /// Streams `source` as server-sent events (`text/event-stream`), `id:` =
+    /// cursor; the first and the last frame carry `retry:`
+    /// ([`StreamConfig::sse_retry`], with up to 50 % jitter).
     ///
-    /// It takes what [`Resume::start`](crate::Resume::start) refused with,
-    /// for either backend: a [`CursorGone`] goes in-band; an outage of a
-    /// Redis log is answered `503` over HTTP (`EventSource` then retries).
-    pub fn sse_gone(self, refused: impl StartRefusal) -> Response {
-        match refused.into_gone() {
-            Ok(gone) => {
-                let once = futures_util::stream::iter([Err::<Event<()>, _>(gone)]);
-                self.sse_body(once, None)
-            }
-            Err(response) => response,
-        }
+    /// A position that is gone is answered in-band too (a `200` whose only
+    /// event is `gone`, with `id:` = the restart cursor), never with a
+    /// `410`: `EventSource` cannot read a failed response and closes for
+    /// good on one.
+    pub fn sse(self, source: impl Source<JsonItem>) -> Response {
+        let retry = self
+            .limits
+            .sse_retry
+            .map(|retry| retry + retry.mul_f64(fastrand::f64() / 2.0));
+        self.framed(Sse::new().retry(retry), source)
+    }
+
+    /// Streams `source` written by `framing`: the engine of
+    /// [`ndjson`](Self::ndjson) and [`sse`](Self::sse) (heartbeats, caps,
+    /// shutdown, the disconnect token) for another event format.
+    pub fn framed<X, F>(self, framing: F, source: impl Source<X>) -> Response
+    where
+        X: Send + 'static,
+        F: Framing<X>,
+    {
+        let steps = match source.into_steps() {
+            Ok(steps) => steps,
+            Err(response) => return response,
+        };
+        let content_type = framing.content_type();
+        let engine = Engine::new(
+            steps,
+            framing,
+            self.ctx.shared.shutdown.clone(),
+            &Limits {
+                heartbeat: self.limits.heartbeat,
+                max_bytes: self.limits.max_bytes,
+                max_lifetime: self.limits.max_lifetime,
+            },
+            self.gauge,
+        );
+        let mut res = Body::from_stream(engine.map(Ok::<Bytes, Infallible>)).into_response();
+        let h = res.headers_mut();
+        h.insert(CONTENT_TYPE, content_type);
+        h.insert(
+            CACHE_CONTROL,
+            HeaderValue::from_static("no-cache, no-transform"),
+        );
+        h.insert(X_ACCEL_BUFFERING, HeaderValue::from_static("no"));
+        res
     }
 }

@@ -1,27 +1,24 @@
 //! Streaming responses, the second mode: one long response that carries
 //! events as they are published, as NDJSON or server-sent events.
 //!
-//! [`Streaming`] is an extractor; it turns a source of events (an
-//! [`EventLog`](crate::EventLog) from a cursor, via
-//! [`EventLog::subscribe`](crate::EventLog::subscribe), or any stream of
-//! `Result<Event<T>, CursorGone>`), or any plain `Stream` of serializable
-//! items ([`Streaming::ndjson_items`], [`Streaming::sse_items`]: same
-//! heartbeats, caps and shutdown, but no cursor to resume from), into the
-//! response body. Each event is its
-//! own body frame (an HTTP/1.1 chunk, an HTTP/2 DATA frame), written as soon
-//! as it is published. No hijack, no task per stream: heartbeats, caps and
-//! shutdown are handled inside the body when hyper polls it.
+//! [`Streaming`] is an extractor; it turns a [`Source`](crate::Source) (the
+//! client's position in an [`EventLog`](crate::EventLog), from
+//! [`EventLog::reader`](crate::EventLog::reader), or any plain `Stream` of
+//! serializable items: same heartbeats, caps and shutdown, but no cursor to
+//! resume from) into the response body, one method per framing:
+//! [`ndjson`](Streaming::ndjson), [`sse`](Streaming::sse), and
+//! [`framed`](Streaming::framed) for a framing of your own. Each event is
+//! its own body frame (an HTTP/1.1 chunk, an HTTP/2 DATA frame), written as
+//! soon as it is published. No hijack, no task per stream: heartbeats, caps
+//! and shutdown are handled inside the body when hyper polls it.
 //!
 //! ```
 //! use std::sync::Arc;
-//! use axum::{extract::State, response::{IntoResponse, Response}, routing::get, Router};
+//! use axum::{extract::State, response::Response, routing::get, Router};
 //! use axum_longpoll::{event_log::Resume, stream::Streaming, DisconnectLayer, EventLog};
 //!
 //! async fn sse(State(log): State<EventLog<Arc<str>>>, resume: Resume, s: Streaming) -> Response {
-//!     match resume.start(&log) {
-//!         Ok(start) => s.sse_log(&log, start),
-//!         Err(gone) => s.sse_gone(gone),
-//!     }
+//!     s.sse(log.reader(resume))
 //! }
 //!
 //! let app: Router = Router::new()
@@ -32,14 +29,15 @@
 //!
 //! # Framings
 //!
-//! | piece | NDJSON (`application/x-ndjson`) | SSE (`text/event-stream`) |
-//! |---|---|---|
-//! | first frame | `{"control":"open","cursor":"<c>"}` | `event: cursor`, `id: <c>` (so EventSource resumes from here even before any event), `retry:` |
-//! | event | `{"id":"<cursor>","data":<json>}` | `id: <cursor>`, `data: <json>` |
-//! | heartbeat (idle) | an empty line | a comment line `:` |
-//! | an item that cannot be serialized (skipped) | `{"control":"skipped","id":"<c>","message":"…"}` | `event: skipped`, `id: <c>`, the same JSON as `data` |
-//! | cap or shutdown (last frame) | `{"control":"reconnect","reason":"max_bytes"\|"max_lifetime"\|"shutdown"\|"end","cursor":"<c>"}` | `event: reconnect`, same JSON as `data`, `retry:` |
-//! | cursor fell out of retention (last frame) | `{"control":"gone", …the 410 body…}` | `event: gone`, the 410 body as `data`, `id:` = the restart cursor, `retry:` |
+//! Every frame of both framings, and of the WebSocket mode, is in the
+//! [`wire`](crate::wire) module: the first frame carries the start cursor
+//! (SSE: `event: cursor` with `id:`, so EventSource resumes from there even
+//! before any event), each event carries its cursor, a heartbeat is an
+//! empty line or an SSE comment, and the last frame says why the response
+//! ends: `reconnect` (a cap, shutdown; with the cursor to resume from) or
+//! `gone` (the position fell out of retention or is from another run; the
+//! `410` body, in-band). Each frame is written as bytes by the crate, so
+//! its size counts exactly towards [`max_bytes`](StreamConfig::max_bytes).
 //!
 //! A client reconnects with the last cursor it saw (`?cursor=` for
 //! NDJSON; `Last-Event-ID` is sent by EventSource itself) and continues
@@ -47,7 +45,7 @@
 //!
 //! SSE has two browser-specific rules, both in the example above:
 //! - a cursor that is already too old when the request arrives is answered
-//!   in-band with [`Streaming::sse_gone`] (a `200` whose only event is
+//!   in-band by [`Streaming::sse`] (a `200` whose only event is
 //!   `gone`), not with a `410`: `EventSource` cannot read a failed
 //!   response and closes for good on one;
 //! - `retry:` ([`StreamConfig::sse_retry`], 2 s plus up to 50 % jitter)
@@ -84,10 +82,8 @@
 //! shutdown does not wait for streams.
 
 mod config;
-mod encode;
+mod engine;
 mod extract;
-mod frames;
 
 pub use self::config::StreamConfig;
 pub use self::extract::{StreamRejection, Streaming};
-pub use self::frames::EndReason;

@@ -18,6 +18,9 @@ pub mod close_code {
     /// `1006`: never sent; reported for a connection that ended without a
     /// close frame.
     pub const ABNORMAL: u16 = 1006;
+    /// `1013 Try Again Later`: the event log cannot be read now (Redis
+    /// unreachable). Reconnect with the last cursor after a delay.
+    pub const TRY_AGAIN_LATER: u16 = 1013;
     /// `4008`: the client did not read; outgoing data could not be written
     /// for [`send_timeout`](crate::ws::WsConfig::send_timeout). Reconnect with
     /// the last cursor: nothing is lost while it is retained.
@@ -34,7 +37,7 @@ pub mod close_code {
 /// Why a WebSocket connection ended.
 ///
 /// Returned by [`Connection::run`](super::Connection::run) and
-/// [`Connection::serve_log`](super::Connection::serve_log); the connection's
+/// [`Connection::serve`](super::Connection::serve); the connection's
 /// [token](super::Connection::token) is cancelled as soon as it is known.
 /// An outgoing source or a message callback can also return one to end the
 /// socket with it.

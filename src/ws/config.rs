@@ -12,7 +12,7 @@ use std::time::Duration;
 /// | [`write_buffer_size`](Self::write_buffer_size) | 128 KiB |
 ///
 /// Set them for the application with
-/// [`DisconnectLayer::websocket`](crate::DisconnectLayer::websocket), for
+/// [`DisconnectLayer::config`](crate::DisconnectLayer::config), for
 /// one route with `.layer(Extension(config))`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[must_use]

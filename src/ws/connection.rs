@@ -10,14 +10,14 @@ use std::time::Duration;
 use axum::extract::ws::{Message, WebSocket};
 use futures_util::{SinkExt, Stream, StreamExt};
 use http::HeaderValue;
-use serde::Serialize;
 use tokio::time::{Instant, Sleep};
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tokio_util::task::task_tracker::TaskTrackerToken;
 
-use super::{log_messages, CloseReason, WsConfig};
-use crate::event_log::{Backend, Cursor, CursorGone, EventLog};
+use super::{CloseReason, Messages, WsConfig};
+use crate::source::Source;
 use crate::stats::{Counters, Gauge, Held};
+use crate::wire::JsonItem;
 
 /// At most this many frames are read, and as many written, per wake-up
 /// before the task yields.
@@ -26,9 +26,10 @@ const BUDGET: usize = 64;
 /// An upgraded WebSocket connection, handed to the callback of
 /// [`LiveSocket::on_upgrade`](super::LiveSocket::on_upgrade).
 ///
-/// Drive it with [`run`](Self::run) (any outgoing source) or
-/// [`serve_log`](Self::serve_log) (an [`EventLog`] from a cursor). Both
-/// return the [`CloseReason`]. See the [module docs](super).
+/// Drive it with [`serve`](Self::serve) (a [`Source`]: the events of a log
+/// from the client's position, or any stream of serializable items) or
+/// [`run`](Self::run) (any stream of messages). Both return the
+/// [`CloseReason`]. See the [module docs](super).
 ///
 /// Dropping it without running it closes the TCP connection without a close
 /// frame and cancels its [token](Self::token).
@@ -41,7 +42,8 @@ pub struct Connection {
     guard: Option<DropGuard>,
     // This socket's place in the `websockets` gauge.
     _gauge: Held,
-    _tracked: TaskTrackerToken,
+    // Among the layer's requests in flight until the socket's task ends.
+    _in_flight: TaskTrackerToken,
 }
 
 impl std::fmt::Debug for Connection {
@@ -59,18 +61,19 @@ impl Connection {
         ws: WebSocket,
         config: WsConfig,
         shutdown: CancellationToken,
+        guard: DropGuard,
+        token: CancellationToken,
         counters: Arc<Counters>,
-        tracked: TaskTrackerToken,
+        in_flight: TaskTrackerToken,
     ) -> Self {
-        let token = CancellationToken::new();
         Self {
             ws,
             config,
             shutdown,
-            guard: Some(token.clone().drop_guard()),
+            guard: Some(guard),
             token,
             _gauge: Held::take(counters, Gauge::WebSockets),
-            _tracked: tracked,
+            _in_flight: in_flight,
         }
     }
 
@@ -88,7 +91,7 @@ impl Connection {
 
     /// The server's shutdown token.
     #[must_use]
-    pub fn shutdown_token(&self) -> &CancellationToken {
+    pub fn shutdown(&self) -> &CancellationToken {
         &self.shutdown
     }
 
@@ -97,11 +100,6 @@ impl Connection {
     #[must_use]
     pub fn protocol(&self) -> Option<&HeaderValue> {
         self.ws.protocol()
-    }
-
-    /// The configuration in force for this connection.
-    pub fn config(&self) -> &WsConfig {
-        &self.config
     }
 
     /// Runs the connection until it ends, and says why.
@@ -159,31 +157,37 @@ impl Connection {
         reason
     }
 
-    /// Sends the events of `log` after `start` as text frames
-    /// `{"id":"<cursor>","data":…}` until the connection ends; see
-    /// [`log_messages`] for every frame, and [`run`](Self::run) for
-    /// `on_message` and the rest.
+    /// Sends `source` as text frames until the connection ends, then says
+    /// why; see [`run`](Self::run) for `on_message` and the rest.
     ///
-    /// Pass `resume.start(&log)` as `start`: a cursor the log cannot serve
-    /// is then answered after the upgrade, with a `gone` control message and
-    /// close code [`CURSOR_GONE`](super::close_code::CURSOR_GONE) — a
-    /// browser cannot see the status of a failed upgrade.
+    /// For the events of a log ([`EventLog::reader`](crate::EventLog::reader)):
+    /// `{"control":"open","cursor":"<start>"}` first, then one frame
+    /// `{"id":"<cursor>","data":…}` per event; a position the log cannot
+    /// serve gets a `gone` frame and close code
+    /// [`CURSOR_GONE`](super::close_code::CURSOR_GONE) (a browser cannot see
+    /// the status of a failed upgrade). A log that cannot be read now (Redis
+    /// unreachable) closes the socket with `1013 Try Again Later`
+    /// ([`LiveSocket::serve`](super::LiveSocket::serve) answers that case
+    /// `503` before upgrading instead).
     ///
     /// # Cancellation safety
     ///
     /// As for [`run`](Self::run).
-    pub async fn serve_log<T, B, F>(
-        self,
-        log: &EventLog<T, B>,
-        start: Result<Cursor, CursorGone>,
-        on_message: F,
-    ) -> CloseReason
+    pub async fn serve<F>(self, source: impl Source<JsonItem>, on_message: F) -> CloseReason
     where
-        T: Clone + Serialize + Send + Sync + 'static,
-        B: Backend,
         F: FnMut(Message) -> Result<(), CloseReason>,
     {
-        self.run(log_messages(log, start), on_message).await
+        match source.into_steps() {
+            Ok(steps) => self.run(Messages::new(steps), on_message).await,
+            Err(_unavailable) => {
+                let reason = CloseReason::server(
+                    super::close_code::TRY_AGAIN_LATER,
+                    "the event log is unavailable; reconnect with your cursor later",
+                );
+                self.run(futures_util::stream::iter([Err(reason)]), on_message)
+                    .await
+            }
+        }
     }
 
     /// The closing handshake, bounded by `close_timeout`.

@@ -3,17 +3,16 @@ use std::future::Future;
 
 use axum::extract::ws::{rejection::WebSocketUpgradeRejection, Message, WebSocketUpgrade};
 use axum::extract::FromRequestParts;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use http::request::Parts;
 use http::{HeaderValue, StatusCode};
-use serde::Serialize;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
+use tokio_util::sync::{CancellationToken, DropGuard};
 
-use super::{CloseReason, Connection, WsConfig};
-use crate::context::RequestContext;
-use crate::disconnect::MissingDisconnectLayer;
-use crate::event_log::{Backend, Cursor, EventLog, StartRefusal};
+use super::{CloseReason, Connection, Messages, WsConfig};
+use crate::disconnect::{MissingDisconnectLayer, RequestContext};
+use crate::response::{rejection, Reject};
+use crate::source::Source;
+use crate::wire::JsonItem;
 
 /// Extractor for a WebSocket upgrade whose connection gets a lifetime
 /// token, heartbeats, shutdown, a slow-consumer limit and a [`CloseReason`].
@@ -26,6 +25,10 @@ pub struct LiveSocket {
     upgrade: WebSocketUpgrade,
     ctx: RequestContext,
     config: WsConfig,
+    /// The connection's token, made here so that work started before the
+    /// upgrade can stop on it; cancelled if the upgrade never happens.
+    token: CancellationToken,
+    guard: DropGuard,
 }
 
 impl std::fmt::Debug for LiveSocket {
@@ -41,37 +44,41 @@ impl<S: Send + Sync> FromRequestParts<S> for LiveSocket {
     type Rejection = LiveSocketRejection;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let ctx = crate::disconnect::context(parts)
-            .cloned()
-            .ok_or(LiveSocketRejection::MissingLayer(MissingDisconnectLayer))?;
-        let config = parts
-            .extensions
-            .get::<WsConfig>()
-            .unwrap_or(&ctx.shared.websocket)
+        let ctx = MissingDisconnectLayer::check(parts)
+            .map_err(LiveSocketRejection::MissingLayer)?
             .clone();
+        let config: WsConfig = ctx.config(parts);
         let upgrade = WebSocketUpgrade::from_request_parts(parts, state)
             .await
             .map_err(LiveSocketRejection::Upgrade)?
             .max_message_size(config.max_message_size)
             .max_frame_size(config.max_message_size)
             .write_buffer_size(config.write_buffer_size);
+        let token = CancellationToken::new();
         Ok(Self {
             upgrade,
             ctx,
             config,
+            guard: token.clone().drop_guard(),
+            token,
         })
     }
 }
 
 impl LiveSocket {
-    /// The configuration in force for this request.
-    pub fn config(&self) -> &WsConfig {
-        &self.config
+    /// The connection's token: cancelled when the socket ends for any
+    /// reason, or when the upgrade does not happen (this extractor is
+    /// dropped without [`on_upgrade`](Self::on_upgrade) or
+    /// [`serve`](Self::serve), or the client leaves before the `101`). The
+    /// same token as [`Connection::token`].
+    #[must_use]
+    pub fn token(&self) -> &CancellationToken {
+        &self.token
     }
 
     /// The server's shutdown token.
     #[must_use]
-    pub fn shutdown_token(&self) -> &CancellationToken {
+    pub fn shutdown(&self) -> &CancellationToken {
         &self.ctx.shared.shutdown
     }
 
@@ -94,7 +101,8 @@ impl LiveSocket {
     /// [`Connection`] in the task axum spawns for the socket.
     ///
     /// The connection counts in [`Stats`](crate::Stats) (`websockets`) and
-    /// in [`OpenSockets`] from here until it is dropped.
+    /// among the layer's [requests in flight](crate::DisconnectLayer::in_flight)
+    /// from here until it is dropped.
     #[must_use = "to set up the WebSocket connection, this response must be returned"]
     pub fn on_upgrade<C, Fut>(self, callback: C) -> Response
     where
@@ -102,44 +110,41 @@ impl LiveSocket {
         Fut: Future<Output = ()> + Send + 'static,
     {
         let shared = self.ctx.shared;
-        // Tracked from the `101` on, so that `OpenSockets::closed` also
-        // waits for a socket still being set up.
-        let tracked = shared.sockets.tracker.token();
+        // Counted from the `101` on, so that a wait for the requests in
+        // flight also waits for a socket still being set up.
+        let in_flight = shared.in_flight.token();
         let config = self.config;
         let shutdown = shared.shutdown.clone();
         let counters = shared.stats.counters_arc();
+        let (token, guard) = (self.token, self.guard);
         self.upgrade.on_upgrade(move |ws| {
-            callback(Connection::new(ws, config, shutdown, counters, tracked))
+            callback(Connection::new(
+                ws, config, shutdown, guard, token, counters, in_flight,
+            ))
         })
     }
 
-    /// [`Connection::serve_log`] in the socket's task; the [`CloseReason`]
-    /// is dropped (use [`on_upgrade`](Self::on_upgrade) to see it).
+    /// Upgrades and runs [`Connection::serve`] in the socket's task; the
+    /// [`CloseReason`] is dropped (use [`on_upgrade`](Self::on_upgrade) to
+    /// see it).
     ///
-    /// Pass `resume.start(&log)` as `start`, for either backend: a cursor
-    /// that is too old is told after the upgrade (close `4410`), since a
-    /// browser cannot see why an upgrade failed; an outage of a Redis log is
-    /// answered `503` + `Retry-After` instead of upgrading.
+    /// Pass the client's position in a log
+    /// ([`EventLog::reader`](crate::EventLog::reader)): a position that is
+    /// gone is told after the upgrade (a `gone` frame, close `4410`), since
+    /// a browser cannot see why an upgrade failed; a log that cannot be read
+    /// now (Redis unreachable) is answered `503` + `Retry-After` instead of
+    /// upgrading.
     #[must_use = "to set up the WebSocket connection, this response must be returned"]
-    pub fn serve_log<T, B, E, F>(
-        self,
-        log: EventLog<T, B>,
-        start: Result<Cursor, E>,
-        on_message: F,
-    ) -> Response
+    pub fn serve<F>(self, source: impl Source<JsonItem>, on_message: F) -> Response
     where
-        T: Clone + Serialize + Send + Sync + 'static,
-        B: Backend,
-        E: StartRefusal,
         F: FnMut(Message) -> Result<(), CloseReason> + Send + 'static,
     {
-        let start = match start.map_err(StartRefusal::into_gone) {
-            Ok(cursor) => Ok(cursor),
-            Err(Ok(gone)) => Err(gone),
-            Err(Err(response)) => return response,
+        let steps = match source.into_steps() {
+            Ok(steps) => steps,
+            Err(unavailable) => return unavailable,
         };
         self.on_upgrade(move |conn| async move {
-            conn.serve_log(&log, start, on_message).await;
+            conn.run(Messages::new(steps), on_message).await;
         })
     }
 }
@@ -155,34 +160,22 @@ pub enum LiveSocketRejection {
     Upgrade(WebSocketUpgradeRejection),
 }
 
-impl LiveSocketRejection {
-    /// The response status.
-    #[must_use]
-    pub fn status(&self) -> StatusCode {
+impl Reject for LiveSocketRejection {
+    fn status(&self) -> StatusCode {
         match self {
             Self::MissingLayer(r) => r.status(),
             Self::Upgrade(r) => r.status(),
         }
     }
 
-    /// The response text.
-    #[must_use]
-    pub fn body_text(&self) -> String {
+    fn describe(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::MissingLayer(r) => r.body_text(),
-            Self::Upgrade(r) => r.body_text(),
+            Self::MissingLayer(r) => write!(f, "{r} to use `LiveSocket`"),
+            Self::Upgrade(r) => f.write_str(&r.body_text()),
         }
     }
-}
 
-impl std::fmt::Display for LiveSocketRejection {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.body_text())
-    }
-}
-
-impl std::error::Error for LiveSocketRejection {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+    fn cause(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Self::MissingLayer(r) => Some(r),
             Self::Upgrade(r) => Some(r),
@@ -190,57 +183,4 @@ impl std::error::Error for LiveSocketRejection {
     }
 }
 
-impl IntoResponse for LiveSocketRejection {
-    fn into_response(self) -> Response {
-        match self {
-            Self::MissingLayer(r) => r.into_response(),
-            Self::Upgrade(r) => r.into_response(),
-        }
-    }
-}
-
-/// The WebSocket connections opened through one
-/// [`DisconnectLayer`](crate::DisconnectLayer)
-/// ([`DisconnectLayer::websockets`](crate::DisconnectLayer::websockets)).
-///
-/// `axum::serve(..).with_graceful_shutdown(..)` does not wait for upgraded
-/// connections (see the [module docs](super), "Shutdown"); await
-/// [`closed`](Self::closed) after it so that every socket finished its
-/// `1001` closing handshake before the process exits.
-#[derive(Clone, Debug, Default)]
-pub struct OpenSockets {
-    pub(crate) tracker: TaskTracker,
-}
-
-impl OpenSockets {
-    pub(crate) fn new() -> Self {
-        Self::default()
-    }
-
-    /// How many are open now (upgraded, or being upgraded).
-    #[must_use]
-    pub fn len(&self) -> usize {
-        self.tracker.len()
-    }
-
-    /// Whether none is open.
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.tracker.is_empty()
-    }
-
-    /// Waits until none is open. After the shutdown token was cancelled
-    /// that takes at most about
-    /// [`close_timeout`](WsConfig::close_timeout). Bound it with
-    /// `tokio::time::timeout` all the same: a socket handed to
-    /// [`on_upgrade`](LiveSocket::on_upgrade) stays open as long as the
-    /// callback keeps its [`Connection`].
-    ///
-    /// # Cancellation safety
-    ///
-    /// Cancel safe.
-    pub async fn closed(&self) {
-        self.tracker.close();
-        self.tracker.wait().await;
-    }
-}
+rejection!(LiveSocketRejection);

@@ -18,15 +18,17 @@
 //! use axum_longpoll::event_log::{EventLog, Resume};
 //! use axum_longpoll::ws::{CloseReason, LiveSocket};
 //! use axum_longpoll::DisconnectLayer;
+//! use futures_util::FutureExt;
 //!
 //! async fn ws(State(log): State<EventLog<Arc<str>>>, resume: Resume, ws: LiveSocket) -> Response {
-//!     let start = resume.start(&log);
+//!     let reader = log.reader(resume);
 //!     ws.on_upgrade(move |conn| async move {
-//!         let publish = log.clone();
 //!         let reason = conn
-//!             .serve_log(&log, start, move |msg| match msg {
+//!             .serve(reader, move |msg| match msg {
+//!                 // A memory log publishes at once: nothing to wait for in
+//!                 // the callback (on Redis, hand it to a task instead).
 //!                 Message::Text(text) => {
-//!                     publish.publish(Arc::from(text.as_str()));
+//!                     let _ = log.publish(Arc::from(text.as_str())).now_or_never();
 //!                     Ok(())
 //!                 }
 //!                 _ => Err(CloseReason::server(1003, "text messages only")),
@@ -44,7 +46,7 @@
 //!     .layer(DisconnectLayer::new());
 //! ```
 //!
-//! # Messages ([`Connection::serve_log`], [`log_messages`])
+//! # Messages ([`Connection::serve`], [`messages`])
 //!
 //! The client connects with `?cursor=<c>` (or `?last_event_id=`, or
 //! `?from=oldest`; see [`Resume`](crate::Resume)). It gets
@@ -114,12 +116,12 @@
 //!
 //! let shutdown = CancellationToken::new();
 //! let layer = DisconnectLayer::new().shutdown(shutdown.clone());
-//! let sockets = layer.websockets();
+//! let in_flight = layer.in_flight(); // the requests, and the sockets upgraded from them
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
 //! axum::serve(listener, app.layer(layer))
 //!     .with_graceful_shutdown(shutdown.cancelled_owned())
 //!     .await?;
-//! let _ = tokio::time::timeout(Duration::from_secs(10), sockets.closed()).await;
+//! let _ = tokio::time::timeout(Duration::from_secs(10), in_flight.wait()).await;
 //! # Ok(()) }
 //! ```
 //!
@@ -130,8 +132,8 @@
 //!
 //! Browsers apply no CORS to WebSocket: any page a user visits can open a
 //! socket to your server, with the user's cookies. Neither axum's upgrade
-//! nor [`LiveSocket`] checks the `Origin` header (gorilla's upgrader, which
-//! seeds 003/004 use, refuses cross-origin upgrades by default). Check it in
+//! nor [`LiveSocket`] checks the `Origin` header (Go's gorilla/websocket
+//! upgrader refuses cross-origin upgrades by default). Check it in
 //! a middleware before the upgrade, with the same list your CORS setup
 //! allows, and refuse with `403`; `examples/demo/app.rs` (`ws_origin_guard`)
 //! does this and `tests/browser.rs` proves it.
@@ -157,10 +159,41 @@ mod close;
 mod config;
 mod connection;
 mod extract;
-mod log;
+mod messages;
 
 pub use self::close::{close_code, CloseReason};
 pub use self::config::WsConfig;
 pub use self::connection::Connection;
-pub use self::extract::{LiveSocket, LiveSocketRejection, OpenSockets};
-pub use self::log::{log_messages, LogMessages};
+pub use self::extract::{LiveSocket, LiveSocketRejection};
+
+use self::messages::Messages;
+
+/// The text frames [`Connection::serve`] sends for `source`, as a stream
+/// for [`Connection::run`]: to merge them with messages of your own (see
+/// `examples/chat.rs`).
+///
+/// | message | text frame |
+/// |---|---|
+/// | first (a log) | `{"control":"open","cursor":"<start>"}`: where this socket starts; a client that connected without a cursor resumes from here |
+/// | each event | `{"id":"<cursor>","data":<json>}` (an item of a plain stream: its JSON) |
+/// | an event that cannot be serialized | `{"control":"skipped","id":"<cursor>","message":"…"}` |
+/// | the position cannot be served (last) | `{"control":"gone", …the 410 body…}`, then [`CloseReason::CursorGone`]: close code `4410` |
+///
+/// The source is read only when the socket can take more.
+///
+/// # Errors
+///
+/// The answer for a source that cannot be read now (`503` while a Redis
+/// log is unreachable).
+#[allow(clippy::result_large_err)] // once per request, never `?`-propagated
+pub fn messages(
+    source: impl Source<JsonItem>,
+) -> Result<
+    impl futures_util::Stream<Item = Result<axum::extract::ws::Message, CloseReason>> + Send,
+    axum::response::Response,
+> {
+    source.into_steps().map(Messages::new)
+}
+
+use crate::source::Source;
+use crate::wire::JsonItem;

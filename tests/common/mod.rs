@@ -518,12 +518,32 @@ impl H2 {
 }
 
 // ---------------------------------------------------------------------------
+// Publishing from synchronous test code
+// ---------------------------------------------------------------------------
+
+/// `publish` on a memory log, from code that does not await: a memory
+/// publish completes on its first poll.
+pub trait PublishNow<T> {
+    fn publish_now(&self, data: T) -> axum_longpoll::Cursor;
+}
+
+impl<T: axum_longpoll::event_log::Payload> PublishNow<T> for axum_longpoll::EventLog<T> {
+    fn publish_now(&self, data: T) -> axum_longpoll::Cursor {
+        use futures_util::FutureExt;
+        self.publish(data)
+            .now_or_never()
+            .expect("a memory publish is ready at once")
+            .expect("a memory publish does not fail")
+    }
+}
+
+// ---------------------------------------------------------------------------
 // Handlers over an `EventLog<u64>` (the recommended shapes)
 // ---------------------------------------------------------------------------
 
 pub mod handlers {
     use axum::extract::State;
-    use axum::response::{IntoResponse, Response};
+    use axum::response::Response;
     use axum_longpoll::event_log::{EventLog, Resume};
     use axum_longpoll::{LongPoll, Streaming};
 
@@ -531,26 +551,17 @@ pub mod handlers {
 
     /// Long-poll with a cursor.
     pub async fn poll(State(log): State<Log>, resume: Resume, lp: LongPoll) -> Response {
-        match resume.start(&log) {
-            Ok(after) => lp.respond_with_log(&log, after).await,
-            Err(gone) => gone.into_response(),
-        }
+        lp.serve(log.reader(resume)).await
     }
 
     /// NDJSON stream from a cursor.
     pub async fn ndjson(State(log): State<Log>, resume: Resume, s: Streaming) -> Response {
-        match resume.start(&log) {
-            Ok(start) => s.ndjson_log(&log, start),
-            Err(gone) => gone.into_response(),
-        }
+        s.ndjson(log.reader(resume))
     }
 
     /// SSE stream from a cursor.
     pub async fn sse(State(log): State<Log>, resume: Resume, s: Streaming) -> Response {
-        match resume.start(&log) {
-            Ok(start) => s.sse_log(&log, start),
-            Err(gone) => s.sse_gone(gone),
-        }
+        s.sse(log.reader(resume))
     }
 }
 

@@ -6,7 +6,6 @@ use std::time::Duration;
 use redis::aio::MultiplexedConnection;
 use redis::{Client, RedisError};
 use serde::de::DeserializeOwned;
-use serde::Serialize;
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
@@ -14,7 +13,7 @@ use super::error::{StartError, Unavailable};
 use super::id::Id;
 use super::link::{is_broken, Link, LinkConfig};
 use super::reader;
-use crate::event_log::backend::{sealed, Backend, PublishError};
+use crate::event_log::backend::{sealed, Backend, Payload, PublishError};
 use crate::event_log::log::Inner;
 use crate::event_log::{Cursor, EventLog, EventLogBuilder};
 
@@ -122,7 +121,6 @@ impl sealed::Sealed for Redis {}
 
 impl Backend for Redis {
     type StartError = StartError;
-    const NAME: &'static str = "redis";
     const LAGS: bool = true;
 
     fn ready(&self) -> Result<(), StartError> {
@@ -135,30 +133,15 @@ impl Backend for Redis {
         }
     }
 
-    fn append<'a, T>(
-        log: &'a EventLog<T, Self>,
-        data: T,
-    ) -> impl Future<Output = Result<Cursor, PublishError>> + Send + 'a
-    where
-        T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
-    {
-        log.publish(data)
-    }
-}
-
-impl<T> EventLog<T, Redis>
-where
-    T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
-{
-    /// Appends an event to the stream (`XADD` with `MAXLEN ~`); returns its
-    /// cursor once this process's mirror has it too (or after the timeout,
-    /// if the reader is behind: the event is published either way), so a
-    /// read on this instance right after sees it.
+    /// Appends the event to the stream (`XADD` with `MAXLEN ~`); returns
+    /// its cursor once this process's mirror has it too (or after the
+    /// timeout, if the reader is behind: the event is published either
+    /// way), so a read on this instance right after sees it.
     ///
     /// Other instances wake their waiting readers when their reader task
     /// sees the entry: one `XREAD` round trip later.
     ///
-    /// # Errors
+    /// Errors:
     ///
     /// - [`PublishError::Unavailable`] when Redis cannot be reached or does
     ///   not answer within the [timeout](super::RedisLogBuilder::timeout).
@@ -167,14 +150,18 @@ where
     /// - [`PublishError::Encode`] when `data` does not serialize to JSON.
     /// - [`PublishError::Unaddressable`] when Redis gave the entry an ID no
     ///   cursor can hold (see
-    ///   [cursors and positions](crate::event_log#cursors-and-positions)); it
-    ///   is deleted again, and readers past it get `410` `evicted`.
-    ///
-    /// # Cancellation safety
-    ///
-    /// Not cancel safe: dropped after the `XADD` was sent, the event may or
-    /// may not be in the stream.
-    pub async fn publish(&self, data: T) -> Result<Cursor, PublishError> {
+    ///   [the Redis backend](crate::event_log#the-redis-backend)); it is
+    ///   deleted again, and readers past it get `410` `evicted`.
+    fn publish<T: Payload>(
+        log: &EventLog<T, Self>,
+        data: T,
+    ) -> impl Future<Output = Result<Cursor, PublishError>> + Send + '_ {
+        log.publish_redis(data)
+    }
+}
+
+impl<T: Payload> EventLog<T, Redis> {
+    async fn publish_redis(&self, data: T) -> Result<Cursor, PublishError> {
         let json = serde_json::to_string(&data).map_err(PublishError::Encode)?;
         let redis = &self.inner.backend;
         let (epoch, id) = redis.append(self.epoch(), &json).await?;

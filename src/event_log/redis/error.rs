@@ -5,6 +5,7 @@ use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 
 use crate::event_log::CursorGone;
+use crate::response::{rejection, Reject};
 
 /// The Redis log cannot serve new requests now: its reader is not connected
 /// to Redis (or not yet back in step with the stream). Answered `503` with
@@ -19,36 +20,24 @@ pub struct Unavailable {
     pub retry_after: Duration,
 }
 
-impl Unavailable {
-    /// The response status: `503 Service Unavailable`.
-    #[must_use]
-    pub fn status(&self) -> StatusCode {
+impl Reject for Unavailable {
+    fn status(&self) -> StatusCode {
         StatusCode::SERVICE_UNAVAILABLE
     }
 
-    /// The response text.
-    #[must_use]
-    pub fn body_text(&self) -> String {
-        self.to_string()
-    }
-}
-
-impl fmt::Display for Unavailable {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(
             "the event log is unavailable: its Redis connection is down; \
              keep your cursor and retry after the time in `Retry-After`",
         )
     }
-}
 
-impl std::error::Error for Unavailable {}
-
-impl IntoResponse for Unavailable {
-    fn into_response(self) -> Response {
-        crate::overload::retry_later(self.status(), self.body_text(), self.retry_after)
+    fn retry_after(&self) -> Option<Duration> {
+        Some(self.retry_after)
     }
 }
+
+rejection!(Unavailable);
 
 /// Why [`Resume::start`](crate::event_log::Resume::start) refuses a request
 /// on a [`Redis`](super::Redis) log: `410` or `503`.
@@ -61,21 +50,9 @@ pub enum StartError {
     Unavailable(Unavailable),
 }
 
-impl StartError {
-    /// The response status.
-    #[must_use]
-    pub fn status(&self) -> StatusCode {
-        match self {
-            Self::Gone(gone) => gone.status(),
-            Self::Unavailable(unavailable) => unavailable.status(),
-        }
-    }
-}
-
 impl crate::event_log::backend::sealed::Sealed for StartError {}
 
-impl crate::event_log::StartRefusal for StartError {
-    #[allow(clippy::result_large_err)] // converted once, at the handler; never `?`-propagated
+impl crate::event_log::backend::sealed::StartRefusal for StartError {
     fn into_gone(self) -> Result<CursorGone, Response> {
         match self {
             Self::Gone(gone) => Ok(gone),
@@ -96,23 +73,30 @@ impl From<Unavailable> for StartError {
     }
 }
 
-impl fmt::Display for StartError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Reject for StartError {
+    fn status(&self) -> StatusCode {
         match self {
-            Self::Gone(gone) => gone.fmt(f),
-            Self::Unavailable(unavailable) => unavailable.fmt(f),
+            Self::Gone(gone) => gone.status(),
+            Self::Unavailable(unavailable) => unavailable.status(),
         }
     }
-}
 
-impl std::error::Error for StartError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+    fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Gone(gone) => write!(f, "{gone}"),
+            Self::Unavailable(unavailable) => write!(f, "{unavailable}"),
+        }
+    }
+
+    fn cause(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Self::Gone(gone) => Some(gone),
             Self::Unavailable(unavailable) => Some(unavailable),
         }
     }
 }
+
+crate::response::rejection!(@common StartError);
 
 impl IntoResponse for StartError {
     fn into_response(self) -> Response {

@@ -16,7 +16,7 @@ use super::id::Id;
 use super::link::{epoch_hex, Clock, Link, Tail};
 use super::Redis;
 use crate::event_log::log::Inner;
-use crate::event_log::state::{Retention, State};
+use crate::event_log::state::{Entry, Retention, State};
 
 /// Entries one `XREAD` returns at most; a round that returns fewer has
 /// caught up with the stream.
@@ -34,18 +34,24 @@ pub(crate) struct Mark {
     pub(crate) seen: bool,
 }
 
-/// A decoded entry: `None` when its `data` is missing or not JSON of `T`.
-type Decoded<T> = (Id, Option<T>);
+/// A decoded entry and its JSON: `None` when its `data` is missing or not
+/// JSON of `T`.
+type Decoded<T> = (Id, Option<(T, bytes::Bytes)>);
 
 fn decode<T: DeserializeOwned>(raw: &[StreamId]) -> Vec<Decoded<T>> {
     raw.iter()
         .filter_map(|entry| {
             let id = Id::parse(&entry.id)?;
-            let data = match entry.map.get("data") {
-                Some(Value::BulkString(bytes)) => serde_json::from_slice(bytes).ok(),
-                Some(Value::SimpleString(text)) => serde_json::from_str(text).ok(),
+            let json = match entry.map.get("data") {
+                Some(Value::BulkString(bytes)) => Some(bytes::Bytes::copy_from_slice(bytes)),
+                Some(Value::SimpleString(text)) => {
+                    Some(bytes::Bytes::copy_from_slice(text.as_bytes()))
+                }
                 _ => None,
             };
+            // The JSON as Redis holds it is kept: no reader serializes the
+            // event again.
+            let data = json.and_then(|json| Some((serde_json::from_slice(&json).ok()?, json)));
             Some((id, data))
         })
         .collect()
@@ -74,8 +80,8 @@ fn apply<T>(
     for (id, data) in entries {
         match (id.position(), data) {
             (Ok(position), _) if position <= state.head => {}
-            (Ok(position), Some(data)) => {
-                state.push(position, at(id), data, retention);
+            (Ok(position), Some((data, json))) => {
+                state.push(Entry::new(position, at(id), data, Some(json)), retention);
                 changed = true;
             }
             (Ok(position) | Err(position), _) => {

@@ -1,0 +1,99 @@
+//! The long-poll answer from a log: the events after the client's cursor as
+//! one JSON body, built from each event's shared JSON.
+
+use std::fmt::Write as _;
+
+use axum::body::Body;
+use axum::response::{IntoResponse, Response};
+use bytes::{BufMut, BytesMut};
+use http::header::CONTENT_TYPE;
+use http::{HeaderName, HeaderValue, StatusCode};
+use serde::Serialize;
+
+use super::{LongPoll, Outcome};
+use crate::event_log::{Backend, Cursor, LogReader};
+use crate::response::{no_store, with_header};
+use crate::source::json_item;
+use crate::wire::{write_json, Frame, JsonItem};
+
+/// The `Cursor` response header: where to continue, on every long-poll
+/// answer of [`LongPoll::serve`] (also the ones without a body).
+pub const CURSOR: HeaderName = HeaderName::from_static("cursor");
+
+/// `{"events":[…],"cursor":"<next>"}`: each event as the JSON framings
+/// write it (an event that does not serialize as its `skipped` frame).
+fn batch_body(events: &[(Cursor, JsonItem)], next: Cursor) -> Response {
+    let size: usize = events
+        .iter()
+        .map(|(_, item)| item.json.as_ref().map_or(64, |json| json.len() + 48))
+        .sum();
+    let mut out = BytesMut::with_capacity(size + 64);
+    out.put_slice(b"{\"events\":[");
+    for (i, (_, item)) in events.iter().enumerate() {
+        if i > 0 {
+            out.put_u8(b',');
+        }
+        write_json(&Frame::Item(item), &mut out);
+    }
+    out.put_slice(b"],\"cursor\":\"");
+    let _ = write!(out, "{next}");
+    out.put_slice(b"\"}");
+    let mut res = (StatusCode::OK, Body::from(out.freeze())).into_response();
+    res.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    no_store(res)
+}
+
+impl LongPoll {
+    /// The recommended long-poll: waits for the events of a log after the
+    /// client's position ([`EventLog::reader`](crate::EventLog::reader)) and
+    /// answers.
+    ///
+    /// | outcome | answer |
+    /// |---|---|
+    /// | events | `200` `{"events":[{"id":"<cursor>","data":…}],"cursor":"<next>"}` |
+    /// | timeout | `204` (keepalive) |
+    /// | shutdown | `503` + `Retry-After` |
+    /// | the position is gone | `410` with the [`CursorGone`](crate::CursorGone) JSON |
+    /// | the log is unreachable (Redis) | `503` + `Retry-After` |
+    /// | disconnected | `499`, never seen |
+    ///
+    /// Every answer but the `410` and the outage carries the [`CURSOR`]
+    /// header with the cursor to continue from, so a client always holds a
+    /// valid position. Nothing is consumed by a read: a client that leaves
+    /// at any moment loses no event, and comes back with its last cursor.
+    ///
+    /// The JSON of each event is made once and shared by every answer that
+    /// carries it.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use axum::{extract::State, response::Response};
+    /// use axum_longpoll::{EventLog, LongPoll, Resume};
+    ///
+    /// async fn poll(State(log): State<EventLog<Arc<str>>>, resume: Resume, lp: LongPoll) -> Response {
+    ///     lp.serve(log.reader(resume)).await
+    /// }
+    /// ```
+    ///
+    /// # Cancellation safety
+    ///
+    /// Cancel safe.
+    pub async fn serve<T, B>(&self, reader: LogReader<T, B>) -> Response
+    where
+        T: Serialize + Send + Sync + 'static,
+        B: Backend,
+    {
+        let after = match reader.start {
+            Ok(after) => after,
+            Err(refused) => return refused.into_response(),
+        };
+        let log = reader.log;
+        let (res, cursor) = match self.wait(log.wait_with(after, json_item)).await {
+            Outcome::Ready(Ok(read)) => (batch_body(&read.events, read.cursor), read.cursor),
+            Outcome::Ready(Err(gone)) => return gone.into_response(),
+            other => (self.respond(other.map(|_: Result<_, _>| ())), after),
+        };
+        with_header(res, CURSOR, cursor)
+    }
+}

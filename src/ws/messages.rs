@@ -1,0 +1,62 @@
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use axum::extract::ws::{Message, Utf8Bytes};
+use futures_util::Stream;
+use pin_project_lite::pin_project;
+
+use super::CloseReason;
+use crate::event_log::{CursorGone, Step};
+use crate::wire::{json_text, Control, Frame, JsonItem};
+
+pin_project! {
+    /// The text frames of a [`Source`](crate::Source), for
+    /// [`Connection::run`](super::Connection::run): made by [`messages`](super::messages).
+    pub(crate) struct Messages<S> {
+        #[pin]
+        steps: S,
+        // Sent after the `gone` frame.
+        close: Option<CursorGone>,
+    }
+}
+
+impl<S> Messages<S> {
+    pub(crate) fn new(steps: S) -> Self {
+        Self { steps, close: None }
+    }
+}
+
+fn text(frame: &Frame<'_, JsonItem>) -> Option<Message> {
+    json_text(frame).map(|text| Message::Text(Utf8Bytes::from(text)))
+}
+
+impl<S: Stream<Item = Step<JsonItem>>> Stream for Messages<S> {
+    type Item = Result<Message, CloseReason>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let mut this = self.project();
+        if let Some(gone) = this.close.take() {
+            return Poll::Ready(Some(Err(CloseReason::CursorGone(gone))));
+        }
+        loop {
+            let message = match ready!(this.steps.as_mut().poll_next(cx)) {
+                None => return Poll::Ready(None),
+                Some(Step::Open(cursor)) => text(&Frame::Control(&Control::Open { cursor })),
+                Some(Step::Item(item, _)) => text(&Frame::Item(&item)),
+                Some(Step::UpToDate(_)) => None,
+                Some(Step::Gone(gone)) => {
+                    let control = Control::Gone(gone);
+                    let message = text(&Frame::Control(&control));
+                    let Control::Gone(gone) = control else {
+                        unreachable!("made above")
+                    };
+                    *this.close = Some(gone);
+                    message
+                }
+            };
+            if let Some(message) = message {
+                return Poll::Ready(Some(Ok(message)));
+            }
+        }
+    }
+}
