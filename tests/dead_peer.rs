@@ -1,6 +1,8 @@
 #![allow(clippy::unwrap_used)]
 //! Dead peers (`net::DeadPeer`, feature `net`), over real sockets:
 //!
+//! - the options the kernel holds for a configured socket: a drawn idle,
+//!   and the user timeout derived from it;
 //! - a client that stops reading a stream, socket open: the write-stall
 //!   timeout ends the connection and cancels the token; without it the
 //!   stream stays open;
@@ -16,6 +18,7 @@
 
 mod common;
 
+use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::process::Command;
 use std::time::Duration;
@@ -25,6 +28,7 @@ use axum::routing::get;
 use axum::Router;
 use axum_longpoll::net::DeadPeer;
 use axum_longpoll::{DisconnectLayer, Stats, StreamConfig};
+use socket2::SockRef;
 use tokio::net::{TcpListener, TcpStream};
 
 use common::handlers::{ndjson as stream, poll, Log};
@@ -109,6 +113,48 @@ async fn write_stall_ends_a_stream_whose_reader_stopped() {
 }
 
 // ---------------------------------------------------------------------------
+// The options on the socket
+// ---------------------------------------------------------------------------
+
+/// What the kernel holds for sockets `configure` set, with a user timeout
+/// asked below the rule: each socket its own idle, between the configured
+/// one and half of it, and a user timeout of exactly that idle + interval ×
+/// probes, so that keepalive sends all its probes.
+#[tokio::test]
+async fn configure_draws_each_idle_and_derives_the_user_timeout_from_it() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let config = DeadPeer::new().tcp_user_timeout(Some(Duration::from_secs(20)));
+    let mut idles = BTreeSet::new();
+    for _ in 0..64 {
+        let _client = TcpStream::connect(addr).await.unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        config.configure(&server).unwrap();
+        let socket = SockRef::from(&server);
+        assert!(socket.keepalive().unwrap() && server.nodelay().unwrap());
+        let idle = socket.tcp_keepalive_time().unwrap();
+        assert!(
+            (15..=30).contains(&idle.as_secs()),
+            "idle {idle:?} outside 15..=30 s"
+        );
+        assert_eq!(
+            socket.tcp_keepalive_interval().unwrap(),
+            Duration::from_secs(10)
+        );
+        assert_eq!(socket.tcp_keepalive_retries().unwrap(), 3);
+        assert_eq!(
+            socket.tcp_user_timeout().unwrap(),
+            Some(idle + Duration::from_secs(30))
+        );
+        idles.insert(idle);
+    }
+    assert!(
+        idles.len() > 1,
+        "every socket drew the same idle: {idles:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------
 // A peer that vanishes: network namespace + veth
 // ---------------------------------------------------------------------------
 
@@ -189,10 +235,9 @@ impl Netns {
     /// Connects to `addr` from inside the namespace: the socket is created
     /// by a thread that joined the namespace, and stays in it.
     async fn connect(&self, addr: SocketAddr) -> TcpStream {
-        let path = format!("/run/netns/{}", self.name);
+        let path = netns_path(&self.name);
         let std_stream = tokio::task::spawn_blocking(move || {
-            let file = std::fs::File::open(&path).unwrap();
-            nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+            enter_netns(&path);
             std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap()
         })
         .await
@@ -215,14 +260,27 @@ impl Drop for Netns {
     }
 }
 
-fn netns_or_skip() -> Option<Netns> {
-    match Netns::create() {
+fn netns_path(name: &str) -> String {
+    format!("/run/netns/{name}")
+}
+
+/// Moves the calling thread into the network namespace at `path`: sockets
+/// it creates from then on live there.
+fn enter_netns(path: &str) {
+    let file = std::fs::File::open(path).unwrap();
+    nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+}
+
+/// `made`, or `None` with a message when there is no namespace (no root,
+/// no `ip`); under `CI=true` a missing namespace fails the test instead.
+fn or_skip<T>(made: Result<T, String>, test: &str) -> Option<T> {
+    match made {
         Ok(ns) => Some(ns),
         Err(why) if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("CI=true and no network namespace for the dead-peer test: {why}")
+            panic!("CI=true and no network namespace for the {test} test: {why}")
         }
         Err(why) => {
-            eprintln!("SKIPPED vanished-peer test (needs root and iproute2): {why}");
+            eprintln!("SKIPPED {test} test (needs root and iproute2): {why}");
             None
         }
     }
@@ -232,7 +290,9 @@ fn netns_or_skip() -> Option<Netns> {
 /// own so they do not serve the other tests' tasks.
 #[test]
 fn vanished_peer_is_found_by_keepalive_and_user_timeout() {
-    let Some(ns) = netns_or_skip() else { return };
+    let Some(ns) = or_skip(Netns::create(), "vanished-peer") else {
+        return;
+    };
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .max_blocking_threads(4)
@@ -248,9 +308,10 @@ async fn vanished_peer(ns: &Netns) {
     let bind = SocketAddr::new(IpAddr::V4(ns.host_ip), 0);
 
     let (guarded_app, guarded_stats, mut guarded_tokens) = app(&log, beating.clone());
-    let dead_peer = DeadPeer::new()
-        .keepalive(Some((Duration::from_secs(1), Duration::from_secs(1), 2)))
-        .tcp_user_timeout(Some(Duration::from_secs(2)));
+    // Idle 1 s is drawn as 1 s (whole seconds); the user timeout follows:
+    // 1 s + 2 × 1 s.
+    let dead_peer =
+        DeadPeer::new().keepalive(Some((Duration::from_secs(1), Duration::from_secs(1), 2)));
     let guarded = serve(
         TcpListener::bind(bind).await.unwrap(),
         guarded_app,
@@ -284,7 +345,7 @@ async fn vanished_peer(ns: &Netns) {
     ns.vanish();
     let (guarded_poll, guarded_stream) = &tokens[0];
     let (plain_poll, plain_stream) = &tokens[1];
-    // keepalive: 1 s idle + 2 probes 1 s apart; user timeout: 2 s after
+    // keepalive: 1 s idle + 2 probes 1 s apart; user timeout: 3 s after
     // the first unacknowledged heartbeat. 20 s is a hang guard.
     let found = tokio::time::timeout(Duration::from_secs(20), async {
         guarded_poll.cancelled().await;
