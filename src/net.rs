@@ -51,15 +51,15 @@
 //! the next probe. So the firings come at idle + k × interval, and:
 //!
 //! - a user timeout below idle + interval × probes ends the connection
-//!   before all probes are out. Below idle + interval, one lost probe (or
-//!   its answer) resets a healthy peer: with thousands of connections
+//!   before all probes are out. At or below idle + interval, one lost probe
+//!   (or its answer) resets a healthy peer: with thousands of connections
 //!   probed in the same instant, a loopback or NIC queue drops some, and
 //!   their connections are reset;
 //! - at exactly idle + interval × probes, the firing that ends the
 //!   connection is the one after the last probe, the moment keepalive
 //!   alone would end it;
-//! - above it, the firing at that moment sends one more probe and the
-//!   peer is found an interval later.
+//! - above it, the firing at that moment sends one more probe: the peer
+//!   is found at the first firing at or after the user timeout.
 //!
 //! Hence the rule: each connection's user timeout is at least its idle +
 //! interval × probes, and by default exactly that, no margin: more would
