@@ -1,6 +1,8 @@
 #![allow(clippy::unwrap_used)]
 //! Dead peers (`net::DeadPeer`, feature `net`), over real sockets:
 //!
+//! - the options the kernel holds for a configured socket: a drawn idle,
+//!   and the user timeout derived from it;
 //! - a client that stops reading a stream, socket open: the write-stall
 //!   timeout ends the connection and cancels the token; without it the
 //!   stream stays open;
@@ -9,14 +11,19 @@
 //!   end of the pair is taken down, so packets vanish in both directions.
 //!   TCP keepalive finds the dead peer of a parked long-poll, and
 //!   `TCP_USER_TIMEOUT` the dead peer of a stream whose heartbeat is never
-//!   acknowledged; a plain listener beside it notices neither.
+//!   acknowledged; a plain listener beside it notices neither;
+//! - thousands of healthy clients accepted in one burst, each with a parked
+//!   long-poll: keepalive probes them all, and none is reset. They run in a
+//!   network namespace of their own, so the kernel counters read
+//!   (`TcpExt` in `/proc/net/netstat`) count their sockets only.
 //!
-//! The namespace test needs root and iproute2 (`ip`). Without them it is
-//! skipped with a message, except under `CI=true`, where it fails.
+//! The namespace tests need root and iproute2 (`ip`). Without them they are
+//! skipped with a message, except under `CI=true`, where they fail.
 
 mod common;
 
 use common::PublishNow as _;
+use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::process::Command;
 use std::time::Duration;
@@ -26,7 +33,9 @@ use axum::routing::get;
 use axum::Router;
 use axum_longpoll::net::DeadPeer;
 use axum_longpoll::{DisconnectLayer, Stats, StreamConfig};
-use tokio::net::{TcpListener, TcpStream};
+use socket2::SockRef;
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::task::JoinSet;
 
 use common::handlers::{ndjson as stream, poll, Log};
 use common::{
@@ -110,6 +119,48 @@ async fn write_stall_ends_a_stream_whose_reader_stopped() {
 }
 
 // ---------------------------------------------------------------------------
+// The options on the socket
+// ---------------------------------------------------------------------------
+
+/// What the kernel holds for sockets `configure` set, with a user timeout
+/// asked below the rule: each socket its own idle, between the configured
+/// one and half of it, and a user timeout of exactly that idle + interval ×
+/// probes, so that keepalive sends all its probes.
+#[tokio::test]
+async fn configure_draws_each_idle_and_derives_the_user_timeout_from_it() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let config = DeadPeer::new().tcp_user_timeout(Some(Duration::from_secs(20)));
+    let mut idles = BTreeSet::new();
+    for _ in 0..64 {
+        let _client = TcpStream::connect(addr).await.unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        config.configure(&server).unwrap();
+        let socket = SockRef::from(&server);
+        assert!(socket.keepalive().unwrap() && server.nodelay().unwrap());
+        let idle = socket.tcp_keepalive_time().unwrap();
+        assert!(
+            (15..=30).contains(&idle.as_secs()),
+            "idle {idle:?} outside 15..=30 s"
+        );
+        assert_eq!(
+            socket.tcp_keepalive_interval().unwrap(),
+            Duration::from_secs(10)
+        );
+        assert_eq!(socket.tcp_keepalive_retries().unwrap(), 3);
+        assert_eq!(
+            socket.tcp_user_timeout().unwrap(),
+            Some(idle + Duration::from_secs(30))
+        );
+        idles.insert(idle);
+    }
+    assert!(
+        idles.len() > 1,
+        "every socket drew the same idle: {idles:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------
 // A peer that vanishes: network namespace + veth
 // ---------------------------------------------------------------------------
 
@@ -190,10 +241,9 @@ impl Netns {
     /// Connects to `addr` from inside the namespace: the socket is created
     /// by a thread that joined the namespace, and stays in it.
     async fn connect(&self, addr: SocketAddr) -> TcpStream {
-        let path = format!("/run/netns/{}", self.name);
+        let path = netns_path(&self.name);
         let std_stream = tokio::task::spawn_blocking(move || {
-            let file = std::fs::File::open(&path).unwrap();
-            nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+            enter_netns(&path);
             std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap()
         })
         .await
@@ -216,14 +266,27 @@ impl Drop for Netns {
     }
 }
 
-fn netns_or_skip() -> Option<Netns> {
-    match Netns::create() {
+fn netns_path(name: &str) -> String {
+    format!("/run/netns/{name}")
+}
+
+/// Moves the calling thread into the network namespace at `path`: sockets
+/// it creates from then on live there.
+fn enter_netns(path: &str) {
+    let file = std::fs::File::open(path).unwrap();
+    nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+}
+
+/// `made`, or `None` with a message when there is no namespace (no root,
+/// no `ip`); under `CI=true` a missing namespace fails the test instead.
+fn or_skip<T>(made: Result<T, String>, test: &str) -> Option<T> {
+    match made {
         Ok(ns) => Some(ns),
         Err(why) if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("CI=true and no network namespace for the dead-peer test: {why}")
+            panic!("CI=true and no network namespace for the {test} test: {why}")
         }
         Err(why) => {
-            eprintln!("SKIPPED vanished-peer test (needs root and iproute2): {why}");
+            eprintln!("SKIPPED {test} test (needs root and iproute2): {why}");
             None
         }
     }
@@ -233,7 +296,9 @@ fn netns_or_skip() -> Option<Netns> {
 /// own so they do not serve the other tests' tasks.
 #[test]
 fn vanished_peer_is_found_by_keepalive_and_user_timeout() {
-    let Some(ns) = netns_or_skip() else { return };
+    let Some(ns) = or_skip(Netns::create(), "vanished-peer") else {
+        return;
+    };
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .max_blocking_threads(4)
@@ -249,9 +314,10 @@ async fn vanished_peer(ns: &Netns) {
     let bind = SocketAddr::new(IpAddr::V4(ns.host_ip), 0);
 
     let (guarded_app, guarded_stats, mut guarded_tokens) = app(&log, beating.clone());
-    let dead_peer = DeadPeer::new()
-        .keepalive(Some((Duration::from_secs(1), Duration::from_secs(1), 2)))
-        .tcp_user_timeout(Some(Duration::from_secs(2)));
+    // Idle 1 s is drawn as 1 s (whole seconds); the user timeout follows:
+    // 1 s + 2 × 1 s.
+    let dead_peer =
+        DeadPeer::new().keepalive(Some((Duration::from_secs(1), Duration::from_secs(1), 2)));
     let guarded = serve(
         TcpListener::bind(bind).await.unwrap(),
         guarded_app,
@@ -285,7 +351,7 @@ async fn vanished_peer(ns: &Netns) {
     ns.vanish();
     let (guarded_poll, guarded_stream) = &tokens[0];
     let (plain_poll, plain_stream) = &tokens[1];
-    // keepalive: 1 s idle + 2 probes 1 s apart; user timeout: 2 s after
+    // keepalive: 1 s idle + 2 probes 1 s apart; user timeout: 3 s after
     // the first unacknowledged heartbeat. 20 s is a hang guard.
     let found = tokio::time::timeout(Duration::from_secs(20), async {
         guarded_poll.cancelled().await;
@@ -308,5 +374,162 @@ async fn vanished_peer(ns: &Netns) {
     assert!(!plain_poll.is_cancelled() && !plain_stream.is_cancelled());
     let snap = plain_stats.snapshot();
     assert_eq!((snap.parked, snap.streaming), (1, 1));
+    drop(conns);
+}
+
+// ---------------------------------------------------------------------------
+// Healthy peers: keepalive must never end them
+// ---------------------------------------------------------------------------
+
+/// Clients parked at once: with the server's sockets, twice as many file
+/// descriptors.
+const HEALTHY_CLIENTS: usize = 2_000;
+
+/// A network namespace with nothing but its loopback, removed on drop.
+struct LoopbackNs {
+    name: String,
+}
+
+impl LoopbackNs {
+    fn create(tag: &str) -> Result<Self, String> {
+        let ns = Self {
+            name: format!("lp-{tag}-{}", std::process::id()),
+        };
+        ip(&["netns", "add", &ns.name])?;
+        // On failure `ns` is dropped, which deletes the namespace.
+        ip(&["-n", &ns.name, "link", "set", "lo", "up"]).map(|()| ns)
+    }
+}
+
+impl Drop for LoopbackNs {
+    fn drop(&mut self) {
+        let _ = ip(&["netns", "del", &self.name]);
+    }
+}
+
+/// A `TcpExt` counter of the calling thread's network namespace.
+fn tcp_ext(counter: &str) -> u64 {
+    let text = std::fs::read_to_string("/proc/thread-self/net/netstat").unwrap();
+    let mut rows = text.lines().filter(|l| l.starts_with("TcpExt:"));
+    let (names, values) = (rows.next().unwrap(), rows.next().unwrap());
+    names
+        .split_whitespace()
+        .zip(values.split_whitespace())
+        .find(|(name, _)| *name == counter)
+        .map(|(_, value)| value.parse().unwrap())
+        .unwrap_or_else(|| panic!("no TcpExt counter {counter}"))
+}
+
+/// Probes dropped by the kernel's per-CPU input backlog, all namespaces
+/// (`/proc/net/softnet_stat`, second column): for the report only.
+fn backlog_drops() -> u64 {
+    std::fs::read_to_string("/proc/net/softnet_stat")
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .map(|hex| u64::from_str_radix(hex, 16).unwrap())
+        .sum()
+}
+
+/// Raises the soft limit on open files to at least `wanted` (within the
+/// hard limit).
+fn raise_open_files(wanted: u64) {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
+    if soft < wanted {
+        setrlimit(Resource::RLIMIT_NOFILE, wanted.min(hard), hard).unwrap();
+    }
+}
+
+/// The whole test runs on threads that joined the namespace: the block-on
+/// thread is one of our own, and every runtime thread joins at start.
+#[test]
+fn healthy_parked_clients_outlive_keepalive() {
+    let Some(ns) = or_skip(LoopbackNs::create("ka"), "healthy-peers keepalive") else {
+        return;
+    };
+    raise_open_files(2 * HEALTHY_CLIENTS as u64 + 1_024);
+    let path = netns_path(&ns.name);
+    let run = std::thread::spawn(move || {
+        enter_netns(&path);
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .on_thread_start(move || enter_netns(&path))
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(healthy_parked_clients());
+    });
+    if let Err(panic) = run.join() {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+async fn healthy_parked_clients() {
+    // Idle 3 s, not 2: with HZ=250 the kernel's timer wheel rounds a 3 s
+    // timer to 256 ms and a 2 s one to 32 ms, so at 3 s a burst of accepts
+    // shares one timer tick. Under the old rule (a fixed user timeout below
+    // idle + interval, one idle for all), that reset 12 to 989 of these
+    // 2,000 clients in 6 of 7 runs: more probes in one tick than the
+    // loopback's input backlog (`netdev_max_backlog`, 1,000) holds.
+    let (idle, interval, probes) = (Duration::from_secs(3), Duration::from_secs(1), 3);
+    let dead_peer = DeadPeer::new().keepalive(Some((idle, interval, probes)));
+    let log = Log::new(16);
+    let (app, stats, _tokens) = app(&log, StreamConfig::new());
+    // A backlog that holds the whole burst, so that no SYN is retried and
+    // the server accepts them all together.
+    let listener = TcpSocket::new_v4().unwrap();
+    listener.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = serve(listener.listen(4_096).unwrap(), app, Some(dead_peer));
+
+    let mut connecting = JoinSet::new();
+    for _ in 0..HEALTHY_CLIENTS {
+        connecting.spawn(async move {
+            let mut conn = RawConn::connect(addr).await;
+            conn.get("/poll?timeout=120").await;
+            conn
+        });
+    }
+    let conns = connecting.join_all().await;
+    wait_for_stats(&stats, "every client parked", |s| {
+        s.parked == HEALTHY_CLIENTS as u64
+    })
+    .await;
+    let (aborts, keepalives, drops) = (
+        tcp_ext("TCPAbortOnTimeout"),
+        tcp_ext("TCPKeepAlive"),
+        backlog_drops(),
+    );
+
+    // Past the point where keepalive gives up on a peer that never answers,
+    // with a margin for the kernel timers' lateness (at most an eighth).
+    tokio::time::sleep(idle + interval * probes + Duration::from_secs(2)).await;
+
+    let aborted = tcp_ext("TCPAbortOnTimeout") - aborts;
+    let probed = tcp_ext("TCPKeepAlive") - keepalives;
+    eprintln!(
+        "{HEALTHY_CLIENTS} parked clients: {probed} keepalive probes, {aborted} aborted on timeout, \
+         {} packets dropped by the input backlog (all namespaces)",
+        backlog_drops() - drops
+    );
+    let mut gone = 0;
+    for conn in &conns {
+        let mut byte = [std::mem::MaybeUninit::uninit()];
+        match SockRef::from(&conn.stream).peek(&mut byte) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            _ => gone += 1,
+        }
+    }
+    let snap = stats.snapshot();
+    assert!(
+        probed >= HEALTHY_CLIENTS as u64,
+        "keepalive did not probe every connection ({probed} probes): the test proves nothing"
+    );
+    assert_eq!(
+        (aborted, gone, snap.parked),
+        (0, 0, HEALTHY_CLIENTS as u64),
+        "healthy clients were cut: (TCPAbortOnTimeout, clients whose socket closed or \
+         answered, still parked)"
+    );
     drop(conns);
 }
