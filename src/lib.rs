@@ -190,7 +190,7 @@ pub mod ws;
 pub use redis;
 
 pub use crate::disconnect::{DisconnectLayer, DisconnectToken};
-pub use crate::event_log::{Cursor, CursorGone, EventLog, LogReader, Resume};
+pub use crate::event_log::{Cursor, CursorGone, EventLog, LogReader, Resume, Streams};
 pub use crate::long_poll::{LongPoll, LongPollConfig, Outcome};
 pub use crate::response::Overloaded;
 pub use crate::source::Source;

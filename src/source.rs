@@ -34,6 +34,12 @@ pub(crate) mod sealed {
     // `pub` in a private module: nameable by no one outside the crate.
     #[allow(unreachable_pub)]
     pub trait IntoSteps<X> {
+        /// Whether there is nothing to send: the position is the end of a
+        /// closed log.
+        fn finished(&self) -> bool {
+            false
+        }
+
         /// The steps, or the answer for a source that cannot be read now
         /// (`503` while a Redis log is unreachable).
         #[allow(clippy::result_large_err)] // once per request, never `?`-propagated
@@ -104,6 +110,10 @@ where
     T: Serialize + Send + Sync + 'static,
     B: Backend,
 {
+    fn finished(&self) -> bool {
+        self.finished
+    }
+
     fn into_steps(self) -> Result<BoxSteps<JsonItem>, Response> {
         Ok(Box::pin(self.steps(json_item::<T>)?))
     }

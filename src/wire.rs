@@ -33,6 +33,11 @@ use serde::Serialize;
 
 use crate::event_log::{Cursor, CursorGone};
 
+/// `Stream-Closed: true`: on every answer that tells a client it has
+/// reached the end of a closed stream (a long-poll's last batch, the `204`
+/// of a stream that starts at the end).
+pub const STREAM_CLOSED: http::HeaderName = http::HeaderName::from_static("stream-closed");
+
 /// Why a stream ended before its source did (the `reason` of its final
 /// [`Reconnect`](Control::Reconnect) frame).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -429,11 +434,11 @@ mod tests {
         let e = event("\"hi\"");
         assert_eq!(
             ndjson(Frame::Item(&e)),
-            "{\"id\":\"00000000000000ab-7\",\"data\":\"hi\"}\n"
+            "{\"id\":\"00000000000000ab-00000000000000000007\",\"data\":\"hi\"}\n"
         );
         assert_eq!(
             sse(Frame::Item(&e)),
-            "id: 00000000000000ab-7\ndata: \"hi\"\n\n"
+            "id: 00000000000000ab-00000000000000000007\ndata: \"hi\"\n\n"
         );
         let plain = JsonItem::plain(&42);
         assert_eq!(ndjson(Frame::Item(&plain)), "42\n");
@@ -447,12 +452,12 @@ mod tests {
         let open = Control::Open { cursor: C };
         assert_eq!(
             ndjson(Frame::Control(&open)),
-            "{\"control\":\"open\",\"cursor\":\"00000000000000ab-7\"}\n"
+            "{\"control\":\"open\",\"cursor\":\"00000000000000ab-00000000000000000007\"}\n"
         );
         assert_eq!(
             sse(Frame::Control(&open)),
-            "event: cursor\ndata: {\"cursor\":\"00000000000000ab-7\"}\n\
-             id: 00000000000000ab-7\nretry: 2500\n\n"
+            "event: cursor\ndata: {\"cursor\":\"00000000000000ab-00000000000000000007\"}\n\
+             id: 00000000000000ab-00000000000000000007\nretry: 2500\n\n"
         );
         let reconnect = Control::Reconnect {
             reason: EndReason::Shutdown,
@@ -460,18 +465,18 @@ mod tests {
         };
         assert_eq!(
             ndjson(Frame::Control(&reconnect)),
-            "{\"control\":\"reconnect\",\"reason\":\"shutdown\",\"cursor\":\"00000000000000ab-7\"}\n"
+            "{\"control\":\"reconnect\",\"reason\":\"shutdown\",\"cursor\":\"00000000000000ab-00000000000000000007\"}\n"
         );
         assert_eq!(
             sse(Frame::Control(&reconnect)),
-            "event: reconnect\ndata: {\"reason\":\"shutdown\",\"cursor\":\"00000000000000ab-7\"}\n\
+            "event: reconnect\ndata: {\"reason\":\"shutdown\",\"cursor\":\"00000000000000ab-00000000000000000007\"}\n\
              retry: 2500\n\n"
         );
         let closed = Control::Closed { cursor: C };
         assert_eq!(
             sse(Frame::Control(&closed)),
-            "event: closed\ndata: {\"cursor\":\"00000000000000ab-7\"}\n\
-             id: 00000000000000ab-7\nretry: 2500\n\n"
+            "event: closed\ndata: {\"cursor\":\"00000000000000ab-00000000000000000007\"}\n\
+             id: 00000000000000ab-00000000000000000007\nretry: 2500\n\n"
         );
         let up = Control::UpToDate { cursor: C };
         assert_eq!(ndjson(Frame::Control(&up)), "");
@@ -489,10 +494,13 @@ mod tests {
         let value: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
         assert_eq!(value["control"], "gone");
         assert_eq!(value["reason"], "evicted");
-        assert_eq!(value["cursor"], "00000000000000ab-3");
+        assert_eq!(value["cursor"], "00000000000000ab-00000000000000000003");
         let block = sse(Frame::Control(&gone));
         assert!(block.starts_with("event: gone\ndata: {"), "{block}");
-        assert!(block.contains("\nid: 00000000000000ab-3\n"), "{block}");
+        assert!(
+            block.contains("\nid: 00000000000000ab-00000000000000000003\n"),
+            "{block}"
+        );
 
         let bad = JsonItem {
             id: Some(C),
@@ -501,13 +509,13 @@ mod tests {
         let line = ndjson(Frame::Item(&bad));
         assert_eq!(
             line,
-            "{\"control\":\"skipped\",\"id\":\"00000000000000ab-7\",\
+            "{\"control\":\"skipped\",\"id\":\"00000000000000ab-00000000000000000007\",\
              \"message\":\"event could not be serialized: no\"}\n"
         );
         assert_eq!(
             sse(Frame::Item(&bad)),
             "event: skipped\ndata: {\"message\":\"event could not be serialized: no\"}\n\
-             id: 00000000000000ab-7\n\n"
+             id: 00000000000000ab-00000000000000000007\n\n"
         );
     }
 }

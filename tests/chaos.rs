@@ -388,7 +388,7 @@ impl Client {
                 format!("lost: events {}..{n} never arrived", self.next)
             });
         }
-        let want = format!("{:016x}-{}", self.epoch, n + 1);
+        let want = format!("{:016x}-{:020}", self.epoch, n + 1);
         if id != want {
             return Err(format!("event {n} has id {id:?}, expected {want:?}"));
         }
@@ -404,7 +404,7 @@ impl Client {
         let want = self
             .cursor
             .clone()
-            .unwrap_or_else(|| format!("{:016x}-0", self.epoch));
+            .unwrap_or_else(|| format!("{:016x}-{:020}", self.epoch, 0));
         if got == want {
             Ok(())
         } else {
@@ -726,7 +726,7 @@ async fn publisher(addr: SocketAddr, epoch: u64, total: u64, seed: u64) -> Resul
             wire.read_response().await?;
             let status = wire.head.as_ref().unwrap().status;
             let v: Value = serde_json::from_slice(&wire.body).unwrap_or_default();
-            let want = format!("{epoch:016x}-{}", n + 1);
+            let want = format!("{epoch:016x}-{:020}", n + 1);
             if status != 200 || v["id"] != want.as_str() {
                 return Err(format!("publish {n}: {status} {v}, expected id {want}"));
             }

@@ -51,11 +51,13 @@ pub trait Backend: sealed::Sealed + fmt::Debug + Send + Sync + Sized + 'static {
     #[doc(hidden)]
     fn ready(&self) -> Result<(), Self::StartError>;
 
-    /// See [`EventLog::publish`].
+    /// [`EventLog::publish`] (`data`, not `close`) and [`EventLog::close`]
+    /// (`close`, with `data` appended first if any).
     #[doc(hidden)]
-    fn publish<T: Payload>(
+    fn append<T: Payload>(
         log: &EventLog<T, Self>,
-        data: T,
+        data: Option<T>,
+        close: bool,
     ) -> impl Future<Output = Result<Cursor, PublishError>> + Send + '_;
 }
 
@@ -66,7 +68,12 @@ pub(crate) mod sealed {
 
     // `pub` in a private module: nameable by no one outside the crate.
     #[allow(unreachable_pub)]
-    pub trait Sealed {}
+    pub trait Sealed {
+        /// For a backend that lags: what its readers wait on.
+        fn lag(&self) -> Option<&crate::event_log::log::Lag> {
+            None
+        }
+    }
 
     /// What [`Resume::start`](crate::Resume::start) refuses a request with
     /// (`Backend::StartError`): a [`CursorGone`], which each mode tells in
@@ -107,11 +114,12 @@ impl Backend for Memory {
         Ok(())
     }
 
-    fn publish<T: Payload>(
+    fn append<T: Payload>(
         log: &EventLog<T, Self>,
-        data: T,
+        data: Option<T>,
+        close: bool,
     ) -> impl Future<Output = Result<Cursor, PublishError>> + Send + '_ {
-        std::future::ready(Ok(log.push_now(data)))
+        std::future::ready(log.push_now(data, close))
     }
 }
 
@@ -125,8 +133,9 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// the stream (the connection can fail after Redis applied it), so retrying
 /// gives at-least-once delivery.
 ///
-/// As a response: `503` + `Retry-After` when unavailable, `500` otherwise;
-/// the text says why.
+/// As a response: `409` when the log is closed, `410` when it was deleted,
+/// `503` + `Retry-After` when unavailable, `500` otherwise; the text says
+/// why.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum PublishError {
@@ -145,6 +154,23 @@ pub enum PublishError {
         /// The stream entry ID.
         id: String,
     },
+    /// The log is [closed](EventLog::close): nothing more is appended.
+    Closed {
+        /// Its name, in a [`Streams`](super::Streams) collection.
+        name: Option<std::sync::Arc<str>>,
+        /// Its end.
+        end: Cursor,
+    },
+    /// The log was deleted from its collection (this handle outlived it).
+    Deleted {
+        /// Its name.
+        name: Option<std::sync::Arc<str>>,
+    },
+}
+
+/// `stream "<name>"`, or `the log` for one without a name.
+fn which(name: Option<&std::sync::Arc<str>>) -> String {
+    name.map_or_else(|| "the log".to_owned(), |name| format!("stream {name:?}"))
 }
 
 impl Reject for PublishError {
@@ -152,6 +178,8 @@ impl Reject for PublishError {
         match self {
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Encode(_) | Self::Unaddressable { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Closed { .. } => StatusCode::CONFLICT,
+            Self::Deleted { .. } => StatusCode::GONE,
         }
     }
 
@@ -167,6 +195,17 @@ impl Reject for PublishError {
                 f,
                 "event not published: the stream gave it ID {id}, which no cursor can address"
             ),
+            Self::Closed { name, end } => write!(
+                f,
+                "event not published: {} is closed (its end is {end}); nothing more can be \
+                 published to it",
+                which(name.as_ref())
+            ),
+            Self::Deleted { name } => write!(
+                f,
+                "event not published: {} was deleted",
+                which(name.as_ref())
+            ),
         }
     }
 
@@ -181,7 +220,7 @@ impl Reject for PublishError {
         match self {
             Self::Unavailable { source, .. } => Some(&**source),
             Self::Encode(err) => Some(err),
-            Self::Unaddressable { .. } => None,
+            Self::Unaddressable { .. } | Self::Closed { .. } | Self::Deleted { .. } => None,
         }
     }
 }

@@ -6,9 +6,12 @@ use std::str::FromStr;
 ///
 /// Clients treat it as an opaque string. It is written as
 /// `<epoch>-<position>`: the epoch (16 lowercase hex digits, chosen at random
-/// when the log is created) tells a cursor from another process (an earlier
-/// run, another server) from one of this log; the position counts events
-/// from 1. Position 0 is "before the first event".
+/// when the log is created) tells a cursor of another log (another stream,
+/// an earlier run, another server) from one of this log; the position
+/// counts events from 1, written with 20 digits, zero-padded, so that the
+/// cursors of one log sort as strings in the order of their positions (as
+/// HTTP stream protocols compare offsets). Position 0 is "before the first
+/// event". An unpadded position is read too.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Cursor {
     pub(crate) epoch: u64,
@@ -31,7 +34,7 @@ impl Cursor {
 
 impl fmt::Display for Cursor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:016x}-{}", self.epoch, self.position)
+        write!(f, "{:016x}-{:020}", self.epoch, self.position)
     }
 }
 
@@ -45,7 +48,7 @@ impl fmt::Display for MalformedCursor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(
             "not a cursor; a cursor is the `id` or `cursor` value of an earlier answer \
-             (16 hex digits, `-`, a decimal position)",
+             (16 hex digits, `-`, a decimal position of up to 20 digits)",
         )
     }
 }
@@ -93,13 +96,27 @@ mod tests {
             epoch: 0x00ab_cdef_0123_4567,
             position: 42,
         };
-        assert_eq!(c.to_string(), "00abcdef01234567-42");
+        assert_eq!(c.to_string(), "00abcdef01234567-00000000000000000042");
+        assert_eq!(
+            "00abcdef01234567-00000000000000000042".parse::<Cursor>(),
+            Ok(c)
+        );
+        // Unpadded (as cursors were written before) reads the same.
         assert_eq!("00abcdef01234567-42".parse::<Cursor>(), Ok(c));
         let max = Cursor {
             epoch: u64::MAX,
             position: u64::MAX,
         };
         assert_eq!(max.to_string().parse::<Cursor>(), Ok(max));
+    }
+
+    #[test]
+    fn sort_as_strings_in_position_order() {
+        let at = |position| Cursor { epoch: 7, position }.to_string();
+        let positions = [0, 1, 9, 10, 99, 100, 12_345, u64::MAX / 3, u64::MAX];
+        for pair in positions.windows(2) {
+            assert!(at(pair[0]) < at(pair[1]), "{pair:?}");
+        }
     }
 
     #[test]

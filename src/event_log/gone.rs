@@ -13,20 +13,26 @@ pub enum GoneReason {
     /// Events after the cursor were evicted (retention by count or age): the
     /// client fell too far behind.
     Evicted,
-    /// The cursor was issued by another log: the server restarted (or the
-    /// client talks to another instance).
+    /// The cursor was issued by another log: another stream, or an earlier
+    /// run of this one (the server restarted, or the stream was deleted and
+    /// created again).
     Epoch,
     /// The cursor is ahead of the newest event of this log: it was not issued
     /// by it.
     Ahead,
+    /// The log was deleted from its collection while the reader used it.
+    Deleted,
 }
 
 impl GoneReason {
     fn describe(self) -> &'static str {
         match self {
             Self::Evicted => "events after this cursor were evicted; some events were missed",
-            Self::Epoch => "this cursor is from another epoch (the server restarted)",
+            Self::Epoch => {
+                "this cursor is from another stream or an earlier run (its epoch differs)"
+            }
             Self::Ahead => "this cursor is ahead of the newest event",
+            Self::Deleted => "this stream was deleted",
         }
     }
 }

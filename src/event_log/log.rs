@@ -4,10 +4,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
+use bytes::Bytes;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::backend::{Backend, Memory, PublishError};
+use super::presence::{Kind, Presence};
 use super::state::{Entry, Retention, State};
 use super::{Cursor, CursorGone, GoneReason, LogReader, Payload, Resume, StartFrom};
 
@@ -25,6 +27,7 @@ pub struct Event<T> {
 /// The result of a read: events after a cursor, in order, and the cursor to
 /// continue from.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
 pub struct Batch<T> {
     /// The events, oldest first; at most the log's
     /// [`max_batch`](EventLogBuilder::max_batch).
@@ -32,6 +35,10 @@ pub struct Batch<T> {
     /// Where to continue: the last event's cursor, or the cursor read from
     /// when there were none.
     pub cursor: Cursor,
+    /// The log is [closed](EventLog::close) and `cursor` is its end: the
+    /// reader has every event there will ever be.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub closed: bool,
 }
 
 /// A bounded, ordered event log with cursors.
@@ -41,7 +48,9 @@ pub struct Batch<T> {
 /// `Redis` (a Redis stream shared by many instances). Reads
 /// are the same for both: served from memory, synchronous and cheap.
 ///
-/// Cloning is cheap (one `Arc`); share it through axum state.
+/// Cloning is cheap (one `Arc`); share it through axum state. Many logs
+/// under names, created on demand and evicted when idle, are a
+/// [`Streams`](super::Streams) collection.
 pub struct EventLog<T, B = Memory> {
     pub(crate) inner: Arc<Inner<T, B>>,
 }
@@ -58,41 +67,46 @@ impl<T, B: fmt::Debug> fmt::Debug for EventLog<T, B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = self.inner.state();
         f.debug_struct("EventLog")
+            .field("name", &self.inner.presence.name())
             .field("epoch", &format_args!("{:016x}", state.epoch))
-            .field("capacity", &self.inner.retention.capacity)
-            .field("max_age", &self.inner.retention.max_age)
             .field("retained", &state.entries.len())
             .field("head", &state.head)
+            .field("closed", &state.closed)
             .field("backend", &self.inner.backend)
             .finish_non_exhaustive()
     }
 }
 
-pub(crate) struct Inner<T, B> {
+/// The settings a log reads, shared by every log of a collection.
+#[derive(Debug)]
+pub(crate) struct LogConfig {
     pub(crate) retention: Retention,
     pub(crate) max_batch: usize,
     pub(crate) start_from: StartFrom,
+}
+
+pub(crate) struct Inner<T, B> {
+    pub(crate) config: Arc<LogConfig>,
     pub(crate) state: RwLock<State<T>>,
-    /// Woken (all waiters, once) whenever events are added or the log is
-    /// reset.
+    /// Woken (all waiters, once) whenever events are added, the log is
+    /// closed, deleted or reset.
     pub(crate) published: Notify,
-    /// For lagging backends: woken after each round in which the log caught
-    /// up with its source; `rounds` counts those rounds.
-    pub(crate) synced: Notify,
-    pub(crate) rounds: AtomicU64,
+    pub(crate) presence: Presence,
     pub(crate) backend: B,
 }
 
 impl<T, B> Inner<T, B> {
-    pub(crate) fn new(config: &EventLogBuilder, state: State<T>, backend: B) -> Self {
+    pub(crate) fn new(
+        config: Arc<LogConfig>,
+        state: State<T>,
+        presence: Presence,
+        backend: B,
+    ) -> Self {
         Self {
-            retention: config.retention,
-            max_batch: config.max_batch,
-            start_from: config.start_from,
+            config,
             state: RwLock::new(state),
             published: Notify::new(),
-            synced: Notify::new(),
-            rounds: AtomicU64::new(0),
+            presence,
             backend,
         }
     }
@@ -113,11 +127,26 @@ impl<T, B> Inner<T, B> {
     }
 }
 
+/// For a log whose view may lag behind its source (Redis): woken after each
+/// round in which the log caught up with its source; `rounds` counts them.
+#[derive(Debug, Default)]
+#[allow(unreachable_pub)] // named by the sealed `Backend` supertrait only
+pub struct Lag {
+    pub(crate) synced: Notify,
+    pub(crate) rounds: AtomicU64,
+}
+
 /// The top bit of an epoch: set for epochs of the Redis backend, clear for
 /// random epochs of the memory backend, so the two never match.
 pub(crate) const SHARED_EPOCH_BIT: u64 = 1 << 63;
 
-/// Builds an [`EventLog`].
+/// A random epoch for a memory log (top bit clear).
+pub(crate) fn memory_epoch() -> u64 {
+    fastrand::u64(..) & !SHARED_EPOCH_BIT
+}
+
+/// Builds an [`EventLog`] (or, with [`streams`](Self::streams), a
+/// collection of them).
 #[derive(Clone, Debug)]
 #[must_use]
 pub struct EventLogBuilder {
@@ -133,6 +162,7 @@ impl Default for EventLogBuilder {
             retention: Retention {
                 capacity: 1024,
                 max_age: None,
+                max_bytes: None,
             },
             max_batch: 100,
             start_from: StartFrom::Now,
@@ -152,6 +182,16 @@ impl EventLogBuilder {
     /// Also evict events older than `age` (default: no age limit).
     pub fn max_age(mut self, age: Duration) -> Self {
         self.retention.max_age = Some(age);
+        self
+    }
+
+    /// Also evict the oldest events while the retained ones' JSON takes more
+    /// than `bytes` (default: no byte limit). The newest event is always
+    /// kept, whatever its size. Each event's JSON is then made when it is
+    /// published (once: every reader shares it), and an event that does not
+    /// serialize is refused ([`PublishError::Encode`]).
+    pub fn max_bytes(mut self, bytes: usize) -> Self {
+        self.retention.max_bytes = Some(bytes);
         self
     }
 
@@ -178,22 +218,27 @@ impl EventLogBuilder {
         self
     }
 
+    pub(crate) fn log_config(&self) -> Arc<LogConfig> {
+        Arc::new(LogConfig {
+            retention: self.retention,
+            max_batch: self.max_batch,
+            start_from: self.start_from,
+        })
+    }
+
     /// Creates an in-memory log.
     pub fn build<T>(self) -> EventLog<T> {
-        let epoch = self
-            .epoch
-            .unwrap_or_else(|| fastrand::u64(..) & !SHARED_EPOCH_BIT);
-        EventLog {
-            inner: Arc::new(Inner::new(&self, State::new(epoch), Memory)),
-        }
+        let epoch = self.epoch.unwrap_or_else(memory_epoch);
+        EventLog::memory(self.log_config(), epoch, Presence::new(None))
     }
 }
 
 impl EventLog<()> {
-    /// A builder with the defaults: capacity 1024, no age limit, batches of
-    /// at most 100 events, clients without a cursor start from now, a random
-    /// epoch. (On `EventLog<()>` so that the event type is chosen by
-    /// [`build`](EventLogBuilder::build), as in `EventLog::builder().build::<T>()`.)
+    /// A builder with the defaults: capacity 1024, no age or byte limit,
+    /// batches of at most 100 events, clients without a cursor start from
+    /// now, a random epoch. (On `EventLog<()>` so that the event type is
+    /// chosen by [`build`](EventLogBuilder::build), as in
+    /// `EventLog::builder().build::<T>()`.)
     pub fn builder() -> EventLogBuilder {
         EventLogBuilder::default()
     }
@@ -207,21 +252,62 @@ impl<T> EventLog<T, Memory> {
         EventLog::builder().capacity(capacity).build()
     }
 
-    /// The memory backend's publish: appends under a short write lock and
-    /// wakes every waiting reader once. Positions are dense: 1, 2, 3, …
-    pub(crate) fn push_now(&self, data: T) -> Cursor {
+    pub(crate) fn memory(config: Arc<LogConfig>, epoch: u64, presence: Presence) -> Self {
+        EventLog {
+            inner: Arc::new(Inner::new(config, State::new(epoch), presence, Memory)),
+        }
+    }
+
+    /// The memory backend's publish and close: appends under a short write
+    /// lock and wakes every waiting reader once. Positions are dense: 1, 2,
+    /// 3, … With `close`, the log is closed in the same write, after `data`
+    /// if any; closing a closed log again appends nothing and answers its
+    /// end.
+    pub(crate) fn push_now(&self, data: Option<T>, close: bool) -> Result<Cursor, PublishError>
+    where
+        T: serde::Serialize,
+    {
+        // Made outside the lock: the JSON that retention by bytes weighs.
+        let json = match (&data, self.inner.config.retention.max_bytes) {
+            (Some(data), Some(_)) => Some(Bytes::from(
+                serde_json::to_vec(data).map_err(PublishError::Encode)?,
+            )),
+            _ => None,
+        };
         let cursor = {
             let mut state = self.inner.state_mut();
-            let position = state.head + 1;
-            let entry = Entry::new(position, Instant::now(), data, None);
-            state.push(entry, self.inner.retention);
+            let end = Cursor {
+                epoch: state.epoch,
+                position: state.head,
+            };
+            if state.deleted {
+                return Err(PublishError::Deleted {
+                    name: self.inner.presence.name().cloned(),
+                });
+            }
+            if state.closed {
+                return match (close, data) {
+                    (true, None) => Ok(end),
+                    _ => Err(PublishError::Closed {
+                        name: self.inner.presence.name().cloned(),
+                        end,
+                    }),
+                };
+            }
+            if let Some(data) = data {
+                let position = state.head + 1;
+                let entry = Entry::new(position, Instant::now(), data, json);
+                state.push(entry, self.inner.config.retention);
+            }
+            state.closed = close;
             Cursor {
                 epoch: state.epoch,
-                position,
+                position: state.head,
             }
         };
+        self.inner.presence.touch();
         self.inner.published.notify_waiters();
-        cursor
+        Ok(cursor)
     }
 }
 
@@ -230,8 +316,8 @@ impl<T: Payload, B: Backend> EventLog<T, B> {
     /// for a shared backend). Returns the event's cursor. Never waits for
     /// readers.
     ///
-    /// The same call for every backend: on [`Memory`] it is ready at once
-    /// and cannot fail; on `Redis` it writes the event to the stream first.
+    /// The same call for every backend: on [`Memory`] it is ready at once;
+    /// on `Redis` it writes the event to the stream first.
     ///
     /// ```
     /// # async fn run() -> Result<(), axum_longpoll::event_log::PublishError> {
@@ -245,7 +331,9 @@ impl<T: Payload, B: Backend> EventLog<T, B> {
     ///
     /// # Errors
     ///
-    /// [`PublishError`]: never on [`Memory`]; on `Redis` see its cases.
+    /// [`PublishError::Closed`] after [`close`](Self::close) (`409`),
+    /// [`PublishError::Deleted`] for a log deleted from its collection; on
+    /// `Redis` also when Redis is unreachable (see its cases).
     ///
     /// # Cancellation safety
     ///
@@ -256,7 +344,32 @@ impl<T: Payload, B: Backend> EventLog<T, B> {
         &self,
         data: T,
     ) -> impl Future<Output = Result<Cursor, PublishError>> + Send + '_ {
-        B::publish(self, data)
+        B::append(self, Some(data), false)
+    }
+
+    /// Closes the log: nothing more is appended, ever. With `last`, that
+    /// event is appended first, in the same step (no publish can come
+    /// between them). Returns the end: the cursor after the last event.
+    ///
+    /// Readers behind the end still get every event; a reader that reaches
+    /// the end learns that the log is finished, which each mode tells in
+    /// its own way (see the [module docs](crate::event_log#streams-that-end)).
+    /// Closing a closed log again is harmless: it appends nothing and
+    /// returns the same end (with `last`, it fails with
+    /// [`PublishError::Closed`], since that event cannot be appended).
+    ///
+    /// # Errors
+    ///
+    /// As for [`publish`](Self::publish).
+    ///
+    /// # Cancellation safety
+    ///
+    /// As for [`publish`](Self::publish).
+    pub fn close(
+        &self,
+        last: Option<T>,
+    ) -> impl Future<Output = Result<Cursor, PublishError>> + Send + '_ {
+        B::append(self, last, true)
     }
 }
 
@@ -276,6 +389,8 @@ pub(crate) struct Read<X> {
     /// Whether the read reached the newest event (fewer than `max_batch`
     /// were there).
     pub(crate) caught_up: bool,
+    /// Whether it reached the end of a closed log: nothing will follow.
+    pub(crate) closed: bool,
 }
 
 /// Makes one retained entry into what a reader hands on.
@@ -284,7 +399,7 @@ pub(crate) type Make<T, X> = fn(&Entry<T>, Cursor) -> X;
 impl<T, B: Backend> EventLog<T, B> {
     /// Where a client without a cursor starts.
     pub(crate) fn start_from(&self) -> StartFrom {
-        self.inner.start_from
+        self.inner.config.start_from
     }
 
     /// This log's epoch (for a Redis log: the one in force now; it changes
@@ -299,7 +414,10 @@ impl<T, B: Backend> EventLog<T, B> {
     #[must_use]
     pub fn len(&self) -> usize {
         let state = self.inner.state();
-        state.entries.len() - state.live(Instant::now(), self.inner.retention.max_age).1
+        state.entries.len()
+            - state
+                .live(Instant::now(), self.inner.config.retention.max_age)
+                .1
     }
 
     /// Whether no event is retained.
@@ -322,7 +440,7 @@ impl<T, B: Backend> EventLog<T, B> {
     #[must_use]
     pub fn oldest(&self) -> Cursor {
         let state = self.inner.state();
-        let (floor, _) = state.live(Instant::now(), self.inner.retention.max_age);
+        let (floor, _) = state.live(Instant::now(), self.inner.config.retention.max_age);
         Cursor {
             epoch: state.epoch,
             position: floor,
@@ -359,8 +477,10 @@ impl<T, B: Backend> EventLog<T, B> {
         cursor: Cursor,
         now: Instant,
     ) -> Result<Option<usize>, CursorGone> {
-        let (floor, _) = state.live(now, self.inner.retention.max_age);
-        let reason = if cursor.epoch != state.epoch {
+        let (floor, _) = state.live(now, self.inner.config.retention.max_age);
+        let reason = if state.deleted {
+            GoneReason::Deleted
+        } else if cursor.epoch != state.epoch {
             GoneReason::Epoch
         } else if cursor.position > state.head {
             if B::LAGS {
@@ -390,7 +510,7 @@ impl<T, B: Backend> EventLog<T, B> {
         let Some(skip) = self.check_locked(&state, cursor, Instant::now())? else {
             return Ok(Found::Ahead);
         };
-        let max = self.inner.max_batch;
+        let max = self.inner.config.max_batch;
         let events: Vec<(Cursor, X)> = state
             .entries
             .iter()
@@ -404,9 +524,11 @@ impl<T, B: Backend> EventLog<T, B> {
                 (at, make(entry, at))
             })
             .collect();
+        let next = events.last().map_or(cursor, |(at, _)| *at);
         Ok(Found::Batch(Read {
             caught_up: events.len() < max,
-            cursor: events.last().map_or(cursor, |(at, _)| *at),
+            closed: state.closed && next.position == state.head,
+            cursor: next,
             events,
         }))
     }
@@ -429,7 +551,8 @@ impl<T, B: Backend> EventLog<T, B> {
             // await still wakes us.
             published.as_mut().enable();
             match self.find(cursor, make)? {
-                Found::Batch(read) if !read.events.is_empty() => return Ok(read),
+                // Events, or the end of a closed log: answered at once.
+                Found::Batch(read) if !read.events.is_empty() || read.closed => return Ok(read),
                 // A log that does not lag knows every event: a cursor ahead
                 // of it was refused by `find`.
                 Found::Batch(_) | Found::Ahead => published.await,
@@ -445,12 +568,15 @@ impl<T, B: Backend> EventLog<T, B> {
         cursor: Cursor,
         make: Make<T, X>,
     ) -> Result<Read<X>, CursorGone> {
+        let Some(lag) = super::backend::sealed::Sealed::lag(&self.inner.backend) else {
+            unreachable!("a backend that lags has a `Lag`")
+        };
         // For a cursor ahead of a lagging log: the count of caught-up rounds
         // when it was first seen ahead.
         let mut ahead_since = None;
         loop {
             let published = self.inner.published.notified();
-            let synced = self.inner.synced.notified();
+            let synced = lag.synced.notified();
             tokio::pin!(published, synced);
             // Register before reading, so a publish between the read and the
             // await still wakes us.
@@ -458,9 +584,9 @@ impl<T, B: Backend> EventLog<T, B> {
             synced.as_mut().enable();
             // Loaded before the read: the state read includes every round
             // counted here.
-            let rounds = self.inner.rounds.load(Ordering::Acquire);
+            let rounds = lag.rounds.load(Ordering::Acquire);
             match self.find(cursor, make)? {
-                Found::Batch(read) if !read.events.is_empty() => return Ok(read),
+                Found::Batch(read) if !read.events.is_empty() || read.closed => return Ok(read),
                 Found::Batch(_) => {
                     ahead_since = None;
                     published.await;
@@ -490,11 +616,98 @@ impl<T, B: Backend> EventLog<T, B> {
     /// cannot serve in its own way.
     #[must_use]
     pub fn reader(&self, resume: Resume) -> LogReader<T, B> {
+        self.inner.presence.touch();
+        let start = resume.start(self);
+        let finished = start.as_ref().is_ok_and(|cursor| {
+            let state = self.inner.state();
+            state.closed
+                && *cursor
+                    == Cursor {
+                        epoch: state.epoch,
+                        position: state.head,
+                    }
+        });
         LogReader {
-            start: resume.start(self),
+            start,
             log: self.clone(),
+            finished,
         }
     }
+
+    /// Whether the log is [closed](Self::close).
+    #[must_use]
+    pub fn is_closed(&self) -> bool {
+        self.inner.state().closed
+    }
+
+    /// The log's figures now: retained events and bytes, head, readers and
+    /// waiters, when it was last used, whether it is closed.
+    #[must_use]
+    pub fn figures(&self) -> Figures {
+        let (readers, waiters) = self.inner.presence.counts();
+        let state = self.inner.state();
+        let (floor, expired) = state.live(Instant::now(), self.inner.config.retention.max_age);
+        let touched = super::presence::instant(self.inner.presence.touched());
+        Figures {
+            retained: state.entries.len() - expired,
+            bytes: state.bytes,
+            oldest: Cursor {
+                epoch: state.epoch,
+                position: floor,
+            },
+            head: Cursor {
+                epoch: state.epoch,
+                position: state.head,
+            },
+            readers,
+            waiters,
+            idle_for: Instant::now().saturating_duration_since(touched),
+            closed: state.closed,
+        }
+    }
+
+    /// Counts a parked long-poll as a waiter for as long as the mark lives.
+    pub(crate) fn waiter(&self) -> Mark<'_, T, B> {
+        self.inner.presence.enter(Kind::Waiter);
+        Mark {
+            log: self,
+            kind: Kind::Waiter,
+        }
+    }
+}
+
+/// A reader or waiter counted on a log while it lives.
+pub(crate) struct Mark<'a, T, B> {
+    log: &'a EventLog<T, B>,
+    kind: Kind,
+}
+
+impl<T, B> Drop for Mark<'_, T, B> {
+    fn drop(&mut self) {
+        self.log.inner.presence.leave(self.kind);
+    }
+}
+
+/// A log's figures at one moment ([`EventLog::figures`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Figures {
+    /// Events retained now.
+    pub retained: usize,
+    /// Bytes of their JSON (counted when the log retains by bytes; else 0).
+    pub bytes: usize,
+    /// Before the oldest retained event.
+    pub oldest: Cursor,
+    /// After the newest event (the end, once closed).
+    pub head: Cursor,
+    /// Streams and WebSockets reading the log now.
+    pub readers: usize,
+    /// Long-polls parked on it now.
+    pub waiters: usize,
+    /// Since the last publish, read request, or the last reader leaving.
+    pub idle_for: Duration,
+    /// Whether it is closed.
+    pub closed: bool,
 }
 
 /// An event as [`read`](EventLog::read) hands it out: its data cloned.
@@ -517,15 +730,19 @@ impl<T: Clone, B: Backend> EventLog<T, B> {
             Found::Batch(read) => Batch {
                 events: read.events.into_iter().map(|(_, e)| e).collect(),
                 cursor: read.cursor,
+                closed: read.closed,
             },
             Found::Ahead => Batch {
                 events: Vec::new(),
                 cursor,
+                closed: false,
             },
         })
     }
 
-    /// Returns the events after `cursor` as soon as there is at least one.
+    /// Returns the events after `cursor` as soon as there is at least one,
+    /// or at once with none when `cursor` is the end of a closed log
+    /// ([`Batch::closed`]). Counted as a waiter while it waits.
     ///
     /// # Errors
     ///
@@ -539,10 +756,12 @@ impl<T: Clone, B: Backend> EventLog<T, B> {
     /// point loses no event; it holds no lock while pending and leaves
     /// nothing behind.
     pub async fn wait(&self, cursor: Cursor) -> Result<Batch<T>, CursorGone> {
+        let _waiter = self.waiter();
         let read = self.wait_with(cursor, cloned).await?;
         Ok(Batch {
             events: read.events.into_iter().map(|(_, e)| e).collect(),
             cursor: read.cursor,
+            closed: read.closed,
         })
     }
 }

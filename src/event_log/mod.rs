@@ -217,22 +217,27 @@ pub(crate) mod backend;
 mod cursor;
 mod gone;
 mod log;
+mod presence;
 mod reader;
 #[cfg(feature = "redis")]
 mod redis;
 mod resume;
 mod state;
+mod streams;
 mod subscription;
 
 pub use self::backend::{Backend, Memory, Payload, PublishError};
 pub use self::cursor::{Cursor, MalformedCursor};
 pub use self::gone::{CursorGone, GoneReason};
-pub use self::log::{Batch, Event, EventLog, EventLogBuilder};
+pub use self::log::{Batch, Event, EventLog, EventLogBuilder, Figures};
 pub use self::reader::LogReader;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use self::redis::{Redis, RedisLogBuilder, StartError, Unavailable};
 pub use self::resume::{Resume, ResumeRejection, StartFrom, LAST_EVENT_ID};
+pub use self::streams::{
+    check_name, StreamOptions, Streams, StreamsBuilder, StreamsError, MAX_NAME,
+};
 pub use self::subscription::{Step, Subscription};
 
 pub(crate) use self::log::Make;

@@ -17,6 +17,8 @@ use super::{Backend, Cursor, EventLog, Memory};
 pub struct LogReader<T, B: Backend = Memory> {
     pub(crate) log: EventLog<T, B>,
     pub(crate) start: Result<Cursor, B::StartError>,
+    /// The start is the end of a closed log: there is nothing to read.
+    pub(crate) finished: bool,
 }
 
 impl<T, B: Backend> LogReader<T, B> {
@@ -29,6 +31,13 @@ impl<T, B: Backend> LogReader<T, B> {
     pub fn position(&self) -> Result<Cursor, &B::StartError> {
         self.start.as_ref().copied()
     }
+
+    /// Whether the position is the end of a [closed](EventLog::close) log:
+    /// the client has every event there will ever be.
+    #[must_use]
+    pub fn is_finished(&self) -> bool {
+        self.finished
+    }
 }
 
 impl<T, B: Backend> fmt::Debug for LogReader<T, B> {
@@ -36,6 +45,7 @@ impl<T, B: Backend> fmt::Debug for LogReader<T, B> {
         f.debug_struct("LogReader")
             .field("log", &self.log)
             .field("start", &self.start)
+            .field("finished", &self.finished)
             .finish()
     }
 }

@@ -22,6 +22,9 @@ pub(crate) struct Retention {
     /// Entries older than this are evicted (lazily: not counted as live by
     /// readers, removed on the next append).
     pub(crate) max_age: Option<Duration>,
+    /// At most this many bytes of event JSON (the newest event is kept
+    /// whatever its size).
+    pub(crate) max_bytes: Option<usize>,
 }
 
 pub(crate) struct Entry<T> {
@@ -29,7 +32,8 @@ pub(crate) struct Entry<T> {
     pub(crate) at: Instant,
     pub(crate) data: T,
     /// The JSON of `data`, made once by the first reader that needs it (or
-    /// taken from Redis) and shared by every answer and framing after.
+    /// at publish, for a log that retains by bytes; or taken from Redis)
+    /// and shared by every answer and framing after.
     json: OnceLock<Bytes>,
 }
 
@@ -46,6 +50,12 @@ impl<T> Entry<T> {
     /// The JSON of the event's data, serialized on first use. A failure is
     /// not cached (it is a bug in a `Serialize` impl, and rare): each
     /// reader reports it.
+    /// Its size for retention by bytes: the length of its JSON, once made
+    /// (a log that retains by bytes makes it at publish).
+    fn size(&self) -> usize {
+        self.json.get().map_or(0, Bytes::len)
+    }
+
     pub(crate) fn json(&self) -> Result<Bytes, String>
     where
         T: Serialize,
@@ -70,6 +80,13 @@ pub(crate) struct State<T> {
     pub(crate) head: u64,
     /// Position of the newest event evicted (0: none yet).
     pub(crate) floor: u64,
+    /// Closed: `head` is the end; nothing is appended any more.
+    pub(crate) closed: bool,
+    /// Deleted from its collection: nothing can be read or appended.
+    pub(crate) deleted: bool,
+    /// Bytes of the retained entries' JSON (counted for a log that retains
+    /// by bytes only).
+    pub(crate) bytes: usize,
 }
 
 impl<T> State<T> {
@@ -84,6 +101,9 @@ impl<T> State<T> {
             entries: VecDeque::new(),
             head,
             floor,
+            closed: false,
+            deleted: false,
+            bytes: 0,
         }
     }
 
@@ -96,6 +116,12 @@ impl<T> State<T> {
         debug_assert!(position > self.head, "{position} <= head {}", self.head);
         if self.entries.len() >= retention.capacity {
             self.evict_front();
+        }
+        if let Some(max) = retention.max_bytes {
+            self.bytes += entry.size();
+            while self.bytes > max && !self.entries.is_empty() {
+                self.evict_front();
+            }
         }
         if let Some(age) = retention.max_age {
             while self
@@ -113,6 +139,7 @@ impl<T> State<T> {
     fn evict_front(&mut self) {
         if let Some(e) = self.entries.pop_front() {
             self.floor = e.position;
+            self.bytes = self.bytes.saturating_sub(e.size());
         }
     }
 
@@ -124,6 +151,7 @@ impl<T> State<T> {
     pub(crate) fn gap(&mut self, position: u64) {
         let position = position.max(self.head);
         self.entries.clear();
+        self.bytes = 0;
         self.head = position;
         self.floor = position;
     }
@@ -155,9 +183,30 @@ impl<T> State<T> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn retention_by_bytes_keeps_the_newest() {
+        let now = Instant::now();
+        let retention = Retention {
+            capacity: 100,
+            max_age: None,
+            max_bytes: Some(10),
+        };
+        let mut s = State::new(1);
+        let json = |n: usize| Some(Bytes::from(vec![b'1'; n]));
+        s.push(Entry::new(1, now, (), json(4)), retention);
+        s.push(Entry::new(2, now, (), json(4)), retention);
+        assert_eq!((s.entries.len(), s.bytes), (2, 8));
+        s.push(Entry::new(3, now, (), json(4)), retention);
+        assert_eq!((s.entries.len(), s.bytes, s.floor), (2, 8, 1));
+        // One event larger than the limit is still retained, alone.
+        s.push(Entry::new(4, now, (), json(50)), retention);
+        assert_eq!((s.entries.len(), s.bytes, s.floor), (1, 50, 3));
+    }
+
     const KEEP_3: Retention = Retention {
         capacity: 3,
         max_age: None,
+        max_bytes: None,
     };
 
     #[test]
@@ -198,6 +247,7 @@ mod tests {
         let retention = Retention {
             capacity: 10,
             max_age: Some(age),
+            max_bytes: None,
         };
         let mut s = State::new(1);
         s.push(Entry::new(4, t0, (), None), retention);

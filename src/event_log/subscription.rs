@@ -6,6 +6,7 @@ use futures_util::Stream;
 use tokio_util::sync::ReusableBoxFuture;
 
 use super::log::{Found, Make, Read};
+use super::presence::Kind;
 use super::{Backend, Cursor, CursorGone, Event, EventLog, Memory};
 
 /// What a reader of a stream sees, in order: where it starts, the items, a
@@ -23,6 +24,9 @@ pub enum Step<X> {
     UpToDate(Cursor),
     /// The reader's position cannot be served; nothing follows.
     Gone(CursorGone),
+    /// The log is closed and the reader has every event, up to this end;
+    /// nothing follows.
+    Closed(Cursor),
 }
 
 /// The steps of a reader of `log` from `cursor`, each event made into an
@@ -37,6 +41,9 @@ pub(crate) struct Steps<T, B, X> {
     buffered: VecDeque<(Cursor, X)>,
     /// Once the buffered events are out: the reader has caught up.
     caught_up: bool,
+    /// Once the buffered events are out: the log is closed and this is its
+    /// end.
+    closed: bool,
     /// Waits for an event after `cursor`; `armed` says it was set for the
     /// current cursor.
     wait: Option<ReusableBoxFuture<'static, Result<Read<X>, CursorGone>>>,
@@ -58,15 +65,23 @@ enum State {
 // Nothing in it is structurally pinned (the wait future is boxed).
 impl<T, B, X> Unpin for Steps<T, B, X> {}
 
+impl<T, B, X> Drop for Steps<T, B, X> {
+    fn drop(&mut self) {
+        self.log.inner.presence.leave(Kind::Reader);
+    }
+}
+
 impl<T, B, X> Steps<T, B, X> {
     /// Steps from `cursor`; with `open` the first is `Step::Open`.
     pub(crate) fn new(log: EventLog<T, B>, cursor: Cursor, make: Make<T, X>, open: bool) -> Self {
+        log.inner.presence.enter(Kind::Reader);
         Self {
             log,
             make,
             cursor,
             buffered: VecDeque::new(),
             caught_up: false,
+            closed: false,
             wait: None,
             armed: false,
             state: if open { State::Start } else { State::Read },
@@ -93,6 +108,11 @@ where
             if let Some((cursor, item)) = this.buffered.pop_front() {
                 this.cursor = cursor;
                 return Poll::Ready(Some(Step::Item(item, Some(cursor))));
+            }
+            if this.closed {
+                this.closed = false;
+                this.state = State::Done;
+                return Poll::Ready(Some(Step::Closed(this.cursor)));
             }
             if std::mem::take(&mut this.caught_up) {
                 return Poll::Ready(Some(Step::UpToDate(this.cursor)));
@@ -137,7 +157,8 @@ where
                     } else {
                         State::Read
                     };
-                    this.caught_up = read.caught_up;
+                    this.caught_up = read.caught_up && !read.closed;
+                    this.closed = read.closed;
                     this.buffered.extend(read.events);
                 }
                 Err(gone) => {
@@ -155,7 +176,8 @@ where
 /// at most [`max_batch`](super::EventLogBuilder::max_batch) events at a
 /// time, so a consumer that stops polling holds at most one batch: nothing
 /// queues up for a slow reader. When its cursor is evicted (the reader fell
-/// behind retention) it yields one `Err(CursorGone)` and ends.
+/// behind retention) it yields one `Err(CursorGone)` and ends; when it
+/// reaches the end of a [closed](EventLog::close) log it ends.
 pub struct Subscription<T, B = Memory> {
     steps: Steps<T, B, T>,
 }
@@ -205,7 +227,7 @@ impl<T: Clone + Send + Sync + 'static, B: Backend> Stream for Subscription<T, B>
                 })),
                 Some(Step::Gone(gone)) => Some(Err(gone)),
                 Some(Step::Open(_) | Step::UpToDate(_)) => continue,
-                None => None,
+                Some(Step::Closed(_)) | None => None,
             });
         }
     }

@@ -14,7 +14,7 @@ use super::{LongPoll, Outcome};
 use crate::event_log::{Backend, Cursor, LogReader};
 use crate::response::{no_store, with_header};
 use crate::source::json_item;
-use crate::wire::{write_json, Frame, JsonItem};
+use crate::wire::{write_json, Frame, JsonItem, STREAM_CLOSED};
 
 /// The `Cursor` response header: where to continue, on every long-poll
 /// answer of [`LongPoll::serve`] (also the ones without a body).
@@ -22,7 +22,7 @@ pub const CURSOR: HeaderName = HeaderName::from_static("cursor");
 
 /// `{"events":[…],"cursor":"<next>"}`: each event as the JSON framings
 /// write it (an event that does not serialize as its `skipped` frame).
-fn batch_body(events: &[(Cursor, JsonItem)], next: Cursor) -> Response {
+fn batch_body(events: &[(Cursor, JsonItem)], next: Cursor, closed: bool) -> Response {
     let size: usize = events
         .iter()
         .map(|(_, item)| item.json.as_ref().map_or(64, |json| json.len() + 48))
@@ -37,10 +37,17 @@ fn batch_body(events: &[(Cursor, JsonItem)], next: Cursor) -> Response {
     }
     out.put_slice(b"],\"cursor\":\"");
     let _ = write!(out, "{next}");
-    out.put_slice(b"\"}");
+    out.put_u8(b'"');
+    if closed {
+        out.put_slice(b",\"closed\":true");
+    }
+    out.put_u8(b'}');
     let mut res = (StatusCode::OK, Body::from(out.freeze())).into_response();
-    res.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    let headers = res.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if closed {
+        headers.insert(STREAM_CLOSED, HeaderValue::from_static("true"));
+    }
     no_store(res)
 }
 
@@ -52,6 +59,7 @@ impl LongPoll {
     /// | outcome | answer |
     /// |---|---|
     /// | events | `200` `{"events":[{"id":"<cursor>","data":…}],"cursor":"<next>"}` |
+    /// | the last events of a closed log, or none at its end | the same with `"closed":true` and `Stream-Closed: true`, at once (never parks at the end) |
     /// | timeout | `204` (keepalive) |
     /// | shutdown | `503` + `Retry-After` |
     /// | the position is gone | `410` with the [`CursorGone`](crate::CursorGone) JSON |
@@ -89,8 +97,14 @@ impl LongPoll {
             Err(refused) => return refused.into_response(),
         };
         let log = reader.log;
-        let (res, cursor) = match self.wait(log.wait_with(after, json_item)).await {
-            Outcome::Ready(Ok(read)) => (batch_body(&read.events, read.cursor), read.cursor),
+        let waiter = log.waiter();
+        let outcome = self.wait(log.wait_with(after, json_item)).await;
+        drop(waiter);
+        let (res, cursor) = match outcome {
+            Outcome::Ready(Ok(read)) => (
+                batch_body(&read.events, read.cursor, read.closed),
+                read.cursor,
+            ),
             Outcome::Ready(Err(gone)) => return gone.into_response(),
             other => (self.respond(other.map(|_: Result<_, _>| ())), after),
         };

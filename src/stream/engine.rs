@@ -150,6 +150,11 @@ where
                             *this.state = State::Done;
                             Owned::Control(Control::Gone(gone))
                         }
+                        Step::Closed(cursor) => {
+                            *this.state = State::Done;
+                            *this.cursor = Some(cursor);
+                            Owned::Control(Control::Closed { cursor })
+                        }
                     },
                     Poll::Ready(None) => {
                         *this.state = State::Done;

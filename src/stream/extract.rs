@@ -14,10 +14,10 @@ use tokio_util::sync::CancellationToken;
 use super::engine::{Engine, Limits};
 use super::StreamConfig;
 use crate::disconnect::{MissingDisconnectLayer, RequestContext};
-use crate::response::{rejection, Overloaded, Reject};
+use crate::response::{no_store, rejection, Overloaded, Reject};
 use crate::source::Source;
 use crate::stats::{Gauge, Held};
-use crate::wire::{Framing, JsonItem, Ndjson, Sse};
+use crate::wire::{Framing, JsonItem, Ndjson, Sse, STREAM_CLOSED};
 
 /// `X-Accel-Buffering: no` tells nginx not to buffer the response.
 const X_ACCEL_BUFFERING: HeaderName = HeaderName::from_static("x-accel-buffering");
@@ -173,11 +173,21 @@ impl Streaming {
     /// Streams `source` written by `framing`: the engine of
     /// [`ndjson`](Self::ndjson) and [`sse`](Self::sse) (heartbeats, caps,
     /// shutdown, the disconnect token) for another event format.
+    ///
+    /// A position at the end of a closed log is answered `204 No Content`
+    /// with `Stream-Closed: true` and no stream: nothing will ever follow,
+    /// and a `204` is what stops `EventSource` from reconnecting.
     pub fn framed<X, F>(self, framing: F, source: impl Source<X>) -> Response
     where
         X: Send + 'static,
         F: Framing<X>,
     {
+        if source.finished() {
+            let mut res = StatusCode::NO_CONTENT.into_response();
+            res.headers_mut()
+                .insert(STREAM_CLOSED, HeaderValue::from_static("true"));
+            return no_store(res);
+        }
         let steps = match source.into_steps() {
             Ok(steps) => steps,
             Err(response) => return response,

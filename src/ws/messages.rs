@@ -6,7 +6,7 @@ use futures_util::Stream;
 use pin_project_lite::pin_project;
 
 use super::CloseReason;
-use crate::event_log::{CursorGone, Step};
+use crate::event_log::Step;
 use crate::wire::{json_text, Control, Frame, JsonItem};
 
 pin_project! {
@@ -15,8 +15,8 @@ pin_project! {
     pub(crate) struct Messages<S> {
         #[pin]
         steps: S,
-        // Sent after the `gone` frame.
-        close: Option<CursorGone>,
+        // Sent after the `gone` or `closed` frame.
+        close: Option<CloseReason>,
     }
 }
 
@@ -35,8 +35,8 @@ impl<S: Stream<Item = Step<JsonItem>>> Stream for Messages<S> {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let mut this = self.project();
-        if let Some(gone) = this.close.take() {
-            return Poll::Ready(Some(Err(CloseReason::CursorGone(gone))));
+        if let Some(reason) = this.close.take() {
+            return Poll::Ready(Some(Err(reason)));
         }
         loop {
             let message = match ready!(this.steps.as_mut().poll_next(cx)) {
@@ -50,8 +50,16 @@ impl<S: Stream<Item = Step<JsonItem>>> Stream for Messages<S> {
                     let Control::Gone(gone) = control else {
                         unreachable!("made above")
                     };
-                    *this.close = Some(gone);
+                    *this.close = Some(CloseReason::CursorGone(gone));
                     message
+                }
+                // The end of a closed log: the `closed` frame, then `1000`.
+                Some(Step::Closed(cursor)) => {
+                    *this.close = Some(CloseReason::server(
+                        super::close_code::NORMAL,
+                        "closed: the stream has ended",
+                    ));
+                    text(&Frame::Control(&Control::Closed { cursor }))
                 }
             };
             if let Some(message) = message {

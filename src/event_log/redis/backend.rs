@@ -14,7 +14,8 @@ use super::id::Id;
 use super::link::{is_broken, Link, LinkConfig};
 use super::reader;
 use crate::event_log::backend::{sealed, Backend, Payload, PublishError};
-use crate::event_log::log::Inner;
+use crate::event_log::log::{Inner, Lag};
+use crate::event_log::presence::Presence;
 use crate::event_log::{Cursor, EventLog, EventLogBuilder};
 
 /// The Redis Streams backend: the log is a Redis stream shared by every
@@ -27,6 +28,7 @@ pub struct Redis {
     link: Arc<Link>,
     writer: tokio::sync::Mutex<Option<MultiplexedConnection>>,
     reader: AbortHandle,
+    pub(crate) lag: Lag,
 }
 
 impl fmt::Debug for Redis {
@@ -117,7 +119,11 @@ impl Redis {
     }
 }
 
-impl sealed::Sealed for Redis {}
+impl sealed::Sealed for Redis {
+    fn lag(&self) -> Option<&Lag> {
+        Some(&self.lag)
+    }
+}
 
 impl Backend for Redis {
     type StartError = StartError;
@@ -152,16 +158,26 @@ impl Backend for Redis {
     ///   cursor can hold (see
     ///   [the Redis backend](crate::event_log#the-redis-backend)); it is
     ///   deleted again, and readers past it get `410` `evicted`.
-    fn publish<T: Payload>(
+    fn append<T: Payload>(
         log: &EventLog<T, Self>,
-        data: T,
+        data: Option<T>,
+        close: bool,
     ) -> impl Future<Output = Result<Cursor, PublishError>> + Send + '_ {
-        log.publish_redis(data)
+        log.append_redis(data, close)
     }
 }
 
 impl<T: Payload> EventLog<T, Redis> {
-    async fn publish_redis(&self, data: T) -> Result<Cursor, PublishError> {
+    async fn append_redis(&self, data: Option<T>, close: bool) -> Result<Cursor, PublishError> {
+        if close {
+            return Err(PublishError::Unavailable {
+                retry_after: self.inner.backend.link.retry_after,
+                source: "closing a stream on Redis is not implemented yet".into(),
+            });
+        }
+        let Some(data) = data else {
+            return Ok(self.head());
+        };
         let json = serde_json::to_string(&data).map_err(PublishError::Encode)?;
         let redis = &self.inner.backend;
         let (epoch, id) = redis.append(self.epoch(), &json).await?;
@@ -319,16 +335,18 @@ impl RedisLogBuilder {
         let epoch = link.claim_epoch(&mut conn, None).await?;
         let tail = link.tail(&mut conn).await?;
         let (state, mark) = reader::fresh::<T>(epoch, &tail, link.keep, retention);
-        let config = self.log;
+        let config = self.log.log_config();
         let inner = Arc::new_cyclic(|weak| {
             let task = tokio::spawn(reader::run(weak.clone(), Arc::clone(&link), conn, mark));
             Inner::new(
-                &config,
+                config,
                 state,
+                Presence::new(None),
                 Redis {
                     link,
                     writer: tokio::sync::Mutex::new(Some(writer)),
                     reader: task.abort_handle(),
+                    lag: Lag::default(),
                 },
             )
         });

@@ -281,7 +281,7 @@ pub(crate) async fn run<T>(
             },
         };
         if !in_step {
-            let Some(retention) = log.upgrade().map(|log| log.retention) else {
+            let Some(retention) = log.upgrade().map(|log| log.config.retention) else {
                 return;
             };
             match resync::<T>(&link, &mut c, mark, retention).await {
@@ -301,8 +301,8 @@ pub(crate) async fn run<T>(
                     link.set_connected(true);
                     backoff.reset();
                     log.published.notify_waiters();
-                    log.rounds.fetch_add(1, Ordering::AcqRel);
-                    log.synced.notify_waiters();
+                    log.backend.lag.rounds.fetch_add(1, Ordering::AcqRel);
+                    log.backend.lag.synced.notify_waiters();
                 }
                 Err(_) => {
                     link.set_connected(false);
@@ -327,14 +327,15 @@ pub(crate) async fn run<T>(
                     mark.last = last;
                     mark.seen = true;
                     let now = Instant::now();
-                    let changed = apply(&mut log.state_mut(), entries, |_| now, log.retention);
+                    let changed =
+                        apply(&mut log.state_mut(), entries, |_| now, log.config.retention);
                     if changed {
                         log.published.notify_waiters();
                     }
                 }
                 if caught_up {
-                    log.rounds.fetch_add(1, Ordering::AcqRel);
-                    log.synced.notify_waiters();
+                    log.backend.lag.rounds.fetch_add(1, Ordering::AcqRel);
+                    log.backend.lag.synced.notify_waiters();
                 }
             }
             Err(_) => {

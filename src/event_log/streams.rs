@@ -1,0 +1,569 @@
+//! Many named logs: created on demand, capped, evicted when idle or
+//! expired, by one janitor task per collection.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::time::{Duration, SystemTime};
+
+use http::StatusCode;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use super::log::{memory_epoch, LogConfig};
+use super::presence::{millis, Janitor, Member, Presence};
+use super::{Backend, EventLog, EventLogBuilder, Figures, Memory};
+use crate::response::{rejection, Overloaded, Reject};
+
+/// The longest stream name.
+pub const MAX_NAME: usize = 128;
+
+/// Many named [`EventLog`]s: a log per chat room, per user, per document,
+/// per answer. See the [module docs](crate::event_log#many-streams).
+///
+/// - [`get_or_create`](Self::get_or_create) finds a stream by name or
+///   creates it (on a publish or a read); [`create`](Self::create) and
+///   [`delete`](Self::delete) do it explicitly.
+/// - At most [`max_streams`](StreamsBuilder::max_streams) live at once;
+///   beyond it a new name is refused ([`StreamsError::Full`]: `503` +
+///   `Retry-After`).
+/// - Each stream retains by count, age and bytes as the
+///   [`EventLogBuilder`] says, and can end ([`EventLog::close`]).
+/// - A stream nobody reads or waits on and nobody published to for
+///   [`idle`](StreamsBuilder::idle) is evicted; one with a
+///   [TTL or an expiry](StreamOptions) goes when it runs out. No task per
+///   stream: one janitor per collection sleeps until the next deadline.
+/// - A deleted or evicted name can be used again: it is a new stream, with
+///   a new epoch, so the old stream's cursors are refused (`410` `epoch`,
+///   "from another stream or an earlier run").
+///
+/// Cloning is cheap (one `Arc`).
+pub struct Streams<T, B: Backend = Memory> {
+    inner: Arc<Registry<T, B>>,
+}
+
+impl<T, B: Backend> Clone for Streams<T, B> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<T, B: Backend> fmt::Debug for Streams<T, B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Streams")
+            .field("live", &self.len())
+            .field("max_streams", &self.inner.settings.max_streams)
+            .field("idle", &self.inner.settings.idle)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a collection is set up with.
+#[derive(Clone, Copy, Debug)]
+struct Settings {
+    max_streams: usize,
+    idle: Option<Duration>,
+    retry_after: Duration,
+}
+
+/// The janitor's plan: (due in [`millis`], stream), earliest first.
+type Queue = BinaryHeap<Reverse<(u64, Arc<str>)>>;
+
+struct Registry<T, B> {
+    logs: RwLock<HashMap<Arc<str>, EventLog<T, B>>>,
+    config: Arc<LogConfig>,
+    settings: Settings,
+    /// When each planned stream is next to be looked at, earliest first;
+    /// at most one entry per stream (its member's `queued` flag).
+    queue: Mutex<Queue>,
+    /// Wakes the janitor: an earlier deadline, or the collection is gone.
+    wake: Arc<Notify>,
+    janitor: AtomicBool,
+}
+
+impl<T, B> Drop for Registry<T, B> {
+    fn drop(&mut self) {
+        // The janitor holds only a weak handle: let it see that.
+        self.wake.notify_one();
+    }
+}
+
+/// Builds a [`Streams`] collection: made by [`EventLogBuilder::streams`],
+/// whose retention, batch and start settings every stream gets.
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct StreamsBuilder {
+    log: EventLogBuilder,
+    settings: Settings,
+}
+
+impl EventLogBuilder {
+    /// A collection of named logs, each with this builder's settings
+    /// (capacity, age, bytes, batch, start). See [`Streams`].
+    pub fn streams(self) -> StreamsBuilder {
+        StreamsBuilder {
+            log: self,
+            settings: Settings {
+                max_streams: 10_000,
+                idle: Some(Duration::from_secs(300)),
+                retry_after: Duration::from_secs(1),
+            },
+        }
+    }
+}
+
+impl StreamsBuilder {
+    /// At most this many streams at once (default 10,000); creating one
+    /// more is refused with [`StreamsError::Full`] (`503` + `Retry-After`).
+    pub fn max_streams(mut self, streams: usize) -> Self {
+        self.settings.max_streams = streams;
+        self
+    }
+
+    /// Evict a stream when nobody has read, waited on or published to it
+    /// for this long (default 5 minutes; `None`: never). A stream is never
+    /// evicted while a stream or a WebSocket reads it or a long-poll waits
+    /// on it; each read request and each publish starts the time again.
+    pub fn idle(mut self, idle: Option<Duration>) -> Self {
+        self.settings.idle = idle;
+        self
+    }
+
+    /// The `Retry-After` of [`StreamsError::Full`] (default 1 s).
+    pub fn retry_after(mut self, after: Duration) -> Self {
+        self.settings.retry_after = after;
+        self
+    }
+
+    /// A collection of in-memory streams.
+    pub fn build<T>(self) -> Streams<T> {
+        Streams {
+            inner: Arc::new(Registry {
+                logs: RwLock::default(),
+                config: self.log.log_config(),
+                settings: self.settings,
+                queue: Mutex::default(),
+                wake: Arc::default(),
+                janitor: AtomicBool::new(false),
+            }),
+        }
+    }
+}
+
+/// Settings of one stream, given when it is [created](Streams::create).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[must_use]
+pub struct StreamOptions {
+    ttl: Option<Duration>,
+    expires_at: Option<SystemTime>,
+}
+
+impl StreamOptions {
+    /// No TTL, no expiry (the defaults).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Delete the stream once it was not used for this long: a sliding
+    /// time, started again by every publish and read request (whether or
+    /// not someone is still reading), counted in whole seconds. Unlike
+    /// [`idle`](StreamsBuilder::idle) it applies with readers too.
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = Some(ttl);
+        self
+    }
+
+    /// Delete the stream at this time, whatever happens on it.
+    pub fn expires_at(mut self, at: SystemTime) -> Self {
+        self.expires_at = Some(at);
+        self
+    }
+}
+
+/// Why a [`Streams`] call was refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StreamsError {
+    /// The name is not 1 to 128 characters of `A–Z a–z 0–9 . _ ~ -` (`400`).
+    InvalidName {
+        /// At most 64 characters of it.
+        value: String,
+    },
+    /// [`max_streams`](StreamsBuilder::max_streams) streams live already
+    /// (`503` + `Retry-After`).
+    Full(Overloaded),
+    /// [`create`](Streams::create) of a name that exists (`409`).
+    Exists {
+        /// The name.
+        name: Arc<str>,
+    },
+}
+
+impl Reject for StreamsError {
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::InvalidName { .. } => StatusCode::BAD_REQUEST,
+            Self::Full(full) => full.status(),
+            Self::Exists { .. } => StatusCode::CONFLICT,
+        }
+    }
+
+    fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::InvalidName { value } => write!(
+                f,
+                "invalid stream `name`: {value:?}; allowed: 1 to {MAX_NAME} characters of \
+                 `A-Z a-z 0-9 . _ ~ -`"
+            ),
+            Self::Full(full) => write!(f, "{full}"),
+            Self::Exists { name } => write!(f, "stream {name:?} exists already"),
+        }
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::Full(full) => Some(full.retry_after),
+            _ => None,
+        }
+    }
+}
+
+rejection!(StreamsError);
+
+/// Checks a stream name: 1 to 128 characters of `A–Z a–z 0–9 . _ ~ -` (the
+/// characters a URL path segment carries unescaped).
+///
+/// # Errors
+///
+/// [`StreamsError::InvalidName`] naming the value.
+pub fn check_name(name: &str) -> Result<(), StreamsError> {
+    let allowed = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'~' | b'-');
+    if name.is_empty() || name.len() > MAX_NAME || !name.bytes().all(allowed) {
+        return Err(StreamsError::InvalidName {
+            value: crate::params::echo(name),
+        });
+    }
+    Ok(())
+}
+
+/// A stream's own deadlines, kept in its presence (no allocation).
+pub(crate) struct Expiry {
+    /// Sliding TTL in seconds (0: none).
+    ttl_secs: u32,
+    /// [`millis`] of the absolute expiry (0: none).
+    expires_ms: u64,
+    /// Whether the stream has an entry in the janitor's queue.
+    queued: AtomicBool,
+}
+
+impl Expiry {
+    fn new(options: &StreamOptions) -> Self {
+        let ttl_secs = options.ttl.map_or(0, |ttl| {
+            u32::try_from(ttl.as_secs().max(1)).unwrap_or(u32::MAX)
+        });
+        let expires_ms = options.expires_at.map_or(0, |at| {
+            let now = Instant::now();
+            let at = match at.duration_since(SystemTime::now()) {
+                Ok(ahead) => crate::deadline::after(now, ahead),
+                Err(_) => now,
+            };
+            millis(at).max(1)
+        });
+        Self {
+            ttl_secs,
+            expires_ms,
+            queued: AtomicBool::new(false),
+        }
+    }
+}
+
+impl<T, B: Backend> Registry<T, B> {
+    /// When `log` is next due for a look, if ever.
+    fn due(&self, log: &EventLog<T, B>, expiry: &Expiry) -> Option<u64> {
+        let presence = &log.inner.presence;
+        let touched = presence.touched();
+        let idle = self
+            .settings
+            .idle
+            .filter(|_| presence.is_vacant())
+            .map(|idle| touched.saturating_add(duration_ms(idle)));
+        let ttl = (expiry.ttl_secs > 0)
+            .then(|| touched.saturating_add(u64::from(expiry.ttl_secs) * 1000));
+        let at = (expiry.expires_ms > 0).then_some(expiry.expires_ms);
+        [idle, ttl, at].into_iter().flatten().min()
+    }
+
+    /// Plans a look at `name` (unless one is planned already).
+    fn plan(&self, name: &Arc<str>, log: &EventLog<T, B>) {
+        let Some(expiry) = log.inner.presence.expiry() else {
+            return;
+        };
+        let Some(due) = self.due(log, expiry) else {
+            return;
+        };
+        if expiry.queued.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let mut queue = self.queue();
+        let earliest = queue.peek().is_none_or(|Reverse((first, _))| due < *first);
+        queue.push(Reverse((due, Arc::clone(name))));
+        drop(queue);
+        if earliest {
+            self.wake.notify_one();
+        }
+    }
+
+    fn queue(&self) -> std::sync::MutexGuard<'_, Queue> {
+        self.queue
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn logs(&self) -> std::sync::RwLockReadGuard<'_, HashMap<Arc<str>, EventLog<T, B>>> {
+        self.logs
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn logs_mut(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<Arc<str>, EventLog<T, B>>> {
+        self.logs
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Looks at a stream whose time came: removes it if it is expired or
+    /// idle, else plans the next look.
+    fn look(&self, name: &Arc<str>) {
+        let Some(log) = self.logs().get(name).cloned() else {
+            return;
+        };
+        let Some(expiry) = log.inner.presence.expiry() else {
+            return;
+        };
+        expiry.queued.store(false, Ordering::Release);
+        let now = millis(Instant::now());
+        match self.due(&log, expiry) {
+            Some(due) if due <= now => {
+                // Decided again under the write lock: a reader may have come.
+                let mut logs = self.logs_mut();
+                if self.due(&log, expiry).is_some_and(|due| due <= now)
+                    && logs
+                        .get(name)
+                        .is_some_and(|l| Arc::ptr_eq(&l.inner, &log.inner))
+                {
+                    logs.remove(name);
+                    drop(logs);
+                    log.retire();
+                } else {
+                    drop(logs);
+                    self.plan(name, &log);
+                }
+            }
+            Some(_) => self.plan(name, &log),
+            None => {}
+        }
+    }
+}
+
+fn duration_ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl<T: Send + Sync + 'static, B: Backend> Janitor for Registry<T, B> {
+    fn idle(&self, name: &Arc<str>) {
+        let log = self.logs().get(name).cloned();
+        if let Some(log) = log {
+            self.plan(name, &log);
+        }
+    }
+}
+
+/// The one task of a collection: sleeps until the earliest planned look,
+/// then looks. Ends when the collection is dropped.
+async fn janitor<T: Send + Sync + 'static, B: Backend>(
+    registry: Weak<Registry<T, B>>,
+    wake: Arc<Notify>,
+) {
+    loop {
+        let woken = wake.notified();
+        tokio::pin!(woken);
+        woken.as_mut().enable();
+        let Some(registry) = registry.upgrade() else {
+            return;
+        };
+        let next = registry.queue().peek().map(|Reverse((due, _))| *due);
+        let now = millis(Instant::now());
+        match next {
+            Some(due) if due <= now => {
+                let popped = registry.queue().pop();
+                if let Some(Reverse((_, name))) = popped {
+                    registry.look(&name);
+                }
+                // Yield between looks: a burst of expiries does not hold
+                // the runtime.
+                drop(registry);
+                tokio::task::yield_now().await;
+            }
+            Some(due) => {
+                drop(registry);
+                let at = super::presence::instant(due);
+                tokio::select! {
+                    () = tokio::time::sleep_until(at) => {}
+                    () = &mut woken => {}
+                }
+            }
+            None => {
+                drop(registry);
+                woken.await;
+            }
+        }
+    }
+}
+
+impl<T, B: Backend> Streams<T, B> {
+    /// The stream of this name, if it lives (it is not created).
+    #[must_use]
+    pub fn get(&self, name: &str) -> Option<EventLog<T, B>> {
+        let log = self.inner.logs().get(name).cloned()?;
+        log.inner.presence.touch();
+        Some(log)
+    }
+
+    /// Deletes the stream of this name. Its readers and waiters are told
+    /// at once (`410`, reason `deleted`, in each mode's way); a publish on a
+    /// handle to it fails ([`PublishError::Deleted`](super::PublishError::Deleted)).
+    /// The name can be used again, for a new stream with a new epoch.
+    /// Returns whether it lived.
+    pub fn delete(&self, name: &str) -> bool {
+        let removed = self.inner.logs_mut().remove(name);
+        match removed {
+            Some(log) => {
+                log.retire();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// How many streams live now.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.inner.logs().len()
+    }
+
+    /// Whether none does.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The figures of the stream of this name, if it lives (looking does
+    /// not count as using it).
+    #[must_use]
+    pub fn figures(&self, name: &str) -> Option<Figures> {
+        self.inner.logs().get(name).map(EventLog::figures)
+    }
+}
+
+impl<T: Send + Sync + 'static> Streams<T, Memory> {
+    /// The stream of this name, created (empty, open) if it does not live.
+    /// Counts as a use of it (idle and TTL start again).
+    ///
+    /// `async` as on every backend (on Redis it may load the stream); on
+    /// memory it is ready at once.
+    ///
+    /// # Errors
+    ///
+    /// [`StreamsError::InvalidName`] (`400`), [`StreamsError::Full`]
+    /// (`503` + `Retry-After`).
+    pub async fn get_or_create(&self, name: &str) -> Result<EventLog<T>, StreamsError> {
+        if let Some(log) = self.get(name) {
+            return Ok(log);
+        }
+        self.insert(name, &StreamOptions::new(), false)
+    }
+
+    /// Creates the stream `name` with `options`.
+    ///
+    /// # Errors
+    ///
+    /// [`StreamsError::Exists`] (`409`) when it lives already, and those of
+    /// [`get_or_create`](Self::get_or_create).
+    pub async fn create(
+        &self,
+        name: &str,
+        options: StreamOptions,
+    ) -> Result<EventLog<T>, StreamsError> {
+        self.insert(name, &options, true)
+    }
+
+    fn insert(
+        &self,
+        name: &str,
+        options: &StreamOptions,
+        exclusive: bool,
+    ) -> Result<EventLog<T>, StreamsError> {
+        check_name(name)?;
+        self.start_janitor();
+        let registry = &self.inner;
+        let mut logs = registry.logs_mut();
+        if let Some(log) = logs.get(name) {
+            if exclusive {
+                return Err(StreamsError::Exists {
+                    name: Arc::from(name),
+                });
+            }
+            log.inner.presence.touch();
+            return Ok(log.clone());
+        }
+        let settings = registry.settings;
+        if logs.len() >= settings.max_streams {
+            return Err(StreamsError::Full(Overloaded {
+                what: "streams live",
+                setting: "StreamsBuilder::max_streams",
+                limit: settings.max_streams,
+                retry_after: settings.retry_after,
+            }));
+        }
+        let name: Arc<str> = Arc::from(name);
+        let janitor: Weak<dyn Janitor> =
+            Arc::downgrade(&(Arc::clone(registry) as Arc<dyn Janitor>));
+        let member = Member {
+            name: Arc::clone(&name),
+            janitor,
+            expiry: Expiry::new(options),
+        };
+        let log = EventLog::memory(
+            Arc::clone(&registry.config),
+            memory_epoch(),
+            Presence::new(Some(member)),
+        );
+        logs.insert(Arc::clone(&name), log.clone());
+        drop(logs);
+        registry.plan(&name, &log);
+        Ok(log)
+    }
+
+    fn start_janitor(&self) {
+        let registry = &self.inner;
+        if registry.janitor.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        tokio::spawn(janitor(
+            Arc::downgrade(registry),
+            Arc::clone(&registry.wake),
+        ));
+    }
+}
+
+impl<T, B> EventLog<T, B> {
+    /// Removed from its collection: readers and waiters are woken and told.
+    pub(crate) fn retire(&self) {
+        self.inner.state_mut().deleted = true;
+        self.inner.published.notify_waiters();
+    }
+}
