@@ -7,7 +7,7 @@ use http::StatusCode;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::{Cursor, CursorGone, EventLog};
+use super::{Cursor, CursorGone, EventLog, StreamOptions, Streams, StreamsError};
 use crate::response::{rejection, Reject};
 
 /// What an [`EventLog`] can carry and publish: a type that goes through JSON
@@ -59,6 +59,22 @@ pub trait Backend: sealed::Sealed + fmt::Debug + Send + Sync + Sized + 'static {
         data: Option<T>,
         close: bool,
     ) -> impl Future<Output = Result<Cursor, PublishError>> + Send + '_;
+
+    /// What the streams of one [`Streams`] collection share on this backend
+    /// (nothing in memory; the connections on Redis).
+    #[doc(hidden)]
+    type Hub: Send + Sync + 'static;
+
+    /// [`Streams::get_or_create`] (not `exclusive`) and
+    /// [`Streams::create`] (`exclusive`): the stream `name` (checked
+    /// already), opened or created on this backend.
+    #[doc(hidden)]
+    fn open<'a, T: Payload>(
+        streams: &'a Streams<T, Self>,
+        name: &'a str,
+        options: &'a StreamOptions,
+        exclusive: bool,
+    ) -> impl Future<Output = Result<EventLog<T, Self>, StreamsError>> + Send + 'a;
 }
 
 pub(crate) mod sealed {
@@ -75,19 +91,23 @@ pub(crate) mod sealed {
         }
     }
 
+    /// Seals [`StartRefusal`].
+    #[allow(unreachable_pub)]
+    pub trait Refusal {}
+
     /// What [`Resume::start`](crate::Resume::start) refuses a request with
     /// (`Backend::StartError`): a [`CursorGone`], which each mode tells in
     /// its own way (`410`, in-band `gone`, `4410`), or (on Redis) an outage,
     /// which every mode answers `503` + `Retry-After`.
     #[allow(unreachable_pub)]
-    pub trait StartRefusal: Sealed + IntoResponse + Sized {
+    pub trait StartRefusal: Refusal + IntoResponse + Sized {
         /// The [`CursorGone`] to tell, or the response to send instead.
         #[allow(clippy::result_large_err)] // converted once per request; never `?`-propagated
         fn into_gone(self) -> Result<CursorGone, Response>;
     }
 }
 
-impl sealed::Sealed for CursorGone {}
+impl sealed::Refusal for CursorGone {}
 
 impl sealed::StartRefusal for CursorGone {
     fn into_gone(self) -> Result<CursorGone, Response> {
@@ -120,6 +140,17 @@ impl Backend for Memory {
         close: bool,
     ) -> impl Future<Output = Result<Cursor, PublishError>> + Send + '_ {
         std::future::ready(log.push_now(data, close))
+    }
+
+    type Hub = ();
+
+    fn open<'a, T: Payload>(
+        streams: &'a Streams<T, Self>,
+        name: &'a str,
+        options: &'a StreamOptions,
+        exclusive: bool,
+    ) -> impl Future<Output = Result<EventLog<T, Self>, StreamsError>> + Send + 'a {
+        std::future::ready(streams.insert_memory(name, options, exclusive))
     }
 }
 

@@ -14,7 +14,7 @@ use tokio::time::Instant;
 
 use super::log::{memory_epoch, LogConfig};
 use super::presence::{millis, Janitor, Member, Presence};
-use super::{Backend, EventLog, EventLogBuilder, Figures, Memory};
+use super::{Backend, EventLog, EventLogBuilder, Figures, Memory, Payload};
 use crate::response::{rejection, Overloaded, Reject};
 
 /// The longest stream name.
@@ -41,7 +41,7 @@ pub const MAX_NAME: usize = 128;
 ///
 /// Cloning is cheap (one `Arc`).
 pub struct Streams<T, B: Backend = Memory> {
-    inner: Arc<Registry<T, B>>,
+    pub(crate) inner: Arc<Registry<T, B>>,
 }
 
 impl<T, B: Backend> Clone for Streams<T, B> {
@@ -73,7 +73,10 @@ struct Settings {
 /// The janitor's plan: (due in [`millis`], stream), earliest first.
 type Queue = BinaryHeap<Reverse<(u64, Arc<str>)>>;
 
-struct Registry<T, B> {
+pub(crate) struct Registry<T, B: Backend> {
+    /// What the backend shares between the streams.
+    #[allow(dead_code)] // nothing in memory
+    pub(crate) hub: B::Hub,
     logs: RwLock<HashMap<Arc<str>, EventLog<T, B>>>,
     config: Arc<LogConfig>,
     settings: Settings,
@@ -85,7 +88,7 @@ struct Registry<T, B> {
     janitor: AtomicBool,
 }
 
-impl<T, B> Drop for Registry<T, B> {
+impl<T, B: Backend> Drop for Registry<T, B> {
     fn drop(&mut self) {
         // The janitor holds only a weak handle: let it see that.
         self.wake.notify_one();
@@ -143,6 +146,7 @@ impl StreamsBuilder {
     pub fn build<T>(self) -> Streams<T> {
         Streams {
             inner: Arc::new(Registry {
+                hub: (),
                 logs: RwLock::default(),
                 config: self.log.log_config(),
                 settings: self.settings,
@@ -469,22 +473,23 @@ impl<T, B: Backend> Streams<T, B> {
     }
 }
 
-impl<T: Send + Sync + 'static> Streams<T, Memory> {
+impl<T: Payload, B: Backend> Streams<T, B> {
     /// The stream of this name, created (empty, open) if it does not live.
     /// Counts as a use of it (idle and TTL start again).
     ///
-    /// `async` as on every backend (on Redis it may load the stream); on
-    /// memory it is ready at once.
+    /// The same call on every backend: on memory it is ready at once; on
+    /// Redis it may load the stream (or create it there).
     ///
     /// # Errors
     ///
     /// [`StreamsError::InvalidName`] (`400`), [`StreamsError::Full`]
     /// (`503` + `Retry-After`).
-    pub async fn get_or_create(&self, name: &str) -> Result<EventLog<T>, StreamsError> {
+    pub async fn get_or_create(&self, name: &str) -> Result<EventLog<T, B>, StreamsError> {
         if let Some(log) = self.get(name) {
             return Ok(log);
         }
-        self.insert(name, &StreamOptions::new(), false)
+        check_name(name)?;
+        B::open(self, name, &StreamOptions::new(), false).await
     }
 
     /// Creates the stream `name` with `options`.
@@ -497,17 +502,19 @@ impl<T: Send + Sync + 'static> Streams<T, Memory> {
         &self,
         name: &str,
         options: StreamOptions,
-    ) -> Result<EventLog<T>, StreamsError> {
-        self.insert(name, &options, true)
+    ) -> Result<EventLog<T, B>, StreamsError> {
+        check_name(name)?;
+        B::open(self, name, &options, true).await
     }
+}
 
-    fn insert(
+impl<T: Send + Sync + 'static> Streams<T, Memory> {
+    pub(crate) fn insert_memory(
         &self,
         name: &str,
         options: &StreamOptions,
         exclusive: bool,
     ) -> Result<EventLog<T>, StreamsError> {
-        check_name(name)?;
         self.start_janitor();
         let registry = &self.inner;
         let mut logs = registry.logs_mut();

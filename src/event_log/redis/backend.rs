@@ -16,7 +16,7 @@ use super::reader;
 use crate::event_log::backend::{sealed, Backend, Payload, PublishError};
 use crate::event_log::log::{Inner, Lag};
 use crate::event_log::presence::Presence;
-use crate::event_log::{Cursor, EventLog, EventLogBuilder};
+use crate::event_log::{Cursor, EventLog, EventLogBuilder, StreamOptions, Streams, StreamsError};
 
 /// The Redis Streams backend: the log is a Redis stream shared by every
 /// instance that names the same key. See the
@@ -164,6 +164,20 @@ impl Backend for Redis {
         close: bool,
     ) -> impl Future<Output = Result<Cursor, PublishError>> + Send + '_ {
         log.append_redis(data, close)
+    }
+
+    type Hub = ();
+
+    // The collection of many streams on Redis comes with the shared hub.
+    fn open<'a, T: Payload>(
+        _streams: &'a Streams<T, Self>,
+        name: &'a str,
+        _options: &'a StreamOptions,
+        _exclusive: bool,
+    ) -> impl Future<Output = Result<EventLog<T, Self>, StreamsError>> + Send + 'a {
+        std::future::ready(Err(StreamsError::InvalidName {
+            value: format!("{name} (named streams on Redis are not built yet)"),
+        }))
     }
 }
 
