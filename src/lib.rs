@@ -170,6 +170,9 @@
 
 mod deadline;
 pub mod disconnect;
+#[cfg(feature = "durable")]
+#[cfg_attr(docsrs, doc(cfg(feature = "durable")))]
+pub mod durable;
 pub mod event_log;
 pub mod long_poll;
 #[cfg(feature = "net")]

@@ -3,6 +3,7 @@
 //! (`#[path = "../examples/demo/app.rs"] mod demo;`).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::ws::Message;
@@ -12,6 +13,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use axum_longpoll::disconnect::InFlight;
+use axum_longpoll::durable::{DurableConfig, DurableStreams};
 use axum_longpoll::event_log::{
     Backend, EventLog, Memory, PublishError, Resume, Streams, LAST_EVENT_ID,
 };
@@ -317,10 +319,52 @@ pub(crate) fn router_with_in_flight<B: Named, S: Named>(
     streams: Streams<Arc<str>, S>,
     shutdown: CancellationToken,
 ) -> (Router, InFlight) {
+    let (routes, layer) = routes(log, streams, shutdown);
+    let in_flight = layer.in_flight();
+    (routes.layer(layer), in_flight)
+}
+
+/// Durable Streams in memory with the demo's defaults (`MAX_STREAMS`
+/// streams, never idle-evicted: durable streams go by `DELETE`, a TTL or
+/// an expiry), long-polls of `long_poll` (`DS_LONG_POLL`).
+pub(crate) fn memory_durable(long_poll: Duration) -> DurableStreams {
+    let streams = EventLog::builder()
+        .capacity(1_000_000)
+        .max_batch(1_000)
+        .streams()
+        .idle(None)
+        .build();
+    DurableStreams::with_config(streams, DurableConfig::new().long_poll(long_poll))
+}
+
+/// The demo as `main.rs` serves it: the root log and the named streams
+/// with the page's CORS for `origins`, and the Durable Streams protocol
+/// under `/v1/stream/` with its own (any origin), all inside one
+/// `DisconnectLayer`.
+pub(crate) fn router_with_durable<B: Named, S: Named, D: Named>(
+    log: EventLog<Arc<str>, B>,
+    streams: Streams<Arc<str>, S>,
+    durable: DurableStreams<D>,
+    origins: &Origins,
+    shutdown: CancellationToken,
+) -> (Router, InFlight) {
+    let (routes, layer) = routes(log, streams, shutdown);
+    let in_flight = layer.in_flight();
+    let router = cross_origin(routes, origins)
+        .nest("/v1/stream", axum_longpoll::durable::router(durable))
+        .layer(layer);
+    (router, in_flight)
+}
+
+/// The demo's routes and the layer that must wrap them.
+fn routes<B: Named, S: Named>(
+    log: EventLog<Arc<str>, B>,
+    streams: Streams<Arc<str>, S>,
+    shutdown: CancellationToken,
+) -> (Router, DisconnectLayer) {
     let layer = DisconnectLayer::new()
         .shutdown(shutdown)
         .config(WsConfig::new().max_message_size(MAX_MESSAGE));
-    let in_flight = layer.in_flight();
     let state = App {
         log,
         streams,
@@ -342,9 +386,8 @@ pub(crate) fn router_with_in_flight<B: Named, S: Named>(
         .route("/streams/{name}/stream", get(named_stream::<B, S>))
         .route("/streams/{name}/sse", get(named_sse::<B, S>))
         .route("/streams/{name}/ws", get(named_ws::<B, S>))
-        .with_state(state)
-        .layer(layer);
-    (router, in_flight)
+        .with_state(state);
+    (router, layer)
 }
 
 // ---------------------------------------------------------------------------

@@ -182,6 +182,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         300,
         "a whole number of seconds (0: never evict an idle stream)",
     )?;
+    let ds_long_poll: f64 = env_or(
+        "DS_LONG_POLL",
+        30.0,
+        "seconds, a positive number like 30 or 0.5 (the wait of a Durable Streams long-poll)",
+    )?;
+    if !(ds_long_poll.is_finite() && ds_long_poll > 0.0 && ds_long_poll <= 3600.0) {
+        return Err(format!(
+            "invalid DS_LONG_POLL={ds_long_poll}: allowed seconds from more than 0 to 3600"
+        )
+        .into());
+    }
+    let durable = app::memory_durable(Duration::from_secs_f64(ds_long_poll));
     let streams = EventLog::builder()
         .capacity(retain)
         .streams()
@@ -194,7 +206,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let builder = EventLog::builder().capacity(retain);
     match std::env::var("REDIS_URL") {
-        Err(_) => serve(addr, builder.build(), streams, retain, &origins, shutdown).await,
+        Err(_) => {
+            serve(
+                addr,
+                builder.build(),
+                streams,
+                durable,
+                retain,
+                &origins,
+                shutdown,
+            )
+            .await
+        }
         #[cfg(feature = "redis")]
         Ok(url) => {
             let key = std::env::var("REDIS_KEY").unwrap_or_else(|_| "axum-longpoll:demo".into());
@@ -206,7 +229,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .await
                 .map_err(|e| format!("cannot use Redis at {url} (key {key:?}): {e}"))?;
             eprintln!("log on Redis {url}, stream key {key:?}");
-            serve(addr, log, streams, retain, &origins, shutdown).await
+            serve(addr, log, streams, durable, retain, &origins, shutdown).await
         }
         #[cfg(not(feature = "redis"))]
         Ok(_) => Err("REDIS_URL is set but the demo was built without Redis: \
@@ -219,6 +242,7 @@ async fn serve<B: app::Named, S: app::Named>(
     addr: SocketAddr,
     log: EventLog<std::sync::Arc<str>, B>,
     streams: axum_longpoll::Streams<std::sync::Arc<str>, S>,
+    durable: axum_longpoll::durable::DurableStreams,
     retain: usize,
     origins: &app::Origins,
     shutdown: CancellationToken,
@@ -231,8 +255,9 @@ async fn serve<B: app::Named, S: app::Named>(
     );
     // Finds clients that vanish without FIN/RST or stop reading (30 s).
     let listener = DeadPeer::new().listen(listener);
-    let (router, in_flight) = app::router_with_in_flight(log, streams, shutdown.clone());
-    axum::serve(listener, app::cross_origin(router, origins))
+    let (router, in_flight) =
+        app::router_with_durable(log, streams, durable, origins, shutdown.clone());
+    axum::serve(listener, router)
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await?;
     // `serve` does not wait for upgraded connections: let every WebSocket

@@ -7,7 +7,7 @@ use http::StatusCode;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::{Cursor, CursorGone, EventLog, StreamOptions, Streams, StreamsError};
+use super::{Append, Cursor, CursorGone, EventLog, StreamOptions, Streams, StreamsError};
 use crate::response::{rejection, Reject};
 
 /// What an [`EventLog`] can carry and publish: a type that goes through JSON
@@ -51,13 +51,11 @@ pub trait Backend: sealed::Sealed + fmt::Debug + Send + Sync + Sized + 'static {
     #[doc(hidden)]
     fn ready(&self) -> Result<(), Self::StartError>;
 
-    /// [`EventLog::publish`] (`data`, not `close`) and [`EventLog::close`]
-    /// (`close`, with `data` appended first if any).
+    /// [`EventLog::append`] (and so `publish` and `close`).
     #[doc(hidden)]
     fn append<T: Payload>(
         log: &EventLog<T, Self>,
-        data: Option<T>,
-        close: bool,
+        append: Append<T>,
     ) -> impl Future<Output = Result<Cursor, PublishError>> + Send + '_;
 
     /// What the streams of one [`Streams`] collection share on this backend
@@ -136,10 +134,9 @@ impl Backend for Memory {
 
     fn append<T: Payload>(
         log: &EventLog<T, Self>,
-        data: Option<T>,
-        close: bool,
+        append: Append<T>,
     ) -> impl Future<Output = Result<Cursor, PublishError>> + Send + '_ {
-        std::future::ready(log.push_now(data, close))
+        std::future::ready(log.push_now(append))
     }
 
     type Hub = ();
@@ -197,6 +194,14 @@ pub enum PublishError {
         /// Its name.
         name: Option<std::sync::Arc<str>>,
     },
+    /// The append's [sequence token](super::Append::seq) is not after the
+    /// last one the log accepted.
+    OutOfOrder {
+        /// The token sent (at most 64 characters of it).
+        seq: String,
+        /// The last token accepted.
+        last: String,
+    },
 }
 
 /// `stream "<name>"`, or `the log` for one without a name.
@@ -209,7 +214,7 @@ impl Reject for PublishError {
         match self {
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Encode(_) | Self::Unaddressable { .. } => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::Closed { .. } => StatusCode::CONFLICT,
+            Self::Closed { .. } | Self::OutOfOrder { .. } => StatusCode::CONFLICT,
             Self::Deleted { .. } => StatusCode::GONE,
         }
     }
@@ -237,6 +242,11 @@ impl Reject for PublishError {
                 "event not published: {} was deleted",
                 which(name.as_ref())
             ),
+            Self::OutOfOrder { seq, last } => write!(
+                f,
+                "event not published: its sequence {seq:?} is not after the last one \
+                 accepted, {last:?}; allowed: a sequence that sorts after it (byte-wise)"
+            ),
         }
     }
 
@@ -251,7 +261,10 @@ impl Reject for PublishError {
         match self {
             Self::Unavailable { source, .. } => Some(&**source),
             Self::Encode(err) => Some(err),
-            Self::Unaddressable { .. } | Self::Closed { .. } | Self::Deleted { .. } => None,
+            Self::Unaddressable { .. }
+            | Self::Closed { .. }
+            | Self::Deleted { .. }
+            | Self::OutOfOrder { .. } => None,
         }
     }
 }

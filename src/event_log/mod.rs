@@ -292,7 +292,7 @@ mod subscription;
 pub use self::backend::{Backend, Memory, Payload, PublishError};
 pub use self::cursor::{Cursor, MalformedCursor};
 pub use self::gone::{CursorGone, GoneReason};
-pub use self::log::{Batch, Event, EventLog, EventLogBuilder, Figures};
+pub use self::log::{Append, Batch, Event, EventLog, EventLogBuilder, Figures};
 pub use self::reader::LogReader;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
@@ -303,6 +303,6 @@ pub use self::streams::{
 };
 pub use self::subscription::{Step, Subscription};
 
-pub(crate) use self::log::Make;
+pub(crate) use self::log::{Found, Make};
 pub(crate) use self::state::Entry;
 pub(crate) use self::subscription::Steps;

@@ -164,6 +164,7 @@ impl StreamsBuilder {
 pub struct StreamOptions {
     ttl: Option<Duration>,
     expires_at: Option<SystemTime>,
+    attributes: Vec<(Box<str>, Box<str>)>,
 }
 
 impl StreamOptions {
@@ -184,6 +185,18 @@ impl StreamOptions {
     /// Delete the stream at this time, whatever happens on it.
     pub fn expires_at(mut self, at: SystemTime) -> Self {
         self.expires_at = Some(at);
+        self
+    }
+
+    /// Keeps `value` with the stream under `key`, for as long as the
+    /// stream lives (a media type, a protocol's settings): read back with
+    /// [`EventLog::attribute`]. Kept where the stream is (in Redis for a
+    /// Redis stream, so every instance sees it). Setting a key again
+    /// replaces its value.
+    pub fn attribute(mut self, key: impl Into<Box<str>>, value: impl Into<Box<str>>) -> Self {
+        let key = key.into();
+        self.attributes.retain(|(k, _)| *k != key);
+        self.attributes.push((key, value.into()));
         self
     }
 }
@@ -429,6 +442,12 @@ async fn janitor<T: Send + Sync + 'static, B: Backend>(
 }
 
 impl<T, B: Backend> Streams<T, B> {
+    /// The stream of this name, if it lives, without counting as a use of
+    /// it (a `HEAD` must not renew a TTL).
+    pub(crate) fn peek(&self, name: &str) -> Option<EventLog<T, B>> {
+        self.inner.logs().get(name).cloned()
+    }
+
     /// The stream of this name, if it lives (it is not created).
     #[must_use]
     pub fn get(&self, name: &str) -> Option<EventLog<T, B>> {
@@ -543,6 +562,7 @@ impl<T: Send + Sync + 'static> Streams<T, Memory> {
             name: Arc::clone(&name),
             janitor,
             expiry: Expiry::new(options),
+            attributes: options.attributes.clone().into_boxed_slice(),
         };
         let log = EventLog::memory(
             Arc::clone(&registry.config),

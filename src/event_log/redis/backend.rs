@@ -16,7 +16,9 @@ use super::reader;
 use crate::event_log::backend::{sealed, Backend, Payload, PublishError};
 use crate::event_log::log::{Inner, Lag};
 use crate::event_log::presence::Presence;
-use crate::event_log::{Cursor, EventLog, EventLogBuilder, StreamOptions, Streams, StreamsError};
+use crate::event_log::{
+    Append, Cursor, EventLog, EventLogBuilder, StreamOptions, Streams, StreamsError,
+};
 
 /// The Redis Streams backend: the log is a Redis stream shared by every
 /// instance that names the same key. See the
@@ -160,10 +162,9 @@ impl Backend for Redis {
     ///   deleted again, and readers past it get `410` `evicted`.
     fn append<T: Payload>(
         log: &EventLog<T, Self>,
-        data: Option<T>,
-        close: bool,
+        append: Append<T>,
     ) -> impl Future<Output = Result<Cursor, PublishError>> + Send + '_ {
-        log.append_redis(data, close)
+        log.append_redis(append.event, append.close)
     }
 
     type Hub = ();
