@@ -324,6 +324,10 @@ pub(crate) fn router_with_in_flight<B: Named, S: Named>(
     (routes.layer(layer), in_flight)
 }
 
+/// The demo's Durable Streams in memory (a handle on its streams).
+#[allow(dead_code)] // for the tests
+pub(crate) type DurableHandle = DurableStreams;
+
 /// Durable Streams in memory with the demo's defaults (`MAX_STREAMS`
 /// streams, never idle-evicted: durable streams go by `DELETE`, a TTL or
 /// an expiry), long-polls of `long_poll` (`DS_LONG_POLL`).
