@@ -118,32 +118,17 @@ async fn publish<B: Named, S: Named>(State(app): State<App<B, S>>, body: Body) -
     publish_to(&app.log, body).await
 }
 
-async fn named_publish<B: Named, S: Named>(
-    State(app): State<App<B, S>>,
-    Path(name): Path<String>,
-    body: Body,
-) -> Response {
-    match app.stream(&name).await {
-        Ok(log) => publish_to(&log, body).await,
-        Err(res) => res,
-    }
+async fn named_publish<S: Named>(NamedLog(log): NamedLog<S>, body: Body) -> Response {
+    publish_to(&log, body).await
 }
 
 /// `POST /streams/{name}/close`: ends the stream, after the body as its
 /// last event if there is one. `200 {"cursor":"<end>"}`; closing again is
 /// harmless (the same end), unless it brings a last event (`409`).
-async fn named_close<B: Named, S: Named>(
-    State(app): State<App<B, S>>,
-    Path(name): Path<String>,
-    body: Body,
-) -> Response {
+async fn named_close<S: Named>(NamedLog(log): NamedLog<S>, body: Body) -> Response {
     let last = match message(body).await {
         Ok(text) if text.is_empty() => None,
         Ok(text) => Some(text),
-        Err(res) => return res,
-    };
-    let log = match app.stream(&name).await {
-        Ok(log) => log,
         Err(res) => return res,
     };
     match log.close(last).await {
@@ -195,44 +180,44 @@ async fn sse<B: Named, S: Named>(
 
 // The same on a named stream (created on its first read).
 
-async fn named_poll<B: Named, S: Named>(
-    State(app): State<App<B, S>>,
-    Path(name): Path<String>,
+/// Extractor: the stream named in the path, created on first use (`400`
+/// for a bad name, `503` + `Retry-After` beyond `MAX_STREAMS`).
+struct NamedLog<S: Backend>(EventLog<Arc<str>, S>);
+
+impl<B: Named, S: Named> axum::extract::FromRequestParts<App<B, S>> for NamedLog<S> {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        app: &App<B, S>,
+    ) -> Result<Self, Response> {
+        let Path(name) = Path::<String>::from_request_parts(parts, app)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        app.stream(&name).await.map(Self)
+    }
+}
+
+async fn named_poll<S: Named>(
+    NamedLog(log): NamedLog<S>,
     resume: Resume,
     lp: LongPoll,
 ) -> Response {
-    match app.stream(&name).await {
-        Ok(log) => lp.serve(log.reader(resume)).await,
-        Err(res) => res,
-    }
+    lp.serve(log.reader(resume)).await
 }
 
-async fn named_stream<B: Named, S: Named>(
-    State(app): State<App<B, S>>,
-    Path(name): Path<String>,
+async fn named_stream<S: Named>(
+    NamedLog(log): NamedLog<S>,
     resume: Resume,
     s: Streaming,
 ) -> Response {
-    match app.stream(&name).await {
-        Ok(log) => s.ndjson(log.reader(resume)),
-        Err(res) => res,
-    }
+    s.ndjson(log.reader(resume))
 }
 
-async fn named_sse<B: Named, S: Named>(
-    State(app): State<App<B, S>>,
-    Path(name): Path<String>,
-    resume: Resume,
-    s: Streaming,
-) -> Response {
-    match app.stream(&name).await {
-        Ok(log) => s.sse(log.reader(resume)),
-        Err(res) => res,
-    }
+async fn named_sse<S: Named>(NamedLog(log): NamedLog<S>, resume: Resume, s: Streaming) -> Response {
+    s.sse(log.reader(resume))
 }
 
-/// Events of the log as text frames; a text frame from the client is
-/// published like `POST /publish` (a binary one closes with `1003`).
 /// Events of `log` as text frames; a text frame from the client is
 /// published like `POST …/publish` (a binary one closes with `1003`).
 fn socket<X: Named>(log: EventLog<Arc<str>, X>, resume: Resume, ws: LiveSocket) -> Response {
@@ -265,16 +250,12 @@ async fn ws<B: Named, S: Named>(
     socket(app.log, resume, ws)
 }
 
-async fn named_ws<B: Named, S: Named>(
-    State(app): State<App<B, S>>,
-    Path(name): Path<String>,
+async fn named_ws<S: Named>(
+    NamedLog(log): NamedLog<S>,
     resume: Resume,
     ws: LiveSocket,
 ) -> Response {
-    match app.stream(&name).await {
-        Ok(log) => socket(log, resume, ws),
-        Err(res) => res,
-    }
+    socket(log, resume, ws)
 }
 
 async fn stats<B: Named, S: Named>(State(app): State<App<B, S>>) -> Response {
@@ -384,12 +365,12 @@ fn routes<B: Named, S: Named>(
         .route("/ws", get(ws::<B, S>))
         .route("/stats", get(stats::<B, S>))
         .route("/streams/{name}", delete(named_delete::<B, S>))
-        .route("/streams/{name}/publish", post(named_publish::<B, S>))
-        .route("/streams/{name}/close", post(named_close::<B, S>))
-        .route("/streams/{name}/poll", get(named_poll::<B, S>))
-        .route("/streams/{name}/stream", get(named_stream::<B, S>))
-        .route("/streams/{name}/sse", get(named_sse::<B, S>))
-        .route("/streams/{name}/ws", get(named_ws::<B, S>))
+        .route("/streams/{name}/publish", post(named_publish::<S>))
+        .route("/streams/{name}/close", post(named_close::<S>))
+        .route("/streams/{name}/poll", get(named_poll::<S>))
+        .route("/streams/{name}/stream", get(named_stream::<S>))
+        .route("/streams/{name}/sse", get(named_sse::<S>))
+        .route("/streams/{name}/ws", get(named_ws::<S>))
         .with_state(state);
     (router, layer)
 }
