@@ -178,6 +178,7 @@ pub mod long_poll;
 #[cfg(feature = "net")]
 #[cfg_attr(docsrs, doc(cfg(feature = "net")))]
 pub mod net;
+mod observe;
 mod params;
 mod response;
 mod source;

@@ -91,14 +91,15 @@ pub(crate) use rejection;
 ///
 /// What is already running is not disturbed; the client retries after the
 /// time in `Retry-After`. Each mode's rejection carries one when its cap
-/// (`LongPollConfig::max_parked`, `StreamConfig::max_open`, …) is reached.
+/// (`LongPollConfig::max_in_flight`, `StreamConfig::max_in_flight`, …) is
+/// reached.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Overloaded {
-    /// What is counted, and its state ("long-polls are parked", "streams
-    /// are open").
+    /// What is counted, and its state ("long-polls are in flight",
+    /// "streams are in flight").
     pub what: &'static str,
-    /// The setting that caps it (e.g. `LongPollConfig::max_parked`).
+    /// The setting that caps it (e.g. `LongPollConfig::max_in_flight`).
     pub setting: &'static str,
     /// The cap.
     pub limit: usize,

@@ -32,6 +32,7 @@ use http::HeaderValue;
 use serde::Serialize;
 
 use crate::event_log::{Cursor, CursorGone};
+use crate::stats::Mode;
 
 /// `Stream-Closed: true`: on every answer that tells a client it has
 /// reached the end of a closed stream (a long-poll's last batch, the `204`
@@ -298,6 +299,13 @@ pub trait Framing<X>: Send + 'static {
         self.encode(frame, &mut out);
         out.freeze()
     }
+
+    /// The mode its streams are counted in, in [`Stats`](crate::Stats) and
+    /// metrics: [`Mode::Framed`] unless it says otherwise (a protocol's
+    /// own SSE framing says [`Mode::Sse`]).
+    fn mode(&self) -> Mode {
+        Mode::Framed
+    }
 }
 
 /// Newline-delimited JSON: one JSON object per line; a heartbeat is an empty
@@ -309,6 +317,10 @@ pub struct Ndjson;
 impl Framing<JsonItem> for Ndjson {
     fn content_type(&self) -> HeaderValue {
         HeaderValue::from_static("application/x-ndjson")
+    }
+
+    fn mode(&self) -> Mode {
+        Mode::Ndjson
     }
 
     fn frame(&mut self, frame: Frame<'_, JsonItem>) -> Bytes {
@@ -427,6 +439,10 @@ impl Sse {
 impl Framing<JsonItem> for Sse {
     fn content_type(&self) -> HeaderValue {
         HeaderValue::from_static("text/event-stream")
+    }
+
+    fn mode(&self) -> Mode {
+        Mode::Sse
     }
 
     fn encode(&mut self, frame: Frame<'_, JsonItem>, out: &mut BytesMut) {

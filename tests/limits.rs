@@ -1,6 +1,6 @@
 #![allow(clippy::unwrap_used)]
 //! Caps (issue "Reliability: limits"): parked long-polls
-//! (`LongPollConfig::max_parked`), open streams (`StreamConfig::max_open`)
+//! (`LongPollConfig::max_in_flight`), streams (`StreamConfig::max_in_flight`)
 //! and the long-poll request body (`LongPollConfig::max_body`). Over a cap
 //! a request gets `503` + `Retry-After` (or `413`), it is counted in
 //! `Stats`, and what is already parked or streaming is not disturbed.
@@ -38,9 +38,9 @@ async fn park(addr: std::net::SocketAddr) -> RawConn {
 }
 
 #[tokio::test]
-async fn over_max_parked_gets_503_and_parked_polls_are_not_disturbed() {
+async fn over_max_in_flight_polls_gets_503_and_parked_polls_are_not_disturbed() {
     let log = Log::new(64);
-    let layer = DisconnectLayer::new().config(LongPollConfig::new().max_parked(3));
+    let layer = DisconnectLayer::new().config(LongPollConfig::new().max_in_flight(3));
     let (router, stats) = app(&log, layer);
     let server = spawn(router).await;
 
@@ -56,7 +56,7 @@ async fn over_max_parked_gets_503_and_parked_polls_are_not_disturbed() {
         assert_eq!(res.header("retry-after"), Some("1"));
         assert_eq!(res.header("cache-control"), Some("no-store"));
         let text = res.text();
-        assert!(text.contains("3 long-polls are parked"), "{text}");
+        assert!(text.contains("3 long-polls are in flight"), "{text}");
     }
     let snap = stats.snapshot();
     assert_eq!((snap.parked, snap.rejected), (3, 2));
@@ -84,7 +84,7 @@ async fn over_max_parked_gets_503_and_parked_polls_are_not_disturbed() {
 #[tokio::test]
 async fn a_disconnected_poll_frees_its_place() {
     let log = Log::new(64);
-    let layer = DisconnectLayer::new().config(LongPollConfig::new().max_parked(1));
+    let layer = DisconnectLayer::new().config(LongPollConfig::new().max_in_flight(1));
     let (router, stats) = app(&log, layer);
     let server = spawn(router).await;
 
@@ -102,11 +102,11 @@ async fn a_disconnected_poll_frees_its_place() {
 }
 
 #[tokio::test]
-async fn over_max_open_streams_gets_503_and_open_streams_keep_flowing() {
+async fn over_max_in_flight_streams_gets_503_and_open_streams_keep_flowing() {
     let log = Log::new(64);
     let config = StreamConfig::new()
         .heartbeat(None)
-        .max_open(2)
+        .max_in_flight(2)
         .retry_after(Duration::from_millis(2500));
     let (router, stats) = app(&log, DisconnectLayer::new().config(config));
     let server = spawn(router).await;
@@ -125,7 +125,11 @@ async fn over_max_open_streams_gets_503_and_open_streams_keep_flowing() {
     let res = raw_get(server.addr, "/stream").await;
     assert_eq!(res.status(), 503);
     assert_eq!(res.header("retry-after"), Some("3"), "2.5 s rounds up");
-    assert!(res.text().contains("2 streams are open"), "{}", res.text());
+    assert!(
+        res.text().contains("2 streams are in flight"),
+        "{}",
+        res.text()
+    );
     assert_eq!(stats.snapshot().rejected, 1);
 
     let cursor = log.publish_now(1);

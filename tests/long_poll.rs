@@ -202,7 +202,14 @@ async fn malformed_waits_are_400_naming_the_parameter() {
         assert!(text.contains("allowed"), "{target} {headers:?}: {text}");
     }
     let snap = app.stats.snapshot();
-    assert_eq!(snap, Default::default(), "rejected polls never park");
+    let n = cases.len() as u64;
+    assert_eq!(
+        (snap.parked, snap.long_poll.started, snap.long_poll.in_flight),
+        (0, n, 0),
+        "bad requests never park"
+    );
+    assert_eq!(snap.long_poll.ended.bad_request, n, "{snap:?}");
+    assert_eq!(snap.long_poll.ended.total(), n, "{snap:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -27,6 +27,7 @@ use crate::event_log::{
     Append, Backend, Cursor, EventLog, PublishError, StreamOptions, StreamsError,
 };
 use crate::long_poll::{LongPoll, Outcome};
+use crate::stats::LongPollEnd;
 use crate::stream::Streaming;
 use crate::wire::STREAM_CLOSED;
 
@@ -520,6 +521,7 @@ impl<B: Backend> DurableStreams<B> {
         let (content_type, media) = content_type(log);
         let mut res = match outcome {
             Outcome::Ready(Ok(read)) if !read.chunks.is_empty() => {
+                crate::observe::answered("long_poll", read.chunks.len());
                 let mut res =
                     (StatusCode::OK, Body::from(media.body(read.chunks.iter()))).into_response();
                 res.headers_mut().insert(CONTENT_TYPE, content_type);
@@ -528,19 +530,24 @@ impl<B: Backend> DurableStreams<B> {
                     flag(&mut res, STREAM_UP_TO_DATE);
                 }
                 if read.closed {
+                    lp.count_as(LongPollEnd::Closed);
                     flag(&mut res, STREAM_CLOSED);
                 }
                 res
             }
             // At the end of a closed stream: at once.
             Outcome::Ready(Ok(read)) => {
+                lp.count_as(LongPollEnd::Closed);
                 let mut res = StatusCode::NO_CONTENT.into_response();
                 header(&mut res, STREAM_NEXT_OFFSET, read.next);
                 flag(&mut res, STREAM_UP_TO_DATE);
                 flag(&mut res, STREAM_CLOSED);
                 return res;
             }
-            Outcome::Ready(Err(gone)) => return gone.into_response(),
+            Outcome::Ready(Err(gone)) => {
+                lp.count_as(LongPollEnd::Gone);
+                return gone.into_response();
+            }
             Outcome::Timeout => {
                 let mut res = StatusCode::NO_CONTENT.into_response();
                 header(&mut res, STREAM_NEXT_OFFSET, start);

@@ -17,6 +17,7 @@ use http::HeaderValue;
 use super::protocol::Media;
 use crate::event_log::{Backend, Cursor, EventLog, Step, Steps};
 use crate::source::{sealed::IntoSteps, BoxSteps};
+use crate::stats::Mode;
 use crate::wire::{Control, Frame, Framing};
 
 use super::Chunk;
@@ -218,6 +219,10 @@ impl DurableSse {
 impl Framing<Batch> for DurableSse {
     fn content_type(&self) -> HeaderValue {
         HeaderValue::from_static("text/event-stream")
+    }
+
+    fn mode(&self) -> Mode {
+        Mode::Sse
     }
 
     fn encode(&mut self, frame: Frame<'_, Batch>, out: &mut BytesMut) {

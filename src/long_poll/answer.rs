@@ -16,6 +16,7 @@ use super::{LongPoll, Outcome};
 use crate::event_log::{Backend, Cursor, EventLog, LogReader};
 use crate::response::{no_store, with_header};
 use crate::source::json_item;
+use crate::stats::LongPollEnd;
 use crate::wire::{write_item, JsonItem, STREAM_CLOSED};
 
 /// The `Cursor` response header: where to continue, on every long-poll
@@ -25,6 +26,7 @@ pub const CURSOR: HeaderName = HeaderName::from_static("cursor");
 /// `{"events":[…],"cursor":"<next>"}`: each event as the JSON framings
 /// write it (an event that does not serialize as its `skipped` frame).
 fn batch_body(events: &[(Cursor, JsonItem)], next: Cursor, closed: bool) -> Response {
+    crate::observe::answered("long_poll", events.len());
     let size: usize = events
         .iter()
         .map(|(_, item)| item.json.as_ref().map_or(64, |json| json.len() + 48))
@@ -100,7 +102,15 @@ impl LongPoll {
         let LogReader { log, start, .. } = reader;
         match start {
             Ok(after) => Either::Left(self.wait_log(log, after)),
-            Err(refused) => Either::Right(std::future::ready(refused.into_response())),
+            Err(refused) => {
+                let res = refused.into_response();
+                self.count_as(if res.status() == StatusCode::GONE {
+                    LongPollEnd::Gone
+                } else {
+                    LongPollEnd::Unavailable
+                });
+                Either::Right(std::future::ready(res))
+            }
         }
     }
 
@@ -113,11 +123,19 @@ impl LongPoll {
         let outcome = self.wait(log.wait_with(after, json_item)).await;
         drop(waiter);
         let (res, cursor) = match outcome {
-            Outcome::Ready(Ok(read)) => (
-                batch_body(&read.events, read.cursor, read.closed),
-                read.cursor,
-            ),
-            Outcome::Ready(Err(gone)) => return gone.into_response(),
+            Outcome::Ready(Ok(read)) => {
+                if read.closed {
+                    self.count_as(LongPollEnd::Closed);
+                }
+                (
+                    batch_body(&read.events, read.cursor, read.closed),
+                    read.cursor,
+                )
+            }
+            Outcome::Ready(Err(gone)) => {
+                self.count_as(LongPollEnd::Gone);
+                return gone.into_response();
+            }
             other => (self.respond(other.map(|_: Result<_, _>| ())), after),
         };
         with_header(res, CURSOR, cursor)

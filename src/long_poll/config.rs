@@ -17,7 +17,7 @@ use http::StatusCode;
 /// | [`timeout_status`](Self::timeout_status) | `204 No Content` |
 /// | [`shutdown_status`](Self::shutdown_status) | `503 Service Unavailable` |
 /// | [`retry_after`](Self::retry_after) | 1 s |
-/// | [`max_parked`](Self::max_parked) | 50,000 long-polls per layer |
+/// | [`max_in_flight`](Self::max_in_flight) | 50,000 long-polls per layer |
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[must_use]
 pub struct LongPollConfig {
@@ -28,7 +28,7 @@ pub struct LongPollConfig {
     pub(crate) timeout_status: StatusCode,
     pub(crate) shutdown_status: StatusCode,
     pub(crate) retry_after: Duration,
-    pub(crate) max_parked: usize,
+    pub(crate) max_in_flight: usize,
 }
 
 impl Default for LongPollConfig {
@@ -41,7 +41,7 @@ impl Default for LongPollConfig {
             timeout_status: StatusCode::NO_CONTENT,
             shutdown_status: StatusCode::SERVICE_UNAVAILABLE,
             retry_after: Duration::from_secs(1),
-            max_parked: 50_000,
+            max_in_flight: 50_000,
         }
     }
 }
@@ -103,25 +103,33 @@ impl LongPollConfig {
     }
 
     /// `Retry-After` of the shutdown answer and of the answer at
-    /// [`max_parked`](Self::max_parked), rounded up to whole seconds, at
+    /// [`max_in_flight`](Self::max_in_flight), rounded up to whole seconds, at
     /// least 1 (default 1 s).
     pub fn retry_after(mut self, after: Duration) -> Self {
         self.retry_after = after;
         self
     }
 
-    /// At most this many long-polls at once through one
-    /// [`DisconnectLayer`](crate::DisconnectLayer) (default 50,000). The
-    /// [`LongPoll`](super::LongPoll) extractor of one more request is
+    /// At most this many long-polls in flight at once through one
+    /// [`DisconnectLayer`](crate::DisconnectLayer) (default 50,000): the
+    /// gauge [`LongPollStats::in_flight`](crate::stats::LongPollStats::in_flight).
+    /// The [`LongPoll`](super::LongPoll) extractor of one more request is
     /// rejected with `503 Service Unavailable` and `Retry-After`
     /// ([`retry_after`](Self::retry_after)), counted in
-    /// [`StatsSnapshot::rejected`](crate::StatsSnapshot::rejected); the
-    /// polls already parked are not disturbed. A long-poll counts from its
-    /// extractor until it is dropped (normally when the handler returns).
-    /// Each one holds a connection: size the cap to the file descriptors the
-    /// process may open.
-    pub fn max_parked(mut self, polls: usize) -> Self {
-        self.max_parked = polls;
+    /// `long_poll.ended.rejected`; the polls in flight are not disturbed. A
+    /// long-poll is in flight from its extractor until it is dropped
+    /// (normally when the handler returns): while its body is read, while
+    /// the handler runs and while it waits. Each one holds a connection:
+    /// size the cap to the file descriptors the process may open.
+    pub fn max_in_flight(mut self, polls: usize) -> Self {
+        self.max_in_flight = polls;
         self
+    }
+
+    /// The former name of [`max_in_flight`](Self::max_in_flight): it caps
+    /// every long-poll in flight, not only the parked ones.
+    #[deprecated(since = "0.2.0", note = "renamed `max_in_flight`, the gauge it caps")]
+    pub fn max_parked(self, polls: usize) -> Self {
+        self.max_in_flight(polls)
     }
 }

@@ -14,11 +14,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::rejection::LongPollRejection;
 use super::timeout;
-use super::wait::{Outcome, Parked};
+use super::wait::Outcome;
 use super::LongPollConfig;
 use crate::disconnect::{MissingDisconnectLayer, RequestContext};
 use crate::response::{no_store, retry_later, Overloaded};
-use crate::stats::{Gauge, Held};
+use crate::stats::{LongPollEnd, Mode, Phase, Tracked};
 
 /// Status of the (never seen) answer to a client that is already gone, as
 /// nginx logs it: "499 Client Closed Request". Useful in access logs.
@@ -39,8 +39,9 @@ const MIN_BODY_WAIT: Duration = Duration::from_secs(5);
 /// handler. The body is available through [`body`](Self::body).
 #[derive(Debug)]
 pub struct LongPoll {
-    // Dropped first: the place is free again once the poll is over.
-    _admitted: Held,
+    // In the stats from the request head on; its place is free again once
+    // the poll is dropped.
+    tracked: Tracked,
     ctx: RequestContext,
     answers: Answers,
     wait: Duration,
@@ -73,7 +74,7 @@ impl<S: Send + Sync> FromRequest<S> for LongPoll {
         drop(parts);
         async move {
             let Head {
-                admitted,
+                tracked,
                 ctx,
                 answers,
                 max_body,
@@ -87,24 +88,33 @@ impl<S: Send + Sync> FromRequest<S> for LongPoll {
                 Bytes::new()
             } else {
                 let body_deadline = crate::deadline::after(Instant::now(), wait.max(MIN_BODY_WAIT));
-                match Box::pin(read_body(body, max_body, body_deadline)).await {
+                tracked.enter(Phase::ReadingBody as u8);
+                // Dropped while reading: hyper saw the client go.
+                tracked.set(LongPollEnd::Disconnected);
+                let read = Box::pin(read_body(body, max_body, body_deadline)).await;
+                tracked.enter(Phase::Handling as u8);
+                tracked.set(LongPollEnd::Answered);
+                match read {
                     Ok(body) => body,
-                    Err(err @ LongPollRejection::BodyRead(_)) => {
-                        // The body broke off: the client is gone (the answer
-                        // below normally reaches nobody). Say so, even though
-                        // hyper will go on to "complete" that answer.
-                        ctx.token.cancel();
+                    Err(err) => {
+                        tracked.set(match &err {
+                            LongPollRejection::BodyTooLarge { .. } => LongPollEnd::TooLarge,
+                            LongPollRejection::BodyTimeout => LongPollEnd::StalledBody,
+                            _ => LongPollEnd::Disconnected,
+                        });
+                        if let LongPollRejection::BodyRead(_) = err {
+                            // The body broke off: the client is gone (the
+                            // answer below normally reaches nobody). Say so,
+                            // even though hyper will go on to "complete"
+                            // that answer.
+                            ctx.token.cancel();
+                        }
                         return Err(err);
                     }
-                    Err(err @ LongPollRejection::BodyTooLarge { .. }) => {
-                        ctx.shared.stats.counters().body_too_large();
-                        return Err(err);
-                    }
-                    Err(err) => return Err(err),
                 }
             };
             Ok(Self {
-                _admitted: admitted,
+                tracked,
                 ctx,
                 answers,
                 wait,
@@ -117,7 +127,7 @@ impl<S: Send + Sync> FromRequest<S> for LongPoll {
 
 /// What [`LongPoll`] takes from the request head.
 struct Head {
-    admitted: Held,
+    tracked: Tracked,
     ctx: RequestContext,
     answers: Answers,
     max_body: usize,
@@ -131,9 +141,29 @@ impl Head {
             .map_err(LongPollRejection::MissingLayer)?
             .clone();
         let config: LongPollConfig = ctx.config(parts);
+        let counters = ctx.shared.stats.counters_arc();
 
-        let requested = timeout::requested(parts.uri.query(), &parts.headers, config.max_timeout)?;
-        let admitted = admit(&ctx, &config)?;
+        let requested =
+            match timeout::requested(parts.uri.query(), &parts.headers, config.max_timeout) {
+                Ok(requested) => requested,
+                Err(err) => {
+                    Tracked::refuse(&counters, Mode::LongPoll, LongPollEnd::BadRequest);
+                    return Err(err);
+                }
+            };
+        let tracked = Tracked::start(
+            counters,
+            Mode::LongPoll,
+            config.max_in_flight,
+            LongPollEnd::Rejected,
+            Some(Phase::Handling as u8),
+        )
+        .ok_or(LongPollRejection::Overloaded(Overloaded {
+            what: "long-polls are in flight",
+            setting: "LongPollConfig::max_in_flight",
+            limit: config.max_in_flight,
+            retry_after: config.retry_after,
+        }))?;
         let mut wait = requested
             .unwrap_or(config.default_timeout)
             .min(config.max_timeout);
@@ -147,13 +177,13 @@ impl Head {
             .get(CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
         if announced.is_some_and(|n| n > config.max_body as u64) {
-            ctx.shared.stats.counters().body_too_large();
+            tracked.set(LongPollEnd::TooLarge);
             return Err(LongPollRejection::BodyTooLarge {
                 limit: config.max_body,
             });
         }
         Ok(Self {
-            admitted,
+            tracked,
             ctx,
             answers: Answers {
                 timeout_status: config.timeout_status,
@@ -165,22 +195,6 @@ impl Head {
             deadline,
         })
     }
-}
-
-/// One of the [`LongPollConfig::max_parked`] places, held while the
-/// [`LongPoll`] lives.
-fn admit(ctx: &RequestContext, config: &LongPollConfig) -> Result<Held, LongPollRejection> {
-    Held::try_take(
-        ctx.shared.stats.counters_arc(),
-        Gauge::LongPolls,
-        config.max_parked,
-    )
-    .ok_or(LongPollRejection::Overloaded(Overloaded {
-        what: "long-polls are parked",
-        setting: "LongPollConfig::max_parked",
-        limit: config.max_parked,
-        retry_after: config.retry_after,
-    }))
 }
 
 /// Reads the whole body (so that hyper goes back to watching the connection)
@@ -266,7 +280,9 @@ impl LongPoll {
     /// cancel safe; `mpsc` is, but an event taken just before the client
     /// left is lost with the response).
     pub async fn wait<F: Future>(&self, event: F) -> Outcome<F::Output> {
-        let mut parked = Parked::new(self.ctx.shared.stats.counters(), &self.ctx.token);
+        self.tracked.enter(Phase::Waiting as u8);
+        // Dropped while waiting: hyper saw the client go.
+        self.tracked.set(LongPollEnd::Disconnected);
         let outcome = tokio::select! {
             biased;
             () = self.ctx.token.cancelled() => Outcome::Disconnected,
@@ -274,8 +290,22 @@ impl LongPoll {
             value = event => Outcome::Ready(value),
             () = self.timeout() => Outcome::Timeout,
         };
-        parked.finish(&outcome);
+        self.tracked.enter(Phase::Handling as u8);
+        let end = outcome.end();
+        self.tracked.set(end);
+        #[cfg(feature = "metrics")]
+        {
+            // The wait started at `deadline - wait`: no clock read for it.
+            let left = self.deadline.saturating_duration_since(Instant::now());
+            crate::observe::waited(end.as_str(), self.wait.saturating_sub(left));
+        }
         outcome
+    }
+
+    /// Counts this poll as ended by `end` (unless another is counted
+    /// later): for answers made outside [`wait`](Self::wait).
+    pub(crate) fn count_as(&self, end: LongPollEnd) {
+        self.tracked.set(end);
     }
 
     /// The keepalive answer for a wait that timed out:
@@ -314,6 +344,16 @@ impl LongPoll {
                     StatusCode::from_u16(CLIENT_CLOSED_REQUEST).unwrap_or(StatusCode::BAD_REQUEST);
                 status.into_response()
             }
+        }
+    }
+}
+
+impl Drop for LongPoll {
+    fn drop(&mut self) {
+        // The handler's future dropped with the client gone, whatever it
+        // was doing.
+        if self.ctx.token.is_cancelled() && !self.tracked.is_set::<LongPollEnd>() {
+            self.tracked.set(LongPollEnd::Disconnected);
         }
     }
 }

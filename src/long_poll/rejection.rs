@@ -83,8 +83,8 @@ pub enum LongPollRejection {
     /// (`400`; the client is normally no longer there to read it). The
     /// request's disconnect token is cancelled.
     BodyRead(axum::Error),
-    /// [`LongPollConfig::max_parked`](super::LongPollConfig::max_parked)
-    /// long-polls are parked already (`503` with `Retry-After`).
+    /// [`LongPollConfig::max_in_flight`](super::LongPollConfig::max_in_flight)
+    /// long-polls are in flight already (`503` with `Retry-After`).
     Overloaded(Overloaded),
 }
 

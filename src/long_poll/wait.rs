@@ -1,6 +1,4 @@
-use tokio_util::sync::CancellationToken;
-
-use crate::stats::{Counters, Ended};
+use crate::stats::LongPollEnd;
 
 /// How a [`LongPoll::wait`](super::LongPoll::wait) ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,45 +25,12 @@ impl<T> Outcome<T> {
         }
     }
 
-    fn ended(&self) -> Ended {
+    pub(crate) fn end(&self) -> LongPollEnd {
         match self {
-            Self::Ready(_) => Ended::Ready,
-            Self::Timeout => Ended::Timeout,
-            Self::Shutdown => Ended::Shutdown,
-            Self::Disconnected => Ended::Disconnected,
+            Self::Ready(_) => LongPollEnd::Ready,
+            Self::Timeout => LongPollEnd::Timeout,
+            Self::Shutdown => LongPollEnd::Shutdown,
+            Self::Disconnected => LongPollEnd::Disconnected,
         }
-    }
-}
-
-/// Counts a wait in the `parked` gauge for as long as it lives. If it is
-/// dropped unfinished while the client's token is cancelled (hyper dropped
-/// the handler because the client left), it counts as disconnected.
-pub(crate) struct Parked<'a> {
-    counters: &'a Counters,
-    token: &'a CancellationToken,
-    ended: Option<Ended>,
-}
-
-impl<'a> Parked<'a> {
-    pub(crate) fn new(counters: &'a Counters, token: &'a CancellationToken) -> Self {
-        counters.park();
-        Self {
-            counters,
-            token,
-            ended: None,
-        }
-    }
-
-    pub(crate) fn finish<T>(&mut self, outcome: &Outcome<T>) {
-        self.ended = Some(outcome.ended());
-    }
-}
-
-impl Drop for Parked<'_> {
-    fn drop(&mut self) {
-        let ended = self
-            .ended
-            .or_else(|| self.token.is_cancelled().then_some(Ended::Disconnected));
-        self.counters.unpark(ended);
     }
 }

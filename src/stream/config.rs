@@ -7,7 +7,7 @@ use std::time::Duration;
 /// | [`heartbeat`](Self::heartbeat) | 15 s |
 /// | [`max_bytes`](Self::max_bytes) | 8 MiB |
 /// | [`max_lifetime`](Self::max_lifetime) | 5 min |
-/// | [`max_open`](Self::max_open) | 10,000 streams per layer |
+/// | [`max_in_flight`](Self::max_in_flight) | 10,000 streams per layer |
 /// | [`sse_retry`](Self::sse_retry) | 2 s, plus up to 50 % jitter |
 /// | [`retry_after`](Self::retry_after) | 1 s |
 ///
@@ -20,7 +20,7 @@ pub struct StreamConfig {
     pub(crate) heartbeat: Option<Duration>,
     pub(crate) max_bytes: usize,
     pub(crate) max_lifetime: Duration,
-    pub(crate) max_open: usize,
+    pub(crate) max_in_flight: usize,
     pub(crate) retry_after: Duration,
     pub(crate) sse_retry: Option<Duration>,
 }
@@ -31,7 +31,7 @@ impl Default for StreamConfig {
             heartbeat: Some(Duration::from_secs(15)),
             max_bytes: 8 * 1024 * 1024,
             max_lifetime: Duration::from_secs(5 * 60),
-            max_open: 10_000,
+            max_in_flight: 10_000,
             retry_after: Duration::from_secs(1),
             sse_retry: Some(Duration::from_secs(2)),
         }
@@ -68,21 +68,29 @@ impl StreamConfig {
         self
     }
 
-    /// At most this many streams open at once through one
-    /// [`DisconnectLayer`](crate::DisconnectLayer) (default 10,000). The
-    /// [`Streaming`](super::Streaming) extractor of one more request is
-    /// rejected with `503 Service Unavailable` and `Retry-After`, counted in
-    /// [`StatsSnapshot::rejected`](crate::StatsSnapshot::rejected); open
-    /// streams are not disturbed. A stream counts from its extractor to the
-    /// end of its body. Size it to the file descriptors and memory the
-    /// process may use (each stream holds a connection and up to one batch
-    /// of events).
-    pub fn max_open(mut self, streams: usize) -> Self {
-        self.max_open = streams;
+    /// At most this many streams in flight at once through one
+    /// [`DisconnectLayer`](crate::DisconnectLayer), all framings together
+    /// (default 10,000): the gauge
+    /// [`StatsSnapshot::streaming`](crate::StatsSnapshot::streaming). The
+    /// response of one more ([`Streaming::ndjson`](super::Streaming::ndjson),
+    /// [`sse`](super::Streaming::sse), [`framed`](super::Streaming::framed))
+    /// is `503 Service Unavailable` with `Retry-After`, counted in its
+    /// mode's `ended.rejected`; the streams in flight are not disturbed. A
+    /// stream is in flight from its response until the end of its body.
+    /// Size it to the file descriptors and memory the process may use (each
+    /// stream holds a connection and up to one batch of events).
+    pub fn max_in_flight(mut self, streams: usize) -> Self {
+        self.max_in_flight = streams;
         self
     }
 
-    /// The `Retry-After` of the `503` at [`max_open`](Self::max_open)
+    /// The former name of [`max_in_flight`](Self::max_in_flight).
+    #[deprecated(since = "0.2.0", note = "renamed `max_in_flight`, the gauge it caps")]
+    pub fn max_open(self, streams: usize) -> Self {
+        self.max_in_flight(streams)
+    }
+
+    /// The `Retry-After` of the `503` at [`max_in_flight`](Self::max_in_flight)
     /// (default 1 s; sent in whole seconds, at least 1).
     pub fn retry_after(mut self, after: Duration) -> Self {
         self.retry_after = after;

@@ -14,7 +14,7 @@ use tokio::time::{Instant, Sleep};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use crate::event_log::{Cursor, Step};
-use crate::stats::Held;
+use crate::stats::{StreamEnd, Tracked};
 use crate::wire::{Control, EndReason, Frame, Framing};
 
 /// A busy stream looks at shutdown and the lifetime cap once per this
@@ -60,9 +60,24 @@ pin_project! {
         // The last cursor sent (`None` for a plain stream).
         cursor: Option<Cursor>,
         state: State,
-        // This stream's place in the `streaming` gauge.
-        gauge: Held,
+        // This stream in the stats: in flight while it lives, then its end.
+        tracked: Tracked,
+        // The client's token: cancelled when the body is dropped because
+        // the client left.
+        token: CancellationToken,
         _item: std::marker::PhantomData<fn() -> X>,
+    }
+
+    impl<S, X, F> PinnedDrop for Engine<S, X, F> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            // Ended without its last frame: the client left (the response
+            // body is dropped after the token is cancelled), or the
+            // response was discarded.
+            if *this.state != State::Done && this.token.is_cancelled() {
+                this.tracked.set(StreamEnd::ClientLeft);
+            }
+        }
     }
 }
 
@@ -81,13 +96,29 @@ enum Owned<X> {
     Heartbeat,
 }
 
+/// What a last frame says ended the stream.
+fn end_of(control: &Control) -> StreamEnd {
+    match control {
+        Control::Reconnect { reason, .. } => match reason {
+            EndReason::MaxBytes => StreamEnd::MaxBytes,
+            EndReason::MaxLifetime => StreamEnd::MaxLifetime,
+            EndReason::Shutdown => StreamEnd::Shutdown,
+            EndReason::End => StreamEnd::End,
+        },
+        Control::Gone(_) => StreamEnd::Gone,
+        Control::Closed { .. } => StreamEnd::Closed,
+        Control::Open { .. } | Control::UpToDate { .. } | Control::Skipped { .. } => StreamEnd::End,
+    }
+}
+
 impl<S, X, F> Engine<S, X, F> {
     pub(crate) fn new(
         source: S,
         framing: F,
         shutdown: CancellationToken,
         limits: &Limits,
-        gauge: Held,
+        tracked: Tracked,
+        token: CancellationToken,
     ) -> Self {
         let now = Instant::now();
         // "No heartbeat": a deadline that saturates far ahead.
@@ -109,7 +140,8 @@ impl<S, X, F> Engine<S, X, F> {
             max_bytes: limits.max_bytes,
             cursor: None,
             state: State::Open,
-            gauge,
+            tracked,
+            token,
             _item: std::marker::PhantomData,
         }
     }
@@ -207,6 +239,12 @@ where
                     }
                 },
             };
+            if *this.state == State::Done {
+                this.tracked.set(match &frame {
+                    Owned::Control(control) => end_of(control),
+                    Owned::Item(_) | Owned::Heartbeat => StreamEnd::End,
+                });
+            }
             let heartbeat = matches!(frame, Owned::Heartbeat);
             let out = match frame {
                 Owned::Item(item) => this.framing.frame(Frame::Item(item)),

@@ -16,7 +16,7 @@ use super::StreamConfig;
 use crate::disconnect::{MissingDisconnectLayer, RequestContext};
 use crate::response::{no_store, rejection, Overloaded, Reject};
 use crate::source::Source;
-use crate::stats::{Gauge, Held};
+use crate::stats::{StreamEnd, Tracked};
 use crate::wire::{Framing, JsonItem, Ndjson, Sse, STREAM_CLOSED};
 
 /// `X-Accel-Buffering: no` tells nginx not to buffer the response.
@@ -29,14 +29,14 @@ const X_ACCEL_BUFFERING: HeaderName = HeaderName::from_static("x-accel-buffering
 /// See the [module docs](crate::stream). Requires
 /// [`DisconnectLayer`](crate::DisconnectLayer).
 ///
-/// It holds one of the [`max_open`](StreamConfig::max_open) places from
-/// extraction on; the response body keeps it until the stream ends, and
-/// dropping the extractor unused gives it back.
+/// Its response is counted in [`Stats`](crate::Stats) under its framing's
+/// mode (`ndjson`, `sse`, `framed`) and takes one of the
+/// [`max_in_flight`](StreamConfig::max_in_flight) places until the stream
+/// ends; over the cap it is `503` with `Retry-After`.
 #[derive(Debug)]
 pub struct Streaming {
     ctx: RequestContext,
     limits: StreamLimits,
-    gauge: Held,
 }
 
 /// What a stream needs of [`StreamConfig`].
@@ -46,6 +46,8 @@ struct StreamLimits {
     max_bytes: usize,
     max_lifetime: Duration,
     sse_retry: Option<Duration>,
+    max_in_flight: usize,
+    retry_after: Duration,
 }
 
 impl<S: Sync> FromRequestParts<S> for Streaming {
@@ -56,17 +58,6 @@ impl<S: Sync> FromRequestParts<S> for Streaming {
             .map_err(StreamRejection::MissingLayer)?
             .clone();
         let config: StreamConfig = ctx.config(parts);
-        let gauge = Held::try_take(
-            ctx.shared.stats.counters_arc(),
-            Gauge::Streams,
-            config.max_open,
-        )
-        .ok_or(StreamRejection::Overloaded(Overloaded {
-            what: "streams are open",
-            setting: "StreamConfig::max_open",
-            limit: config.max_open,
-            retry_after: config.retry_after,
-        }))?;
         Ok(Self {
             ctx,
             limits: StreamLimits {
@@ -74,42 +65,31 @@ impl<S: Sync> FromRequestParts<S> for Streaming {
                 max_bytes: config.max_bytes,
                 max_lifetime: config.max_lifetime,
                 sse_retry: config.sse_retry,
+                max_in_flight: config.max_in_flight,
+                retry_after: config.retry_after,
             },
-            gauge,
         })
     }
 }
 
-/// Rejection of [`Streaming`]: a missing layer (`500`) or a reached cap
-/// (`503` with `Retry-After`).
+/// Rejection of [`Streaming`]: a missing layer (`500`).
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum StreamRejection {
     /// [`DisconnectLayer`](crate::DisconnectLayer) is not installed.
     MissingLayer(MissingDisconnectLayer),
-    /// [`StreamConfig::max_open`] streams are open already.
-    Overloaded(Overloaded),
 }
 
 impl Reject for StreamRejection {
     fn status(&self) -> StatusCode {
         match self {
             Self::MissingLayer(missing) => missing.status(),
-            Self::Overloaded(overloaded) => overloaded.status(),
         }
     }
 
     fn describe(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::MissingLayer(missing) => write!(f, "{missing} to use `Streaming`"),
-            Self::Overloaded(overloaded) => write!(f, "{overloaded}"),
-        }
-    }
-
-    fn retry_after(&self) -> Option<Duration> {
-        match self {
-            Self::Overloaded(overloaded) => Some(overloaded.retry_after),
-            Self::MissingLayer(_) => None,
         }
     }
 }
@@ -182,15 +162,37 @@ impl Streaming {
         X: Send + 'static,
         F: Framing<X>,
     {
+        let mode = framing.mode();
+        let counters = self.ctx.shared.stats.counters_arc();
         if source.finished() {
+            Tracked::refuse(&counters, mode, StreamEnd::Closed);
             let mut res = StatusCode::NO_CONTENT.into_response();
             res.headers_mut()
                 .insert(STREAM_CLOSED, HeaderValue::from_static("true"));
             return no_store(res);
         }
+        let limits = self.limits;
+        let Some(tracked) = Tracked::start(
+            counters,
+            mode,
+            limits.max_in_flight,
+            StreamEnd::Rejected,
+            None,
+        ) else {
+            return Overloaded {
+                what: "streams are in flight",
+                setting: "StreamConfig::max_in_flight",
+                limit: limits.max_in_flight,
+                retry_after: limits.retry_after,
+            }
+            .into_response();
+        };
         let steps = match source.into_steps() {
             Ok(steps) => steps,
-            Err(response) => return response,
+            Err(response) => {
+                tracked.set(StreamEnd::Error);
+                return response;
+            }
         };
         let content_type = framing.content_type();
         let engine = Engine::new(
@@ -198,11 +200,12 @@ impl Streaming {
             framing,
             self.ctx.shared.shutdown.clone(),
             &Limits {
-                heartbeat: self.limits.heartbeat,
-                max_bytes: self.limits.max_bytes,
-                max_lifetime: self.limits.max_lifetime,
+                heartbeat: limits.heartbeat,
+                max_bytes: limits.max_bytes,
+                max_lifetime: limits.max_lifetime,
             },
-            self.gauge,
+            tracked,
+            self.ctx.token,
         );
         let mut res = Body::from_stream(engine.map(Ok::<Bytes, Infallible>)).into_response();
         let h = res.headers_mut();

@@ -3,6 +3,7 @@ use std::fmt;
 use axum::extract::ws::{CloseFrame, Utf8Bytes};
 
 use crate::event_log::CursorGone;
+use crate::stats::WsEnd;
 
 /// The close codes this crate sends, besides the standard ones of
 /// RFC 6455 (`1000`, `1001`, `1002`, `1007`, `1009`).
@@ -90,6 +91,10 @@ pub enum CloseReason {
     },
 }
 
+/// The reason of the `1000` that follows the `closed` frame of a closed
+/// log.
+pub(crate) const STREAM_CLOSED: &str = "closed: the stream has ended";
+
 /// Longest close reason RFC 6455 allows (125 bytes of payload less the code).
 const MAX_REASON: usize = 123;
 
@@ -111,6 +116,26 @@ impl CloseReason {
         Self::Server {
             code,
             reason: truncate(reason.into()),
+        }
+    }
+
+    /// What it counts as in [`Stats`](crate::Stats).
+    pub(crate) fn end(&self) -> WsEnd {
+        match self {
+            Self::ClientClose { .. } | Self::Abnormal { .. } => WsEnd::ClientLeft,
+            Self::ProtocolError { .. } => WsEnd::Error,
+            Self::HeartbeatTimeout => WsEnd::HeartbeatTimeout,
+            Self::Shutdown => WsEnd::Shutdown,
+            Self::SlowConsumer => WsEnd::SlowReader,
+            Self::CursorGone(_) => WsEnd::Gone,
+            Self::Server { code, reason } if *code == close_code::NORMAL => {
+                if reason == STREAM_CLOSED {
+                    WsEnd::Closed
+                } else {
+                    WsEnd::End
+                }
+            }
+            Self::Server { .. } => WsEnd::Error,
         }
     }
 

@@ -3,7 +3,6 @@
 
 use std::future::{poll_fn, Future};
 use std::pin::{pin, Pin};
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -16,7 +15,7 @@ use tokio_util::task::task_tracker::TaskTrackerToken;
 
 use super::{CloseReason, Messages, WsConfig};
 use crate::source::Source;
-use crate::stats::{Counters, Gauge, Held};
+use crate::stats::{Tracked, WsEnd, WsPhase};
 use crate::wire::JsonItem;
 
 /// At most this many frames are read, and as many written, per wake-up
@@ -40,8 +39,8 @@ pub struct Connection {
     token: CancellationToken,
     /// Cancels `token` if the connection is dropped before `run` decided.
     guard: Option<DropGuard>,
-    // This socket's place in the `websockets` gauge.
-    _gauge: Held,
+    // This socket in the stats: in flight until the socket's task ends.
+    tracked: Tracked,
     // Among the layer's requests in flight until the socket's task ends.
     _in_flight: TaskTrackerToken,
 }
@@ -63,16 +62,19 @@ impl Connection {
         shutdown: CancellationToken,
         guard: DropGuard,
         token: CancellationToken,
-        counters: Arc<Counters>,
+        tracked: Tracked,
         in_flight: TaskTrackerToken,
     ) -> Self {
+        tracked.enter(WsPhase::Open as u8);
+        // Upgraded: unless it runs, it was dropped.
+        tracked.set(WsEnd::Dropped);
         Self {
             ws,
             config,
             shutdown,
             guard: Some(guard),
             token,
-            _gauge: Held::take(counters, Gauge::WebSockets),
+            tracked,
             _in_flight: in_flight,
         }
     }
@@ -153,6 +155,8 @@ impl Connection {
         if let Some(guard) = self.guard.take() {
             guard.disarm();
         }
+        self.tracked.set(reason.end());
+        self.tracked.enter(WsPhase::Closing as u8);
         self.close(&reason).await;
         reason
     }

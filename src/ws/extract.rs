@@ -12,6 +12,7 @@ use super::{CloseReason, Connection, Messages, WsConfig};
 use crate::disconnect::{MissingDisconnectLayer, RequestContext};
 use crate::response::{rejection, Reject};
 use crate::source::Source;
+use crate::stats::{Mode, Tracked, WsEnd, WsPhase};
 use crate::wire::JsonItem;
 
 /// Extractor for a WebSocket upgrade whose connection gets a lifetime
@@ -29,6 +30,8 @@ pub struct LiveSocket {
     /// upgrade can stop on it; cancelled if the upgrade never happens.
     token: CancellationToken,
     guard: DropGuard,
+    /// In the stats from here until the socket's task ends.
+    tracked: Tracked,
 }
 
 impl std::fmt::Debug for LiveSocket {
@@ -54,6 +57,14 @@ impl<S: Send + Sync> FromRequestParts<S> for LiveSocket {
             .max_message_size(config.max_message_size)
             .max_frame_size(config.max_message_size)
             .write_buffer_size(config.write_buffer_size);
+        let tracked = Tracked::start(
+            ctx.shared.stats.counters_arc(),
+            Mode::Ws,
+            usize::MAX,
+            WsEnd::Rejected,
+            Some(WsPhase::Upgrading as u8),
+        )
+        .expect("no cap");
         let token = CancellationToken::new();
         Ok(Self {
             upgrade,
@@ -61,6 +72,7 @@ impl<S: Send + Sync> FromRequestParts<S> for LiveSocket {
             config,
             guard: token.clone().drop_guard(),
             token,
+            tracked,
         })
     }
 }
@@ -115,11 +127,10 @@ impl LiveSocket {
         let in_flight = shared.in_flight.token();
         let config = self.config;
         let shutdown = shared.shutdown.clone();
-        let counters = shared.stats.counters_arc();
-        let (token, guard) = (self.token, self.guard);
+        let (token, guard, tracked) = (self.token, self.guard, self.tracked);
         self.upgrade.on_upgrade(move |ws| {
             callback(Connection::new(
-                ws, config, shutdown, guard, token, counters, in_flight,
+                ws, config, shutdown, guard, token, tracked, in_flight,
             ))
         })
     }
@@ -141,7 +152,10 @@ impl LiveSocket {
     {
         let steps = match source.into_steps() {
             Ok(steps) => steps,
-            Err(unavailable) => return unavailable,
+            Err(unavailable) => {
+                self.tracked.set(WsEnd::Error);
+                return unavailable;
+            }
         };
         self.on_upgrade(move |conn| async move {
             conn.run(Messages::new(steps), on_message).await;

@@ -57,7 +57,7 @@ impl<S: Stream<Item = Step<JsonItem>>> Stream for Messages<S> {
                 Some(Step::Closed(cursor)) => {
                     *this.close = Some(CloseReason::server(
                         super::close_code::NORMAL,
-                        "closed: the stream has ended",
+                        super::close::STREAM_CLOSED,
                     ));
                     text(&Frame::Control(&Control::Closed { cursor }))
                 }
