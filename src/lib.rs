@@ -177,6 +177,9 @@ pub mod long_poll;
 pub mod net;
 mod params;
 mod response;
+#[cfg(feature = "net")]
+#[cfg_attr(docsrs, doc(cfg(feature = "net")))]
+pub mod serve;
 mod source;
 pub mod stats;
 pub mod stream;
@@ -193,6 +196,9 @@ pub use crate::disconnect::{DisconnectLayer, DisconnectToken};
 pub use crate::event_log::{Cursor, CursorGone, EventLog, LogReader, Resume};
 pub use crate::long_poll::{LongPoll, LongPollConfig, Outcome};
 pub use crate::response::Overloaded;
+#[cfg(feature = "net")]
+#[cfg_attr(docsrs, doc(cfg(feature = "net")))]
+pub use crate::serve::serve;
 pub use crate::source::Source;
 pub use crate::stats::{Stats, StatsSnapshot};
 pub use crate::stream::{StreamConfig, Streaming};
