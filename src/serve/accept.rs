@@ -77,18 +77,20 @@ impl Acceptor {
                 Err(err) if is_connection_error(&err) => continue,
                 Err(err) => err,
             };
+            let spare = self.spare.is_some();
             let refused = self.refuse_one_without_descriptor();
             self.log.note(format_args!(
                 "accept failed: {err}; {}",
-                if refused {
-                    "refusing new connections with 503 until descriptors are free"
+                if spare {
+                    "answering each waiting client 503 until descriptors are free"
                 } else {
-                    "retrying"
+                    "no spare descriptor to answer with: retrying every 10 ms"
                 }
             ));
             if !refused {
-                // No spare descriptor (or nothing was waiting): do not spin
-                // on an error that persists.
+                // Nothing was waiting (the listener's readiness is cleared:
+                // the next accept waits), or no spare descriptor: do not
+                // spin on an error that persists.
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
         }
@@ -113,7 +115,9 @@ impl Acceptor {
             return false;
         };
         drop(spare);
-        let refused = match self.listener.accept().now_or_never() {
+        // Polled once: a connection waiting is accepted now, else the
+        // listener's readiness is cleared and the next `accept` waits.
+        let refused = match tokio::task::unconstrained(self.listener.accept()).now_or_never() {
             Some(Ok((stream, _))) => {
                 write_refusal(&stream, &self.refusal);
                 self.refused += 1;
