@@ -42,9 +42,9 @@ pub struct StatsSnapshot {
     pub parked: u64,
     /// Streaming responses open right now (a gauge).
     pub streaming: u64,
-    /// WebSocket connections open right now (a gauge; from the upgrade until
-    /// the socket's task finished, close handshake included). Always 0
-    /// without the `ws` feature.
+    /// WebSocket connections open right now (a gauge; from the `LiveSocket`
+    /// extractor until the socket's task finished, close handshake
+    /// included). Always 0 without the `ws` feature.
     pub websockets: u64,
     /// Long-polls answered with an event, since start.
     pub ready: u64,
@@ -56,8 +56,8 @@ pub struct StatsSnapshot {
     pub disconnected: u64,
     /// Requests answered `503` because a cap was reached
     /// ([`LongPollConfig::max_parked`](crate::LongPollConfig::max_parked),
-    /// [`StreamConfig::max_open`](crate::StreamConfig::max_open)), since
-    /// start.
+    /// [`StreamConfig::max_open`](crate::StreamConfig::max_open),
+    /// `WsConfig::max_open`), since start.
     pub rejected: u64,
     /// Long-poll requests answered `413` because their body was over
     /// [`LongPollConfig::max_body`](crate::LongPollConfig::max_body), since
@@ -149,7 +149,8 @@ pub(crate) enum Gauge {
     /// Streamed responses open, from the extractor to the end of the body
     /// (capped by `StreamConfig::max_open`).
     Streams,
-    /// WebSocket connections open (no cap).
+    /// WebSocket connections open, from the extractor until the socket's
+    /// task ends (capped by `WsConfig::max_open`).
     #[cfg(feature = "ws")]
     WebSockets,
 }
@@ -162,13 +163,6 @@ pub(crate) struct Held {
 }
 
 impl Held {
-    /// Takes one more place (for an uncapped gauge).
-    #[cfg(feature = "ws")]
-    pub(crate) fn take(counters: Arc<Counters>, gauge: Gauge) -> Self {
-        counters.gauge(gauge).fetch_add(1, Ordering::Relaxed);
-        Self { counters, gauge }
-    }
-
     /// Takes one more place unless `max` are taken already; a refusal is
     /// counted in `rejected`.
     pub(crate) fn try_take(counters: Arc<Counters>, gauge: Gauge, max: usize) -> Option<Self> {

@@ -10,8 +10,9 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::{CloseReason, Connection, Messages, WsConfig};
 use crate::disconnect::{MissingDisconnectLayer, RequestContext};
-use crate::response::{rejection, Reject};
+use crate::response::{rejection, Overloaded, Reject};
 use crate::source::Source;
+use crate::stats::{Gauge, Held};
 use crate::wire::JsonItem;
 
 /// Extractor for a WebSocket upgrade whose connection gets a lifetime
@@ -29,6 +30,9 @@ pub struct LiveSocket {
     /// upgrade can stop on it; cancelled if the upgrade never happens.
     token: CancellationToken,
     guard: DropGuard,
+    /// This socket's place in the `websockets` gauge, from here until its
+    /// task ends.
+    gauge: Held,
 }
 
 impl std::fmt::Debug for LiveSocket {
@@ -53,12 +57,28 @@ impl<S: Send + Sync> FromRequestParts<S> for LiveSocket {
             .map_err(LiveSocketRejection::Upgrade)?
             .max_message_size(config.max_message_size)
             .max_frame_size(config.max_message_size)
-            .write_buffer_size(config.write_buffer_size);
+            .read_buffer_size(config.read_buffer_size())
+            .write_buffer_size(config.write_buffer_size)
+            .max_write_buffer_size(config.write_buffer_cap());
+        // Taken here, before the `101`, so that one socket too many is told
+        // `503` + `Retry-After` in HTTP.
+        let gauge = Held::try_take(
+            ctx.shared.stats.counters_arc(),
+            Gauge::WebSockets,
+            config.max_open,
+        )
+        .ok_or(LiveSocketRejection::Overloaded(Overloaded {
+            what: "WebSockets are open",
+            setting: "WsConfig::max_open",
+            limit: config.max_open,
+            retry_after: config.retry_after,
+        }))?;
         let token = CancellationToken::new();
         Ok(Self {
             upgrade,
             ctx,
             config,
+            gauge,
             guard: token.clone().drop_guard(),
             token,
         })
@@ -115,11 +135,10 @@ impl LiveSocket {
         let in_flight = shared.in_flight.token();
         let config = self.config;
         let shutdown = shared.shutdown.clone();
-        let counters = shared.stats.counters_arc();
-        let (token, guard) = (self.token, self.guard);
+        let (token, guard, gauge) = (self.token, self.guard, self.gauge);
         self.upgrade.on_upgrade(move |ws| {
             callback(Connection::new(
-                ws, config, shutdown, guard, token, counters, in_flight,
+                ws, config, shutdown, guard, token, gauge, in_flight,
             ))
         })
     }
@@ -158,6 +177,9 @@ pub enum LiveSocketRejection {
     /// Not a valid WebSocket upgrade request (axum's rejection: `400`,
     /// `405`, `426`).
     Upgrade(WebSocketUpgradeRejection),
+    /// [`WsConfig::max_open`](super::WsConfig::max_open) WebSockets are
+    /// open already (`503` with `Retry-After`).
+    Overloaded(Overloaded),
 }
 
 impl Reject for LiveSocketRejection {
@@ -165,6 +187,7 @@ impl Reject for LiveSocketRejection {
         match self {
             Self::MissingLayer(r) => r.status(),
             Self::Upgrade(r) => r.status(),
+            Self::Overloaded(r) => r.status(),
         }
     }
 
@@ -172,6 +195,14 @@ impl Reject for LiveSocketRejection {
         match self {
             Self::MissingLayer(r) => write!(f, "{r} to use `LiveSocket`"),
             Self::Upgrade(r) => f.write_str(&r.body_text()),
+            Self::Overloaded(r) => write!(f, "{r}"),
+        }
+    }
+
+    fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            Self::Overloaded(r) => Some(r.retry_after),
+            _ => None,
         }
     }
 
@@ -179,6 +210,7 @@ impl Reject for LiveSocketRejection {
         match self {
             Self::MissingLayer(r) => Some(r),
             Self::Upgrade(r) => Some(r),
+            Self::Overloaded(r) => Some(r),
         }
     }
 }
