@@ -14,6 +14,10 @@
 
 mod common;
 
+#[path = "../examples/demo/app.rs"]
+#[allow(dead_code)]
+mod demo;
+
 use common::PublishNow as _;
 use std::future::IntoFuture as _;
 use std::net::SocketAddr;
@@ -547,6 +551,54 @@ async fn shutdown_returns_by_its_hard_deadline_whatever_the_clients_do() {
     ] {
         closed_by_server(stream, what).await;
     }
+}
+
+// ---------------------------------------------------------------------------
+// The demo, served as its main.rs serves it
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn the_demo_refuses_an_announced_oversized_publish_before_100_continue_and_turns_unready() {
+    let log = EventLog::<std::sync::Arc<str>>::new(16);
+    let (routes, layer) = demo::routes(log, CancellationToken::new());
+    let router = demo::cross_origin(routes, &demo::Origins::Loopback);
+    let mut server = Served::new(router, layer, ServeConfig::new()).await;
+
+    let mut publish = TcpStream::connect(server.addr).await.unwrap();
+    publish
+        .write_all(
+            b"POST /publish HTTP/1.1\r\nhost: test\r\ncontent-length: 100000\r\n\
+              expect: 100-continue\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    // Over the demo's 64 KiB, under the server's 2 MiB: the handler's own
+    // refusal, before it reads the body.
+    let line = first_line(&mut publish).await;
+    assert!(line.starts_with("HTTP/1.1 413"), "first line: {line:?}");
+    let mut rest = Vec::new();
+    tokio::time::timeout(IO_GUARD, publish.read_to_end(&mut rest))
+        .await
+        .expect("the connection stayed open after the 413")
+        .unwrap();
+    let rest = String::from_utf8_lossy(&rest);
+    assert!(rest.contains("publish body too large"), "{rest}");
+    // Within the limit: published.
+    let mut fine = RawConn::connect(server.addr).await;
+    fine.send(b"POST /publish HTTP/1.1\r\nhost: test\r\ncontent-length: 5\r\n\r\nhello")
+        .await;
+    let res = fine.read_response().await;
+    assert_eq!(res.status(), 200, "{}", res.text());
+
+    assert_eq!(raw_get(server.addr, "/ready").await.status(), 200);
+    let mut parked = RawConn::connect(server.addr).await;
+    parked.get("/poll?timeout=60").await;
+    wait_for_stats(&server.stats, "parked", |s| s.parked == 1).await;
+    server.shutdown();
+    let res = parked.read_response().await;
+    assert_eq!(res.status(), 503);
+    let report = server.returned().await;
+    assert!(report.drained, "{report}");
 }
 
 // ---------------------------------------------------------------------------

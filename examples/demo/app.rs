@@ -4,9 +4,8 @@
 
 use std::sync::Arc;
 
-use axum::body::Body;
 use axum::extract::ws::Message;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
@@ -41,18 +40,27 @@ impl<B> Clone for App<B> {
     }
 }
 
-async fn publish<B: Named>(State(app): State<App<B>>, body: Body) -> Response {
-    let bytes = match axum::body::to_bytes(body, MAX_MESSAGE).await {
-        Ok(bytes) => bytes,
-        Err(_) => {
-            return (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!(
-                    "publish body too large: allowed at most {MAX_MESSAGE} bytes of UTF-8 text"
-                ),
-            )
-                .into_response()
-        }
+fn too_large() -> Response {
+    (
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("publish body too large: allowed at most {MAX_MESSAGE} bytes of UTF-8 text"),
+    )
+        .into_response()
+}
+
+async fn publish<B: Named>(State(app): State<App<B>>, req: Request) -> Response {
+    // A body announced too large is refused before it is read: the client
+    // uploads nothing (with `Expect: 100-continue`, no `100 Continue`).
+    let announced = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if announced.is_some_and(|len| len > MAX_MESSAGE as u64) {
+        return too_large();
+    }
+    let Ok(bytes) = axum::body::to_bytes(req.into_body(), MAX_MESSAGE).await else {
+        return too_large();
     };
     let Ok(text) = std::str::from_utf8(&bytes) else {
         return (
@@ -128,23 +136,35 @@ impl Named for axum_longpoll::event_log::Redis {
     const NAME: &'static str = "redis";
 }
 
-/// The demo's router, for a given log (in memory or on Redis) and shutdown
-/// token.
-#[allow(dead_code)] // each user of app.rs calls one of the two
+/// The demo's router with its layer, for a given log (in memory or on
+/// Redis) and shutdown token (for `axum::serve`, as the tests use it).
+#[allow(dead_code)] // each user of app.rs calls one of the three
 pub(crate) fn router<B: Named>(log: EventLog<Arc<str>, B>, shutdown: CancellationToken) -> Router {
     router_with_in_flight(log, shutdown).0
 }
 
-/// The demo's router and its requests in flight (to wait for them, the
-/// WebSockets among them, after a graceful shutdown).
+/// The demo's router with its layer, and its requests in flight (to wait
+/// for them, the WebSockets among them, after `axum::serve`'s graceful
+/// shutdown).
+#[allow(dead_code)]
 pub(crate) fn router_with_in_flight<B: Named>(
     log: EventLog<Arc<str>, B>,
     shutdown: CancellationToken,
 ) -> (Router, InFlight) {
+    let (routes, layer) = routes(log, shutdown);
+    let in_flight = layer.in_flight();
+    (routes.layer(layer), in_flight)
+}
+
+/// The demo's routes and, not yet applied, its layer: for
+/// `axum_longpoll::serve`, which puts the layer around the whole router.
+pub(crate) fn routes<B: Named>(
+    log: EventLog<Arc<str>, B>,
+    shutdown: CancellationToken,
+) -> (Router, DisconnectLayer) {
     let layer = DisconnectLayer::new()
         .shutdown(shutdown)
         .config(WsConfig::new().max_message_size(MAX_MESSAGE));
-    let in_flight = layer.in_flight();
     let state = App {
         log,
         stats: layer.stats(),
@@ -158,9 +178,9 @@ pub(crate) fn router_with_in_flight<B: Named>(
         .route("/sse", get(sse::<B>))
         .route("/ws", get(ws::<B>))
         .route("/stats", get(stats::<B>))
-        .with_state(state)
-        .layer(layer);
-    (router, in_flight)
+        .route("/ready", get(axum_longpoll::serve::ready))
+        .with_state(state);
+    (router, layer)
 }
 
 // ---------------------------------------------------------------------------

@@ -44,6 +44,7 @@
 //! curl -N 'localhost:3000/stream?from=oldest'        # NDJSON, one event per line, live
 //! curl -N localhost:3000/sse                          # server-sent events, id: = cursor
 //! curl localhost:3000/stats                           # parked now, outcomes since start
+//! curl -i localhost:3000/ready                        # 200 while serving, 503 once shutting down
 //! ```
 //!
 //! And a WebSocket, with any client (here websocat), in a browser console
@@ -53,13 +54,24 @@
 //! websocat 'ws://localhost:3000/ws?from=oldest'      # events as text frames; type a line to publish it
 //! ```
 //!
-//! Ctrl-C (or SIGTERM) shuts it down: parked polls answer `503` with
-//! `Retry-After` at once, streams end with a `reconnect` frame, WebSockets
-//! get `1001 Going Away`, and the process exits.
+//! Ctrl-C (or SIGTERM) shuts it down in three phases (`axum_longpoll::serve`):
+//! parked polls answer `503` with `Retry-After` at once, streams end with a
+//! `reconnect` frame, WebSockets get `1001 Going Away`, and `/ready` turns
+//! `503`; then every connection is closed (HTTP/2: `GOAWAY` after the
+//! answers); whatever is still open 25 s after the signal is cut, and the
+//! process exits, printing what it answered and what it cut.
+//!
+//! It holds against careless and hostile clients: a slow request head or
+//! an idle connection is closed after 30 s, a stalled request body after
+//! 30 s, an announced `/publish` body over 64 KiB is refused before it is
+//! sent, a client that floods WebSocket pings without reading is closed
+//! with bounded memory, and out of file descriptors each new client gets a
+//! `503` at once (see the crate's `serve` module).
 //!
 //! HTTP interface (a contract: names and shapes stay):
 //!
-//! - `POST /publish`: body is UTF-8 text (at most 64 KiB, else `413`) →
+//! - `POST /publish`: body is UTF-8 text (at most 64 KiB, else `413`; an
+//!   announced `Content-Length` over it is refused before the body is sent) →
 //!   `200 {"id":"<cursor of this event>"}`; `503` + `Retry-After` when the
 //!   log is on Redis and Redis is unreachable (the event may or may not have
 //!   been stored: retrying gives at-least-once).
@@ -86,6 +98,8 @@
 //! - `GET /stats` → `{"parked":n,"streaming":n,"websockets":n,"ready":n,
 //!   "timeout":n,"shutdown":n,"disconnected":n,"retained":n,
 //!   "head":"<cursor>","backend":"memory"|"redis"}`.
+//! - `GET /ready` → `200 ready` while serving; `503` + `Retry-After` once
+//!   the shutdown has begun (a load balancer's readiness probe).
 //! - `GET /` → the demo page.
 //!
 //! Environment: `ADDR` (default `127.0.0.1:3000`), `RETAIN` (events kept,
@@ -100,9 +114,7 @@
 mod app;
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
-use axum_longpoll::net::DeadPeer;
 use axum_longpoll::EventLog;
 use tokio_util::sync::CancellationToken;
 
@@ -190,15 +202,14 @@ async fn serve<B: app::Named>(
         listener.local_addr()?,
         B::NAME,
     );
-    // Finds clients that vanish without FIN/RST or stop reading (30 s).
-    let listener = DeadPeer::new().listen(listener);
-    let (router, in_flight) = app::router_with_in_flight(log, shutdown.clone());
-    axum::serve(listener, app::cross_origin(router, origins))
+    // The layer goes around the whole router (`serve` puts it there); the
+    // default ServeConfig bounds every phase of a connection, finds dead
+    // peers (DeadPeer) and ends the shutdown within 25 s.
+    let (routes, layer) = app::routes(log, shutdown.clone());
+    let report = axum_longpoll::serve(listener, app::cross_origin(routes, origins))
+        .layer(layer)
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await?;
-    // `serve` does not wait for upgraded connections: let every WebSocket
-    // finish its `1001` closing handshake before the runtime drops it.
-    let _ = tokio::time::timeout(Duration::from_secs(10), in_flight.wait()).await;
-    eprintln!("demo stopped");
+    eprintln!("demo stopped: {report}");
     Ok(())
 }
