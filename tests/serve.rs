@@ -284,6 +284,28 @@ async fn an_idle_http2_connection_gets_goaway_and_is_closed() {
 }
 
 #[tokio::test]
+async fn an_http2_peer_that_stops_answering_pings_is_dropped_with_its_parked_request() {
+    let log = Log::new(16);
+    let config = ServeConfig::new().http2_keep_alive(Some((
+        Duration::from_millis(200),
+        Duration::from_millis(200),
+    )));
+    let server = Served::new(app(&log), DisconnectLayer::new(), config).await;
+    // A parked long-poll on a connection whose client then reads nothing
+    // and so acknowledges no PING: not idle (a request is in progress),
+    // only the keep-alive PING finds it.
+    let mut h2 = RawH2::connect(server.addr).await;
+    h2.get(1, "/poll?timeout=60").await;
+    wait_for_stats(&server.stats, "parked", |s| s.parked == 1).await;
+    others_are_served(server.addr).await;
+    wait_for_stats(&server.stats, "the parked poll dropped", |s| {
+        s.parked == 0 && s.disconnected == 1
+    })
+    .await;
+    closed_by_server(&mut h2.stream, "an HTTP/2 peer that acknowledges no PING").await;
+}
+
+#[tokio::test]
 async fn a_stalled_body_is_ended_for_a_long_poll_and_for_a_handler_that_reads_it() {
     let log = Log::new(16);
     let server = Served::new(app(&log), DisconnectLayer::new(), short_deadlines()).await;
@@ -708,4 +730,17 @@ impl RawH2 {
         }
         frames
     }
+}
+
+#[test]
+fn public_types_are_send_sync() {
+    fn send_sync<T: Send + Sync>() {}
+    fn send_sync_clone<T: Send + Sync + Clone>() {}
+    fn send<T: Send>() {}
+    send_sync_clone::<ServeConfig>();
+    send_sync_clone::<ShutdownReport>();
+    send_sync_clone::<serve::BodyTimeout>();
+    send::<serve::Serve>();
+    send::<serve::ServeFuture>();
+    send_sync::<serve::Serve>();
 }
