@@ -9,14 +9,12 @@
 //! use std::sync::Arc;
 //! use axum::{extract::State, response::Response, routing::get, Router};
 //! use axum_longpoll::{serve, DisconnectLayer, EventLog, LongPoll, Resume};
-//! use tokio_util::sync::CancellationToken;
 //!
 //! async fn poll(State(log): State<EventLog<Arc<str>>>, resume: Resume, lp: LongPoll) -> Response {
 //!     lp.serve(log.reader(resume)).await // 200 events / 204 + Cursor / 410 / 503
 //! }
 //!
 //! # async fn run() -> std::io::Result<()> {
-//! let shutdown = CancellationToken::new(); // cancel it on SIGTERM
 //! let log = EventLog::<Arc<str>>::new(1024);
 //! let app = Router::new()
 //!     .route("/poll", get(poll))
@@ -25,8 +23,8 @@
 //! log.publish("hello".into()).await.ok();
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
 //! let report = axum_longpoll::serve(listener, app)
-//!     .layer(DisconnectLayer::new().shutdown(shutdown.clone()))
-//!     .with_graceful_shutdown(shutdown.cancelled_owned())
+//!     .layer(DisconnectLayer::new()) // its shutdown token is cancelled by `serve`
+//!     .with_graceful_shutdown(async { tokio::signal::ctrl_c().await.unwrap_or(()) })
 //!     .await?;
 //! eprintln!("{report}");
 //! # Ok(()) }

@@ -530,6 +530,9 @@ async fn shutdown_returns_by_its_hard_deadline_whatever_the_clients_do() {
     let mut stalled = small_recv_buffer_conn(server.addr).await;
     stalled.get("/stream").await;
     assert_eq!(stalled.read_head().await.status, 200);
+    // A handler that ignores the shutdown.
+    let mut stubborn = RawConn::connect(server.addr).await;
+    stubborn.get("/stubborn").await;
     // A WebSocket peer that will never answer the close.
     let mut socket = TcpStream::connect(server.addr).await.unwrap();
     socket
@@ -560,12 +563,17 @@ async fn shutdown_returns_by_its_hard_deadline_whatever_the_clients_do() {
     assert_eq!(res.header("connection"), Some("close"));
     let report = server.returned().await;
     assert!(!report.drained, "{report}");
-    // At least the HTTP/2 connection that never acknowledges the PING and
-    // the WebSocket whose close frame cannot be written (the stalled
-    // stream may still fit its final frame into the socket buffers).
+    // At least the handler that ignores the shutdown and the WebSocket
+    // whose close frame cannot be written (the stalled stream may still fit
+    // its final frame into the socket buffers; the silent HTTP/2
+    // connection is dropped a second after its GOAWAY).
     assert!(report.connections_cut >= 2, "{report}");
-    assert!(report.in_flight_cut >= 1, "{report}");
+    assert!(report.in_flight_cut >= 2, "{report}");
     for (stream, what) in [
+        (
+            &mut stubborn.stream,
+            "the handler that ignores the shutdown",
+        ),
         (&mut idle.stream, "the idle connection"),
         (&mut silent_h2, "the silent HTTP/2 connection"),
         (&mut stalled.stream, "the stalled reader"),
@@ -573,6 +581,35 @@ async fn shutdown_returns_by_its_hard_deadline_whatever_the_clients_do() {
     ] {
         closed_by_server(stream, what).await;
     }
+}
+
+#[tokio::test]
+async fn a_silent_http2_connection_is_dropped_soon_after_its_goaway_not_at_the_hard_deadline() {
+    let log = Log::new(16);
+    let config = ServeConfig::new()
+        .shutdown_timeout(Duration::from_secs(60))
+        .http2_keep_alive(None);
+    let mut server = Served::new(app(&log), DisconnectLayer::new(), config).await;
+    // Silent after its preface: it will never acknowledge the PING that
+    // follows the GOAWAY.
+    let mut silent = TcpStream::connect(server.addr).await.unwrap();
+    silent.write_all(PREFACE).await.unwrap();
+    silent.write_all(&frame(SETTINGS, 0, 0, &[])).await.unwrap();
+    // Served once, then silent.
+    let mut served = RawH2::connect(server.addr).await;
+    served.get(1, "/ok").await;
+    let _ = served.read_frame().await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    server.shutdown();
+    let report = server.returned().await;
+    assert_eq!(
+        (report.connections, report.connections_cut),
+        (2, 0),
+        "{report}"
+    );
+    closed_by_server(&mut silent, "the silent HTTP/2 connection").await;
+    closed_by_server(&mut served.stream, "the HTTP/2 connection served once").await;
 }
 
 // ---------------------------------------------------------------------------

@@ -163,12 +163,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let origins: app::Origins = env_or("ORIGINS", app::Origins::Loopback, app::ORIGINS_ALLOWED)?;
 
-    let shutdown = CancellationToken::new();
-    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    // Cancelled by Ctrl-C or SIGTERM: the signal for `serve`, which then
+    // cancels the layer's own shutdown token (phase (a)).
+    let signal = CancellationToken::new();
+    tokio::spawn(cancel_on_signal(signal.clone()));
 
     let builder = EventLog::builder().capacity(retain);
     match std::env::var("REDIS_URL") {
-        Err(_) => serve(addr, builder.build(), retain, &origins, shutdown).await,
+        Err(_) => serve(addr, builder.build(), retain, &origins, signal).await,
         #[cfg(feature = "redis")]
         Ok(url) => {
             let key = std::env::var("REDIS_KEY").unwrap_or_else(|_| "axum-longpoll:demo".into());
@@ -180,7 +182,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .await
                 .map_err(|e| format!("cannot use Redis at {url} (key {key:?}): {e}"))?;
             eprintln!("log on Redis {url}, stream key {key:?}");
-            serve(addr, log, retain, &origins, shutdown).await
+            serve(addr, log, retain, &origins, signal).await
         }
         #[cfg(not(feature = "redis"))]
         Ok(_) => Err("REDIS_URL is set but the demo was built without Redis: \
@@ -194,7 +196,7 @@ async fn serve<B: app::Named>(
     log: EventLog<std::sync::Arc<str>, B>,
     retain: usize,
     origins: &app::Origins,
-    shutdown: CancellationToken,
+    signal: CancellationToken,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     eprintln!(
@@ -205,10 +207,10 @@ async fn serve<B: app::Named>(
     // The layer goes around the whole router (`serve` puts it there); the
     // default ServeConfig bounds every phase of a connection, finds dead
     // peers (DeadPeer) and ends the shutdown within 25 s.
-    let (routes, layer) = app::routes(log, shutdown.clone());
+    let (routes, layer) = app::routes(log, CancellationToken::new());
     let report = axum_longpoll::serve(listener, app::cross_origin(routes, origins))
         .layer(layer)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .with_graceful_shutdown(signal.cancelled_owned())
         .await?;
     eprintln!("demo stopped: {report}");
     Ok(())

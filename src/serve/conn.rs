@@ -497,6 +497,7 @@ pub(crate) async fn drive(
                     graceful = true;
                     conn.as_mut().graceful_shutdown();
                 }
+                timer.as_mut().closing();
             }
             action = timer.as_mut() => match action {
                 Idle::Close => {
@@ -542,6 +543,8 @@ pin_project! {
         #[pin]
         sleep: Sleep,
         state: IdleState,
+        // Phase (b): the next expiry drops the connection.
+        server_closing: bool,
     }
 }
 
@@ -552,9 +555,42 @@ impl<'a> IdleTimer<'a> {
             idle,
             sleep: tokio::time::sleep_until(crate::deadline::after(Instant::now(), request_wait)),
             state: IdleState::FirstRequest,
+            server_closing: false,
+        }
+    }
+
+    /// The server is closing (phase (b)): a connection with no request in
+    /// progress has [`CLOSING_GRACE`] left to close by itself (HTTP/2: to
+    /// acknowledge the `GOAWAY`'s `PING`); then it is dropped.
+    fn closing(self: Pin<&mut Self>) {
+        let mut this = self.project();
+        *this.idle = CLOSING_GRACE;
+        *this.server_closing = true;
+        let deadline = crate::deadline::after(Instant::now(), CLOSING_GRACE);
+        match *this.state {
+            IdleState::FirstRequest => {
+                if deadline < this.sleep.deadline() {
+                    this.sleep.as_mut().reset(deadline);
+                }
+            }
+            IdleState::Idle { epoch, .. } => {
+                this.sleep.as_mut().reset(deadline);
+                *this.state = IdleState::Idle {
+                    epoch,
+                    closing: true,
+                };
+            }
+            // HTTP/1.x: hyper closes an idle connection at once and a busy
+            // one after its answer. HTTP/2 busy: the grace starts when its
+            // last stream ends.
+            IdleState::Off | IdleState::Busy => {}
         }
     }
 }
+
+/// How long a connection with no request in progress may take to close
+/// once the server closes it.
+const CLOSING_GRACE: Duration = Duration::from_secs(1);
 
 impl Future for IdleTimer<'_> {
     type Output = Idle;
@@ -589,7 +625,7 @@ impl Future for IdleTimer<'_> {
                     this.sleep.as_mut().reset(deadline);
                     *this.state = IdleState::Idle {
                         epoch,
-                        closing: false,
+                        closing: *this.server_closing,
                     };
                 }
                 IdleState::Idle { epoch, closing } => {

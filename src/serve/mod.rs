@@ -11,23 +11,23 @@
 //! ```no_run
 //! use std::sync::Arc;
 //! use axum::{extract::State, response::Response, routing::get, Router};
-//! use axum_longpoll::{serve, DisconnectLayer, EventLog, LongPoll, Resume};
-//! use tokio_util::sync::CancellationToken;
+//! use axum_longpoll::{serve, DisconnectLayer, EventLog, LongPoll, LongPollConfig, Resume};
 //!
 //! async fn poll(State(log): State<EventLog<Arc<str>>>, resume: Resume, lp: LongPoll) -> Response {
 //!     lp.serve(log.reader(resume)).await
 //! }
 //!
 //! # async fn run() -> std::io::Result<()> {
-//! let shutdown = CancellationToken::new(); // cancel it on SIGTERM
 //! let app = Router::new()
 //!     .route("/poll", get(poll))
 //!     .route("/ready", get(serve::ready)) // the load balancer's readiness probe
 //!     .with_state(EventLog::<Arc<str>>::new(1024));
 //! let listener = tokio::net::TcpListener::bind("0.0.0.0:3000").await?;
 //! let report = axum_longpoll::serve(listener, app)
-//!     .layer(DisconnectLayer::new().shutdown(shutdown.clone()))
-//!     .with_graceful_shutdown(shutdown.cancelled_owned())
+//!     // The layer's own shutdown token: `serve` cancels it.
+//!     .layer(DisconnectLayer::new().config(LongPollConfig::new()))
+//!     // Ctrl-C here; SIGTERM too in `examples/demo/main.rs`.
+//!     .with_graceful_shutdown(async { tokio::signal::ctrl_c().await.unwrap_or(()) })
 //!     .await?;
 //! eprintln!("{report}"); // what was answered, what was cut
 //! # Ok(()) }
@@ -51,7 +51,9 @@
 //! # Shutdown in three phases
 //!
 //! It starts when the [signal](Serve::with_graceful_shutdown) completes or
-//! the layer's shutdown token is cancelled.
+//! the layer's shutdown token is cancelled. Let `serve` cancel the token
+//! (give it a signal, and the layer a token of its own): then the
+//! [`ShutdownReport`] counts the answers from the moment they start.
 //!
 //! 1. **Answer first.** The shutdown token is cancelled: every parked
 //!    [`LongPoll`](crate::LongPoll) answers `503` + `Retry-After`, every
@@ -66,12 +68,16 @@
 //! 2. **Close.** The listener is closed (new connections are refused by the
 //!    kernel) and every connection is asked to close: an idle HTTP/1.1
 //!    connection closes at once, a busy one after its answer; an HTTP/2
-//!    connection gets `GOAWAY` and closes when its streams are done.
+//!    connection gets `GOAWAY` and closes when its streams are done. A
+//!    connection with no request in progress that is still open a second
+//!    later (an HTTP/2 peer that never acknowledges the `GOAWAY`'s `PING`,
+//!    half a request head) is dropped then.
 //! 3. **Cut.** At [`shutdown_timeout`](ServeConfig::shutdown_timeout)
 //!    (25 s after the signal; Kubernetes' default grace period is 30 s)
-//!    every connection still open is dropped and the future returns: a peer
-//!    that never acknowledges the `GOAWAY`'s `PING`, or never reads, cannot
-//!    hold the process.
+//!    every connection still open is dropped, upgraded ones included, and
+//!    the future returns: a handler that ignores the shutdown, a peer that
+//!    never reads, a WebSocket that never answers the close cannot hold the
+//!    process.
 //!
 //! **Why this order matters for HTTP/2.** hyper's graceful shutdown of an
 //! HTTP/2 connection sends `GOAWAY` and a `PING` at once; the `503`s of the

@@ -34,12 +34,12 @@ use crate::disconnect::{Disconnect, DisconnectLayer};
 /// use tokio_util::sync::CancellationToken;
 ///
 /// # async fn run() -> std::io::Result<()> {
-/// let shutdown = CancellationToken::new();
+/// let stop = CancellationToken::new(); // cancelled on SIGTERM
 /// let app: Router = Router::new().route("/ready", get(serve::ready));
 /// let listener = tokio::net::TcpListener::bind("0.0.0.0:3000").await?;
 /// let report = axum_longpoll::serve(listener, app)
-///     .layer(DisconnectLayer::new().shutdown(shutdown.clone()))
-///     .with_graceful_shutdown(async move { /* SIGTERM */ })
+///     .layer(DisconnectLayer::new())
+///     .with_graceful_shutdown(stop.cancelled_owned())
 ///     .await?;
 /// eprintln!("{report}");
 /// # Ok(()) }
@@ -163,7 +163,9 @@ impl Future for ServeFuture {
 #[non_exhaustive]
 pub struct ShutdownReport {
     /// Requests in flight when the shutdown began (WebSockets included):
-    /// the answers phase (a) waited for.
+    /// the answers phase (a) waited for. When the layer's token was
+    /// cancelled by the application rather than by `serve`, some answers
+    /// may have been written before `serve` counted.
     pub in_flight: usize,
     /// Whether they were all answered within
     /// [`drain_timeout`](ServeConfig::drain_timeout) (requests that came
@@ -351,9 +353,11 @@ where
         // answers carry `Connection: close`. New connections are still
         // accepted (a load balancer may still send some).
         let started = Instant::now();
+        // Counted before the token is cancelled: the answers it starts can
+        // be written before the next line.
+        let at_signal = in_flight.len();
         spawner.shared.draining.store(true, Ordering::Relaxed);
         shutdown.cancel();
-        let at_signal = in_flight.len();
         let drain_deadline = crate::deadline::after(started, config.drain_timeout);
         let hard_deadline = crate::deadline::after(started, config.shutdown_timeout);
         let drain_until = drain_deadline.min(hard_deadline);
