@@ -21,7 +21,6 @@ use http_body::{Body, Frame, SizeHint};
 use http_body_util::Limited;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto::UpgradeableConnection;
 use pin_project_lite::pin_project;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
@@ -214,9 +213,9 @@ impl AsyncWrite for Socket {
     }
 }
 
-/// The connection future hyper-util builds: HTTP/1.1 (with upgrades) or
-/// HTTP/2, chosen by the client's first bytes.
-pub(crate) type Conn = UpgradeableConnection<'static, TokioIo<Socket>, ConnService, TokioExecutor>;
+/// hyper-util's connection builder: HTTP/1.1 (with upgrades) or HTTP/2,
+/// chosen by the client's first bytes.
+pub(crate) type Builder = hyper_util::server::conn::auto::Builder<TokioExecutor>;
 
 // ---------------------------------------------------------------------------
 // Requests in progress on one connection
@@ -468,15 +467,20 @@ impl Body for ServeBody {
 /// time, on HTTP/2 after an idle period (`GOAWAY` first), gracefully in
 /// phase (b) of a shutdown (`closing`) and at once in phase (c) (`cut`, a
 /// parent of `closing`).
+#[allow(clippy::too_many_arguments)] // one call site, each part distinct
 pub(crate) async fn drive(
-    conn: Conn,
+    builder: Arc<Builder>,
+    io: TokioIo<Socket>,
+    service: ConnService,
     activity: Arc<Activity>,
     request_wait: Duration,
     idle: Duration,
     closing: CancellationToken,
     cut: CancellationToken,
 ) {
-    let mut conn = pin!(conn);
+    // Made here, in the task's own state: a connection passed in would be
+    // kept twice in it (hyper's connection is about 1.5 KB).
+    let mut conn = pin!(builder.serve_connection_with_upgrades(io, service));
     let mut timer = pin!(IdleTimer::new(&activity, request_wait, idle));
     // Polled one at a time, and registered once: the shutdown tokens are
     // shared by every connection.

@@ -11,7 +11,6 @@ use std::time::Duration;
 use axum::Router;
 use futures_util::future::BoxFuture;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -19,7 +18,7 @@ use tower::Layer as _;
 
 use super::accept::{default_max_connections, Acceptor};
 use super::config::{MaxConnections, ServeConfig};
-use super::conn::{drive, Activity, ConnService, Shared, Sockets};
+use super::conn::{drive, Activity, Builder, ConnService, Shared, Sockets};
 use crate::disconnect::{Disconnect, DisconnectLayer};
 
 /// Serves `router` on `listener` until shutdown, with a deadline on every
@@ -222,7 +221,7 @@ impl fmt::Display for ShutdownReport {
 /// Everything a new connection needs.
 struct Spawner {
     app: Disconnect<Router>,
-    builder: auto::Builder<TokioExecutor>,
+    builder: Arc<Builder>,
     shared: Arc<Shared>,
     sockets: Sockets,
     max_connections: Option<usize>,
@@ -255,12 +254,10 @@ impl Spawner {
             Arc::clone(&self.shared),
             Arc::clone(&activity),
         );
-        let conn = self
-            .builder
-            .serve_connection_with_upgrades(TokioIo::new(socket), service)
-            .into_owned();
         tokio::spawn(drive(
-            conn,
+            Arc::clone(&self.builder),
+            TokioIo::new(socket),
+            service,
             activity,
             self.request_wait,
             self.idle,
@@ -278,8 +275,8 @@ impl Drop for Spawner {
     }
 }
 
-fn http_builder(config: &ServeConfig) -> auto::Builder<TokioExecutor> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
+fn http_builder(config: &ServeConfig) -> Builder {
+    let mut builder = Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
@@ -313,7 +310,7 @@ where
         let cut = CancellationToken::new();
         let spawner = Spawner {
             app: layer.layer(router),
-            builder: http_builder(&config),
+            builder: Arc::new(http_builder(&config)),
             shared: Arc::new(Shared {
                 draining: AtomicBool::new(false),
                 body_read_timeout: config.body_read_timeout,
