@@ -426,9 +426,11 @@ async fn over_the_connection_cap_a_client_gets_503_at_once() {
 #[tokio::test]
 async fn during_the_drain_readiness_is_503_and_new_connections_are_still_answered() {
     let log = Log::new(16);
+    // Long enough that the requests below land in phase (a) on a busy
+    // machine: a stubborn handler holds it open until the deadline.
     let config = ServeConfig::new()
-        .drain_timeout(Duration::from_secs(3))
-        .shutdown_timeout(Duration::from_secs(4));
+        .drain_timeout(Duration::from_secs(5))
+        .shutdown_timeout(Duration::from_secs(6));
     let mut server = Served::new(app(&log), DisconnectLayer::new(), config).await;
     assert_eq!(raw_get(server.addr, "/ready").await.status(), 200);
 
