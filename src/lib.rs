@@ -8,27 +8,35 @@
 //! ```no_run
 //! use std::sync::Arc;
 //! use axum::{extract::State, response::Response, routing::get, Router};
-//! use axum_longpoll::{DisconnectLayer, EventLog, LongPoll, Resume};
-//! use tokio_util::sync::CancellationToken;
+//! use axum_longpoll::{serve, DisconnectLayer, EventLog, LongPoll, Resume};
 //!
 //! async fn poll(State(log): State<EventLog<Arc<str>>>, resume: Resume, lp: LongPoll) -> Response {
 //!     lp.serve(log.reader(resume)).await // 200 events / 204 + Cursor / 410 / 503
 //! }
 //!
 //! # async fn run() -> std::io::Result<()> {
-//! let shutdown = CancellationToken::new();
 //! let log = EventLog::<Arc<str>>::new(1024);
 //! let app = Router::new()
 //!     .route("/poll", get(poll))
-//!     .with_state(log.clone())
-//!     .layer(DisconnectLayer::new().shutdown(shutdown.clone()));
+//!     .route("/ready", get(serve::ready)) // 503 once shutting down
+//!     .with_state(log.clone());
 //! log.publish("hello".into()).await.ok();
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
-//! axum::serve(listener, app)
-//!     .with_graceful_shutdown(shutdown.cancelled_owned())
-//!     .await
-//! # }
+//! let report = axum_longpoll::serve(listener, app)
+//!     .layer(DisconnectLayer::new()) // its shutdown token is cancelled by `serve`
+//!     .with_graceful_shutdown(async { tokio::signal::ctrl_c().await.unwrap_or(()) })
+//!     .await?;
+//! eprintln!("{report}");
+//! # Ok(()) }
 //! ```
+//!
+//! [`serve()`] takes the place of `axum::serve`: it bounds every phase of a
+//! connection (request head, idle keep-alive, request body, a silent HTTP/2
+//! peer), refuses connections with `503` at its cap or out of file
+//! descriptors, and shuts down in order: the answers first, then `GOAWAY`,
+//! then a hard deadline ([`serve`](mod@serve) module). Every mode also works
+//! under `axum::serve` with `Router::layer(DisconnectLayer)`, without those
+//! bounds.
 //!
 //! # The four modes, side by side
 //!
@@ -81,6 +89,7 @@
 //! | [`wire`] | the one vocabulary of control frames ([`wire::Control`]) and its framings: NDJSON, SSE, WebSocket text |
 //! | [`stats`] | [`Stats`]: parked long-polls, open streams and WebSockets now, and outcomes since start |
 //! | `net` | [`DeadPeer`](net::DeadPeer): a listener that finds vanished peers and peers that stop reading (feature `net`) |
+//! | `serve` | [`serve()`]: a server for real traffic: deadlines on every phase of a connection, a connection cap that answers `503`, a shutdown that answers first, then closes, and always finishes; [`serve::ready`] for a readiness probe (feature `net`) |
 //!
 //! # Architecture
 //!
@@ -96,7 +105,7 @@
 //!                 │
 //!             event_log             storage: EventLog, Cursor, Resume; Memory or Redis
 //!                 │
-//!  disconnect · stats · response · params · deadline      the bottom · net (beside it)
+//!  disconnect · stats · response · params · deadline      the bottom · net, serve (beside it)
 //! ```
 //!
 //! - [`disconnect`] is the bottom: a tower layer that gives each request a
@@ -111,6 +120,10 @@
 //! - The modes on top each own their extractor, settings, caps and answers.
 //!   `response` (private) is the one place for the shape every rejection
 //!   shares and for the `503` + `Retry-After` answer.
+//! - [`serve`](mod@serve) runs the connections: it uses the layer's shutdown
+//!   token and requests in flight, and `net`'s socket settings, and knows no
+//!   mode: a parked long-poll, a stream and a WebSocket are all requests in
+//!   flight to it.
 //!
 //! # With tower-http: compression and CORS
 //!
@@ -160,7 +173,8 @@
 //!
 //! | feature | what it adds | default |
 //! |---|---|---|
-//! | `net` | [`net::DeadPeer`]: a listener for `axum::serve` that finds vanished peers (TCP keepalive, `TCP_USER_TIMEOUT`) and peers that stop reading (write-stall timeout) | yes |
+//! | `net` | [`serve()`], the server on hyper-util's connection builder; [`net::DeadPeer`]: vanished peers (TCP keepalive, `TCP_USER_TIMEOUT`) and peers that stop reading (write-stall timeout), on every socket `serve` accepts or as a listener for `axum::serve` | yes |
+//! | `tracing` | `serve` reports accept errors (out of file descriptors) and refused connections through `tracing` when a subscriber is installed, instead of a line on stderr (both at most once a second) | no |
 //! | `ws` | the `ws` module (WebSocket mode), on axum's `ws` feature | no |
 //! | `redis` | the cursor log on Redis Streams, shared by many instances ([the Redis backend](event_log#the-redis-backend)); re-exports the `redis` client crate | no |
 //!
@@ -181,6 +195,9 @@ pub mod net;
 mod observe;
 mod params;
 mod response;
+#[cfg(feature = "net")]
+#[cfg_attr(docsrs, doc(cfg(feature = "net")))]
+pub mod serve;
 mod source;
 pub mod stats;
 pub mod stream;
@@ -197,6 +214,9 @@ pub use crate::disconnect::{DisconnectLayer, DisconnectToken};
 pub use crate::event_log::{Cursor, CursorGone, EventLog, LogReader, Resume, Streams};
 pub use crate::long_poll::{LongPoll, LongPollConfig, Outcome};
 pub use crate::response::Overloaded;
+#[cfg(feature = "net")]
+#[cfg_attr(docsrs, doc(cfg(feature = "net")))]
+pub use crate::serve::serve;
 pub use crate::source::Source;
 pub use crate::stats::{Stats, StatsSnapshot};
 pub use crate::stream::{StreamConfig, Streaming};

@@ -245,6 +245,11 @@ impl DeadPeer {
         self
     }
 
+    /// The write-stall bound, for a server that wraps its sockets itself.
+    pub(crate) fn write_stall_limit(&self) -> Option<Duration> {
+        self.write_stall
+    }
+
     /// Wraps `listener`; pass the result to `axum::serve`.
     pub fn listen(self, listener: TcpListener) -> DeadPeerListener {
         DeadPeerListener {

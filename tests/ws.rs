@@ -775,6 +775,89 @@ async fn a_reader_that_stops_is_closed_with_4008_holding_a_bounded_amount() {
 }
 
 // ---------------------------------------------------------------------------
+// The cap on open sockets
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn over_max_in_flight_an_upgrade_is_answered_503_and_open_sockets_stay() {
+    let log = log(16);
+    let s = serve(&log, quiet().max_in_flight(2)).await;
+    let mut first = connect(s.addr(), "/ws").await;
+    let mut second = connect(s.addr(), "/ws").await;
+    open(&mut first).await;
+    open(&mut second).await;
+
+    let mut third = common::RawConn::connect(s.addr()).await;
+    third
+        .request(
+            "GET",
+            "/ws",
+            &[
+                "connection: upgrade",
+                "upgrade: websocket",
+                "sec-websocket-version: 13",
+                "sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==",
+            ],
+        )
+        .await;
+    let res = third.read_response().await;
+    assert_eq!(res.status(), 503, "{}", res.text());
+    assert_eq!(res.header("retry-after"), Some("1"));
+    assert!(
+        res.text().contains("WsConfig::max_in_flight"),
+        "{}",
+        res.text()
+    );
+    let snap = s.stats.snapshot();
+    assert_eq!((snap.websockets, snap.rejected), (2, 1));
+
+    // The open ones are not disturbed; a place that comes free is taken.
+    log.publish_now(Arc::from("still here"));
+    assert_eq!(json(&next(&mut first).await)["data"], "still here");
+    first.close(None).await.unwrap();
+    wait_for_stats(&s.stats, "one socket closed", |st| st.websockets == 1).await;
+    let mut fourth = connect(s.addr(), "/ws").await;
+    open(&mut fourth).await;
+    assert_eq!(json(&next(&mut second).await)["data"], "still here");
+}
+
+/// Memory per idle WebSocket, by hand (`--ignored --nocapture`): RSS of
+/// this process with `IDLE_SOCKETS` (default 2,000) sockets open and idle,
+/// server and clients together, minus the same number of plain idle TCP
+/// connections. `benches/run` measures it per server process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, run by hand"]
+async fn memory_per_idle_websocket() {
+    fn rss() -> i64 {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        status
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<i64>().ok())
+            .unwrap()
+            * 1024
+    }
+    let n: usize = std::env::var("IDLE_SOCKETS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000);
+    let log = log(16);
+    let s = serve(&log, quiet()).await;
+    let before = rss();
+    let mut clients = Vec::with_capacity(n);
+    for _ in 0..n {
+        let mut client = connect(s.addr(), "/ws").await;
+        open(&mut client).await;
+        clients.push(client);
+    }
+    wait_for_stats(&s.stats, "all open", |st| st.websockets == n as u64).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let per = (rss() - before) / n as i64;
+    eprintln!("{n} idle WebSockets (server and client in this process): {per} B each");
+}
+
+// ---------------------------------------------------------------------------
 // The demo's /ws
 // ---------------------------------------------------------------------------
 

@@ -338,6 +338,36 @@ pub(crate) async fn park_many(
         .await
 }
 
+/// Opens `n` WebSockets on `GET /ws` (the handshake by hand) and leaves
+/// them idle: nothing is read after the `101` head.
+pub(crate) async fn open_websockets(addr: SocketAddr, n: u64) -> io::Result<Vec<TcpStream>> {
+    futures_util::stream::iter(0..n)
+        .map(|_| async move {
+            let mut stream = connect(addr).await?;
+            stream
+                .write_all(
+                    b"GET /ws HTTP/1.1\r\nhost: bench\r\nconnection: upgrade\r\n\
+                      upgrade: websocket\r\nsec-websocket-version: 13\r\n\
+                      sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+                )
+                .await?;
+            let mut head = Vec::with_capacity(256);
+            while !head.ends_with(b"\r\n\r\n") {
+                head.push(tokio::time::timeout(GUARD, stream.read_u8()).await??);
+            }
+            if !head.starts_with(b"HTTP/1.1 101") {
+                return Err(io::Error::other(format!(
+                    "WebSocket upgrade refused: {}",
+                    String::from_utf8_lossy(&head)
+                )));
+            }
+            Ok::<_, io::Error>(stream)
+        })
+        .buffered(CONNECT_CONCURRENCY)
+        .try_collect()
+        .await
+}
+
 /// An HTTP/2 (prior knowledge) connection.
 pub(crate) async fn h2_connect(addr: SocketAddr) -> io::Result<http2::SendRequest<Empty<Bytes>>> {
     let tcp = connect(addr).await?;

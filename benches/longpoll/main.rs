@@ -13,7 +13,7 @@
 //! columns are empty), `BENCH_RUNS` (full passes, default 2), `BENCH_QUICK=1`
 //! (small sizes, for a smoke test; writes nothing unless `BENCH_OUT` is set),
 //! `BENCH_OUT` (directory to write into, default the crate root),
-//! `BENCH_ONLY` (comma-separated phases: detection, parked, h2, plain,
+//! `BENCH_ONLY` (comma-separated phases: detection, parked, h2, ws, plain,
 //! stream, redis; for profiling one figure).
 
 mod client;
@@ -110,7 +110,8 @@ impl Server {
         Self::spawn_variant(kind, None, workers)
     }
 
-    /// `variant`: another server argument for `kind` (`crate-outer`).
+    /// `variant`: another server argument for `kind` (`crate-serve`,
+    /// `crate-outer`).
     fn spawn_variant(kind: Kind, variant: Option<&str>, workers: usize) -> io::Result<Self> {
         Self::spawn_with(kind, variant, workers, &[])
     }
@@ -455,7 +456,9 @@ async fn parked_outer(cfg: &Config, run: &mut Run) -> io::Result<()> {
 }
 
 async fn parked_h1(cfg: &Config, kind: Kind, run: &mut Run) -> io::Result<()> {
-    let mut server = Server::spawn(kind, 2)?;
+    // The crate as its docs recommend: `serve` (answer, close, cut).
+    let variant = (kind == Kind::Crate).then_some("crate-serve");
+    let mut server = Server::spawn_variant(kind, variant, 2)?;
     let mut ctl = Control::new(server.addr);
     ctl.call(&get("/plain")).await?;
     ctl.parked().await?;
@@ -598,10 +601,37 @@ async fn parked_h2(
     let rss1 = server.rss()?;
     let per_stream = (rss1 as f64 - rss0 as f64) / (per * cfg.h2_connections) as f64;
     match variant {
-        None => run.rss_h2.push((kind, per_stream)),
-        Some(_) => run.rss_outer_h2 = Some(per_stream),
+        Some("crate-outer") => run.rss_outer_h2 = Some(per_stream),
+        _ => run.rss_h2.push((kind, per_stream)),
     }
     drop(held);
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// Idle WebSockets: memory
+// ---------------------------------------------------------------------------
+
+/// Server RSS per idle WebSocket: `parked` sockets opened and left idle.
+async fn websockets(cfg: &Config, run: &mut Run) -> io::Result<()> {
+    for (kind, variant) in [(Kind::Crate, Some("crate-serve")), (Kind::Bare, None)] {
+        let server = Server::spawn_variant(kind, variant, 2)?;
+        let mut ctl = Control::new(server.addr);
+        ctl.call(&get("/plain")).await?;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        log(&format!(
+            "{}: opening {} idle WebSockets",
+            kind.name(),
+            cfg.parked
+        ));
+        let rss0 = server.rss()?;
+        let sockets = client::open_websockets(server.addr, cfg.parked).await?;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let rss1 = server.rss()?;
+        run.ws_rss
+            .push((kind, (rss1 as f64 - rss0 as f64) / cfg.parked as f64));
+        drop(sockets);
+    }
     Ok(())
 }
 
@@ -739,10 +769,12 @@ async fn pass(cfg: &Config, go: bool) -> io::Result<Run> {
         parked_outer(cfg, &mut run).await?;
     }
     if wanted("h2") {
-        for kind in [Kind::Crate, Kind::Bare] {
-            parked_h2(cfg, kind, None, &mut run).await?;
-        }
+        parked_h2(cfg, Kind::Crate, Some("crate-serve"), &mut run).await?;
+        parked_h2(cfg, Kind::Bare, None, &mut run).await?;
         parked_h2(cfg, Kind::Crate, Some("crate-outer"), &mut run).await?;
+    }
+    if wanted("ws") {
+        websockets(cfg, &mut run).await?;
     }
     if wanted("plain") {
         plain(cfg, go, &mut run).await?;

@@ -115,7 +115,8 @@ pub(crate) struct Run {
     /// Bytes of RSS per parked poll.
     pub(crate) rss_h1: Vec<(Kind, f64)>,
     pub(crate) rss_h2: Vec<(Kind, f64)>,
-    /// The crate with its layer around the whole router, not `Router::layer`.
+    /// The crate's layer around the whole router under `axum::serve`
+    /// (`crate-outer`), beside the crate under its own `serve`.
     pub(crate) rss_outer_h1: Option<f64>,
     pub(crate) rss_outer_h2: Option<f64>,
     pub(crate) fanout: Vec<Fanout>,
@@ -125,6 +126,8 @@ pub(crate) struct Run {
     pub(crate) stream: Vec<(Kind, f64)>,
     /// Server CPU nanoseconds per streamed event.
     pub(crate) stream_cpu: Vec<(Kind, f64)>,
+    /// Bytes of RSS per idle WebSocket.
+    pub(crate) ws_rss: Vec<(Kind, f64)>,
     /// The `redis` phase, when it ran.
     pub(crate) redis: Option<RedisRun>,
 }
@@ -304,7 +307,7 @@ fn targets(run: &Run) -> Vec<(String, &'static str, Check)> {
     }
     if let (Some(c), Some(b)) = (run.rss_outer_h1, b1) {
         out.push((
-            "… same, layer around the router ¹".to_owned(),
+            "… same, under `axum::serve` ¹".to_owned(),
             "≤ 256 B",
             check(
                 format!("{} ({} − {})", bytes(c - b), bytes(c), bytes(b)),
@@ -324,7 +327,7 @@ fn targets(run: &Run) -> Vec<(String, &'static str, Check)> {
     }
     if let (Some(c), Some(b)) = (run.rss_outer_h2, of(&run.rss_h2, Kind::Bare)) {
         out.push((
-            "… same, layer around the router ¹".to_owned(),
+            "… same, under `axum::serve` ¹".to_owned(),
             "≤ 256 B",
             check(
                 format!("{} ({} − {})", bytes(c - b), bytes(c), bytes(b)),
@@ -573,7 +576,7 @@ fn figures(w: &mut String, cfg: &Config, run: &Run, number: usize) {
         let h2 = run.rss_outer_h2.unwrap_or(f64::NAN);
         let _ = writeln!(
             w,
-            "| axum-longpoll, layer around the router ¹ | {} | {} | {} | {} | {} |",
+            "| axum-longpoll under `axum::serve` ¹ | {} | {} | {} | {} | {} |",
             if h1.is_nan() { "n/a".into() } else { bytes(h1) },
             ratio(h1, of(&run.rss_h1, Kind::Bare).unwrap_or(f64::NAN)),
             ratio(h1, of(&run.rss_h1, Kind::Go).unwrap_or(f64::NAN)),
@@ -582,11 +585,40 @@ fn figures(w: &mut String, cfg: &Config, run: &Run, number: usize) {
         );
         let _ = writeln!(
             w,
-            "\n¹ The same server with `DisconnectLayer` wrapped around the whole `Router` \
-             (`layer.layer(router)`, served through `axum::ServiceExt::into_make_service`) instead of \
-             `Router::layer`, which boxes every route's layered service (axum clones all \
-             of them for each connection) and each request's future. See the analysis below."
+            "\nThe crate's rows are `axum_longpoll::serve`, which puts `DisconnectLayer` around \
+             the whole `Router` (`Router::layer` would box every route's layered service, \
+             cloned for each connection, and each request's future; see the analysis below).\n\n\
+             ¹ The same routes and layer around the router served by plain `axum::serve` \
+             (`layer.layer(router)` through `axum::ServiceExt::into_make_service`): the \
+             difference is what `serve` keeps per connection (its deadlines' state, the \
+             socket's place under the connection cap, `DeadPeer`)."
         );
+    }
+
+    if !run.ws_rss.is_empty() {
+        let _ = writeln!(w, "\n### Memory per idle WebSocket\n");
+        let _ = writeln!(
+            w,
+            "Server RSS (`VmRSS`) with {} WebSockets open and idle minus before, divided by \
+             {}. The crate: `LiveSocket` with the default `WsConfig` under `serve` (read \
+             buffer sized for the 64 KiB message limit: 4 KiB); bare axum: \
+             `WebSocketUpgrade` with its defaults (tungstenite allocates and zeroes a \
+             128 KiB read buffer per socket). Go's standard library has no WebSocket.\n",
+            cfg.parked, cfg.parked
+        );
+        let _ = writeln!(w, "| server | per idle WebSocket | ÷ bare |");
+        let _ = writeln!(w, "|---|---|---|");
+        for kind in KINDS {
+            if let Some(v) = of(&run.ws_rss, kind) {
+                let _ = writeln!(
+                    w,
+                    "| {} | {} | {} |",
+                    kind.name(),
+                    bytes(v),
+                    ratio(v, of(&run.ws_rss, Kind::Bare).unwrap_or(f64::NAN))
+                );
+            }
+        }
     }
 
     let _ = writeln!(w, "\n### Fan-out\n");
@@ -830,7 +862,10 @@ fn method(w: &mut String, cfg: &Config) {
          HTTP/1.1 over `TcpStream`, hyper's client for HTTP/2); every server is its own \
          process, started fresh for each figure.\n\
          - Servers: **axum-longpoll** = `DisconnectLayer` + `Resume` + `LongPoll::serve` \
-         over an `EventLog`, `Streaming::ndjson`; **bare axum** = a hand-written drop guard, a \
+         over an `EventLog`, `Streaming::ndjson`, `LiveSocket`; served by \
+         `axum_longpoll::serve` (the layer around the router) for the parked polls \
+         (memory, fan-out, shutdown) and the idle WebSockets, by `axum::serve` with \
+         `Router::layer` for detection, plain requests and streaming; **bare axum** = a hand-written drop guard, a \
          `tokio::sync::watch` wake-up, a `select!` with `tokio::time::sleep` and a shutdown \
          token, `Body::from_stream`; **Go net/http** = `select` over a broadcast channel \
          (closed on publish), `time.NewTimer`, a shutdown channel and `r.Context().Done()`. \
@@ -845,9 +880,10 @@ fn method(w: &mut String, cfg: &Config) {
          - Memory: `VmRSS` of the server process before and after parking; it includes \
          hyper's or Go's per-connection buffers, the task or goroutine, the timer and the \
          handler's state.\n\
-         - Shutdown: the crate and bare axum pass one token to the handlers and to \
-         `with_graceful_shutdown`; Go closes a channel the handlers select on and calls \
-         `Server.Shutdown`.",
+         - Shutdown: the crate's `/shutdown` cancels the layer's token, which starts \
+         `serve`'s shutdown (answer, then close, then cut at its hard deadline); bare axum \
+         passes one token to the handlers and to `with_graceful_shutdown`; Go closes a \
+         channel the handlers select on and calls `Server.Shutdown`.",
         crate::servers::POLL_TIMEOUT.as_secs(),
         cfg.batch
     );

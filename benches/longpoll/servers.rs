@@ -13,14 +13,21 @@
 //! | `GET /fanout` | `publish_ns last_answer_ns answered` since the last publish |
 //! | `POST /fanout/reset` | (`crate-redis` only) start that count without publishing |
 //! | `POST /shutdown` | answer parked polls `503`, stop, exit |
+//! | `GET /ws` | (`crate-serve` and `bare`) an idle WebSocket |
 //!
 //! - `crate`: [`DisconnectLayer`] + [`LongPoll`] + [`EventLog`] +
-//!   [`Streaming`], as the crate's docs recommend.
+//!   [`Streaming`], with `Router::layer` under `axum::serve`.
+//! - `crate-serve`: the same routes under `axum_longpoll::serve`, which puts
+//!   the layer around the whole router, as the crate's docs recommend; its
+//!   `/shutdown` cancels the layer's token, which starts `serve`'s
+//!   shutdown. `/ws` is a [`LiveSocket`] with the default `WsConfig`.
+//! - `crate-outer`: the layer around the whole router under `axum::serve`.
 //! - `crate-redis`: the same on a Redis log (`REDIS_URL`, `REDIS_KEY`), for
 //!   two instances on one key; `/poll?cursor=C` resumes after `C`.
 //! - `bare`: hand-written axum: a drop guard for the disconnect, a
 //!   `tokio::sync::watch` for the wake-up, a `select!` with a timer and the
-//!   shutdown token, `Body::from_stream` for streaming. Nothing from this
+//!   shutdown token, `Body::from_stream` for streaming, axum's
+//!   `WebSocketUpgrade` with its defaults for `/ws`. Nothing from this
 //!   crate.
 
 use std::convert::Infallible;
@@ -30,6 +37,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
+use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -37,6 +45,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use axum_longpoll::disconnect::DisconnectBody;
 use axum_longpoll::event_log::{Backend, Event, Memory, Resume};
+use axum_longpoll::serve::ServeConfig;
+use axum_longpoll::ws::LiveSocket;
 use axum_longpoll::{
     DisconnectLayer, EventLog, LongPoll, LongPollConfig, Stats, StreamConfig, Streaming,
 };
@@ -220,6 +230,13 @@ async fn crate_stream<B: Backend>(
     // serialized per stream as the baseline does.
     let source = futures_util::stream::iter(0..n).map(move |i| events[i % events.len()].clone());
     s.ndjson(source)
+}
+
+/// An idle WebSocket: nothing to send, incoming messages ignored.
+async fn crate_ws(ws: LiveSocket) -> Response {
+    ws.on_upgrade(|conn| async move {
+        conn.run(futures_util::stream::pending(), |_| Ok(())).await;
+    })
 }
 
 /// The crate's routes on a memory log and its layer, not yet applied.
@@ -406,6 +423,7 @@ fn bare_router(shutdown: CancellationToken) -> Router {
         .route("/publish", post(bare_publish))
         .route("/plain", get(|| async { "ok" }))
         .route("/stream", get(bare_stream))
+        .route("/ws", get(bare_ws))
         .route(
             "/stats",
             get(|State(app): State<BareApp>| async move {
@@ -422,6 +440,11 @@ fn bare_router(shutdown: CancellationToken) -> Router {
         )
         .route("/shutdown", post(move || stop(shutdown.clone())))
         .with_state(app)
+}
+
+/// An idle WebSocket with axum's defaults, read until it ends.
+async fn bare_ws(ws: WebSocketUpgrade) -> Response {
+    ws.on_upgrade(|mut socket| async move { while let Some(Ok(_)) = socket.recv().await {} })
 }
 
 async fn stop(shutdown: CancellationToken) -> Response {
@@ -479,6 +502,21 @@ pub(crate) fn run(kind: &str) -> std::io::Result<()> {
                     .with_graceful_shutdown(signal)
                     .await
             }
+            // As the crate's docs recommend: `serve`, the layer around the
+            // whole router. The timeouts are far longer than a pass, so
+            // that the connections the fan-out leaves idle stay open.
+            "crate-serve" => {
+                let (router, layer) = crate_routes(shutdown);
+                let router = router.route("/ws", get(crate_ws));
+                let config = ServeConfig::new()
+                    .header_read_timeout(Duration::from_secs(3600))
+                    .idle_timeout(Duration::from_secs(3600));
+                axum_longpoll::serve(listener, router)
+                    .layer(layer)
+                    .config(config)
+                    .await
+                    .map(drop)
+            }
             // The same layer around the whole router, for the memory figure:
             // `Router::layer` boxes every route's layered service (cloned
             // per connection) and its future (per request); around the
@@ -521,7 +559,7 @@ pub(crate) fn run(kind: &str) -> std::io::Result<()> {
                     .await
             }
             other => Err(std::io::Error::other(format!(
-                "unknown server {other:?}: allowed crate, crate-outer, crate-redis, bare"
+                "unknown server {other:?}: allowed crate, crate-serve, crate-outer, crate-redis, bare"
             ))),
         }
     })

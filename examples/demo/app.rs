@@ -5,9 +5,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Body;
 use axum::extract::ws::Message;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{delete, get, post};
@@ -59,19 +58,28 @@ impl<B, S: Named> App<B, S> {
     }
 }
 
+fn too_large() -> Response {
+    (
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("publish body too large: allowed at most {MAX_MESSAGE} bytes of UTF-8 text"),
+    )
+        .into_response()
+}
+
 /// The body of a publish: UTF-8 text of at most 64 KiB.
-async fn message(body: Body) -> Result<Arc<str>, Response> {
-    let bytes = match axum::body::to_bytes(body, MAX_MESSAGE).await {
-        Ok(bytes) => bytes,
-        Err(_) => {
-            return Err((
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!(
-                    "publish body too large: allowed at most {MAX_MESSAGE} bytes of UTF-8 text"
-                ),
-            )
-                .into_response())
-        }
+async fn message(req: Request) -> Result<Arc<str>, Response> {
+    // A body announced too large is refused before it is read: the client
+    // uploads nothing (with `Expect: 100-continue`, no `100 Continue`).
+    let announced = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if announced.is_some_and(|len| len > MAX_MESSAGE as u64) {
+        return Err(too_large());
+    }
+    let Ok(bytes) = axum::body::to_bytes(req.into_body(), MAX_MESSAGE).await else {
+        return Err(too_large());
     };
     match std::str::from_utf8(&bytes) {
         Ok(text) => Ok(Arc::from(text)),
@@ -85,8 +93,8 @@ async fn message(body: Body) -> Result<Arc<str>, Response> {
 
 /// Publishes `body` on `log`: `200 {"id":…}`; `409` naming a closed stream;
 /// on Redis `503` + `Retry-After` while Redis is unreachable.
-async fn publish_to<X: Named>(log: &EventLog<Arc<str>, X>, body: Body) -> Response {
-    let text = match message(body).await {
+async fn publish_to<X: Named>(log: &EventLog<Arc<str>, X>, req: Request) -> Response {
+    let text = match message(req).await {
         Ok(text) => text,
         Err(res) => return res,
     };
@@ -114,19 +122,19 @@ fn refused(err: PublishError) -> Response {
     }
 }
 
-async fn publish<B: Named, S: Named>(State(app): State<App<B, S>>, body: Body) -> Response {
-    publish_to(&app.log, body).await
+async fn publish<B: Named, S: Named>(State(app): State<App<B, S>>, req: Request) -> Response {
+    publish_to(&app.log, req).await
 }
 
-async fn named_publish<S: Named>(NamedLog(log): NamedLog<S>, body: Body) -> Response {
-    publish_to(&log, body).await
+async fn named_publish<S: Named>(NamedLog(log): NamedLog<S>, req: Request) -> Response {
+    publish_to(&log, req).await
 }
 
 /// `POST /streams/{name}/close`: ends the stream, after the body as its
 /// last event if there is one. `200 {"cursor":"<end>"}`; closing again is
 /// harmless (the same end), unless it brings a last event (`409`).
-async fn named_close<S: Named>(NamedLog(log): NamedLog<S>, body: Body) -> Response {
-    let last = match message(body).await {
+async fn named_close<S: Named>(NamedLog(log): NamedLog<S>, req: Request) -> Response {
+    let last = match message(req).await {
         Ok(text) if text.is_empty() => None,
         Ok(text) => Some(text),
         Err(res) => return res,
@@ -322,10 +330,9 @@ pub(crate) fn memory_durable(long_poll: Duration) -> DurableStreams {
     DurableStreams::with_config(streams, DurableConfig::new().long_poll(long_poll))
 }
 
-/// The demo as `main.rs` serves it: the root log and the named streams
-/// with the page's CORS for `origins`, and the Durable Streams protocol
-/// under `/v1/stream/` with its own (any origin), all inside one
-/// `DisconnectLayer`.
+/// The demo as `main.rs` serves it, with its layer applied (for
+/// `axum::serve`, as the tests use it): see [`durable_routes`].
+#[allow(dead_code)] // for the tests
 pub(crate) fn router_with_durable<B: Named, S: Named, D: Named>(
     log: EventLog<Arc<str>, B>,
     streams: Streams<Arc<str>, S>,
@@ -333,12 +340,27 @@ pub(crate) fn router_with_durable<B: Named, S: Named, D: Named>(
     origins: &Origins,
     shutdown: CancellationToken,
 ) -> (Router, InFlight) {
-    let (routes, layer) = routes(log, streams, shutdown);
+    let (routes, layer) = durable_routes(log, streams, durable, origins, shutdown);
     let in_flight = layer.in_flight();
-    let router = cross_origin(routes, origins)
-        .nest("/v1/stream", axum_longpoll::durable::router(durable))
-        .layer(layer);
-    (router, in_flight)
+    (routes.layer(layer), in_flight)
+}
+
+/// The demo as `main.rs` serves it: the root log and the named streams
+/// with the page's CORS for `origins`, and the Durable Streams protocol
+/// under `/v1/stream/` with its own (any origin); and, not yet applied, the
+/// one `DisconnectLayer` that goes around all of it (`axum_longpoll::serve`
+/// puts it there).
+pub(crate) fn durable_routes<B: Named, S: Named, D: Named>(
+    log: EventLog<Arc<str>, B>,
+    streams: Streams<Arc<str>, S>,
+    durable: DurableStreams<D>,
+    origins: &Origins,
+    shutdown: CancellationToken,
+) -> (Router, DisconnectLayer) {
+    let (routes, layer) = routes(log, streams, shutdown);
+    let router =
+        cross_origin(routes, origins).nest("/v1/stream", axum_longpoll::durable::router(durable));
+    (router, layer)
 }
 
 /// The demo's routes and the layer that must wrap them.
@@ -364,6 +386,7 @@ fn routes<B: Named, S: Named>(
         .route("/sse", get(sse::<B, S>))
         .route("/ws", get(ws::<B, S>))
         .route("/stats", get(stats::<B, S>))
+        .route("/ready", get(axum_longpoll::serve::ready))
         .route("/streams/{name}", delete(named_delete::<B, S>))
         .route("/streams/{name}/publish", post(named_publish::<S>))
         .route("/streams/{name}/close", post(named_close::<S>))

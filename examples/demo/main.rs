@@ -86,7 +86,11 @@
 //! - `GET /stats` → `{"parked":n,"streaming":n,"websockets":n,"ready":n,
 //!   "timeout":n,"shutdown":n,"disconnected":n,"retained":n,
 //!   "head":"<cursor>","backend":"memory"|"redis","streams":n}` (`streams`:
-//!   named streams live now).
+//!   named streams live now), and per mode (`long_poll`, `ndjson`, `sse`,
+//!   `framed`, `ws`) `started`, `in_flight`, its phases and `ended` by
+//!   outcome (see the crate's `stats` module).
+//! - `GET /ready` → `200 ready` while serving; `503` + `Retry-After` once
+//!   the shutdown has begun (a load balancer's readiness probe).
 //! - Named streams, each its own log (created on its first publish or
 //!   read; names: 1 to 128 characters of `A-Z a-z 0-9 . _ ~ -`, else `400`
 //!   naming `name`; beyond `MAX_STREAMS` `503` + `Retry-After`):
@@ -121,7 +125,6 @@ mod app;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use axum_longpoll::net::DeadPeer;
 use axum_longpoll::EventLog;
 use tokio_util::sync::CancellationToken;
 
@@ -201,8 +204,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .idle((idle > 0).then(|| Duration::from_secs(idle)))
         .build();
 
-    let shutdown = CancellationToken::new();
-    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    // Cancelled by Ctrl-C or SIGTERM: the signal for `serve`, which then
+    // cancels the layer's own shutdown token (phase (a)).
+    let signal = CancellationToken::new();
+    tokio::spawn(cancel_on_signal(signal.clone()));
 
     let builder = EventLog::builder().capacity(retain);
     match std::env::var("REDIS_URL") {
@@ -214,7 +219,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 durable,
                 retain,
                 &origins,
-                shutdown,
+                signal,
             )
             .await
         }
@@ -229,7 +234,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .await
                 .map_err(|e| format!("cannot use Redis at {url} (key {key:?}): {e}"))?;
             eprintln!("log on Redis {url}, stream key {key:?}");
-            serve(addr, log, streams, durable, retain, &origins, shutdown).await
+            serve(addr, log, streams, durable, retain, &origins, signal).await
         }
         #[cfg(not(feature = "redis"))]
         Ok(_) => Err("REDIS_URL is set but the demo was built without Redis: \
@@ -245,7 +250,7 @@ async fn serve<B: app::Named, S: app::Named>(
     durable: axum_longpoll::durable::DurableStreams,
     retain: usize,
     origins: &app::Origins,
-    shutdown: CancellationToken,
+    signal: CancellationToken,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     eprintln!(
@@ -253,16 +258,16 @@ async fn serve<B: app::Named, S: app::Named>(
         listener.local_addr()?,
         B::NAME,
     );
-    // Finds clients that vanish without FIN/RST or stop reading (30 s).
-    let listener = DeadPeer::new().listen(listener);
-    let (router, in_flight) =
-        app::router_with_durable(log, streams, durable, origins, shutdown.clone());
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
+    // The layer goes around the whole router (`serve` puts it there); the
+    // default ServeConfig bounds every phase of a connection, finds dead
+    // peers (DeadPeer), waits for the WebSockets' closing handshakes and
+    // ends the shutdown within 25 s.
+    let (router, layer) =
+        app::durable_routes(log, streams, durable, origins, CancellationToken::new());
+    let report = axum_longpoll::serve(listener, router)
+        .layer(layer)
+        .with_graceful_shutdown(signal.cancelled_owned())
         .await?;
-    // `serve` does not wait for upgraded connections: let every WebSocket
-    // finish its `1001` closing handshake before the runtime drops it.
-    let _ = tokio::time::timeout(Duration::from_secs(10), in_flight.wait()).await;
-    eprintln!("demo stopped");
+    eprintln!("demo stopped: {report}");
     Ok(())
 }

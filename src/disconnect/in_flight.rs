@@ -8,7 +8,9 @@ use tokio_util::task::TaskTracker;
 /// upgraded connection (a WebSocket of the `ws` mode) counts until its task
 /// ends. After the shutdown token is cancelled these are the answers still
 /// being written: [`wait`](Self::wait) for them before the process exits.
-/// (`axum::serve` does not wait for upgraded connections.)
+/// (`axum::serve` does not wait for upgraded connections;
+/// `axum_longpoll::serve` waits for these in the first phase of its
+/// shutdown.)
 #[derive(Clone, Debug, Default)]
 pub struct InFlight {
     pub(crate) tracker: TaskTracker,

@@ -37,7 +37,8 @@
 //! bound) its body itself.
 //!
 //! A peer that vanishes without FIN or RST (a pulled cable) is seen only when
-//! a write fails; turn on TCP keepalive on accepted sockets to bound that.
+//! a write fails; turn on TCP keepalive on accepted sockets to bound that
+//! (`net::DeadPeer`, on by default under `axum_longpoll::serve`).
 //!
 //! # Cost
 //!
@@ -49,7 +50,9 @@
 //! `BENCHMARKS.md`): `Router::layer` makes axum box every route's layered
 //! service (cloned for each connection by `axum::serve`) and each request's
 //! future, about 1.6 KB per parked long-poll. Wrapping the whole router
-//! avoids both; the response body then has to be mapped back to axum's:
+//! avoids both. `axum_longpoll::serve` (feature `net`) does it for the layer
+//! you pass to its `.layer(..)`; under `axum::serve` the response body then
+//! has to be mapped back to axum's:
 //!
 //! ```no_run
 //! use axum::{body::Body, extract::Request, Router};

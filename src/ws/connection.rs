@@ -250,6 +250,8 @@ struct Pump {
     unflushed: bool,
     /// Since when the socket has not taken or written anything.
     stalled_since: Option<Instant>,
+    /// The last `poll_ready` was pending.
+    ready_blocked: bool,
 }
 
 impl Pump {
@@ -267,6 +269,7 @@ impl Pump {
             last_seen: now,
             unflushed: false,
             stalled_since: None,
+            ready_blocked: false,
         }
     }
 
@@ -288,10 +291,22 @@ impl Pump {
         }
         let mut again = false;
 
-        // Read everything that is there.
-        let mut budget = BUDGET;
+        // Read everything that is there, unless nothing can be written: a
+        // client that does not read is not read either. Each ping read
+        // queues a pong in the write buffer; reading the pings of a client
+        // that never reads its pongs would fill it, and burn the CPU until
+        // the slow-consumer limit ends it.
+        let mut budget = if self.stalled_since.is_some() {
+            0
+        } else {
+            BUDGET
+        };
         loop {
             if budget == 0 {
+                if self.stalled_since.is_some() {
+                    // Woken by the write side when it makes progress.
+                    break;
+                }
                 again = true;
                 break;
             }
@@ -343,11 +358,19 @@ impl Pump {
             match ws.poll_ready_unpin(cx) {
                 Poll::Pending => {
                     self.stalled_since.get_or_insert_with(Instant::now);
+                    self.ready_blocked = true;
                     break;
                 }
                 Poll::Ready(Err(err)) => return Poll::Ready(CloseReason::from_error(err)),
-                // The socket takes more: whatever blocked it was written.
-                Poll::Ready(Ok(())) => self.stalled_since = None,
+                // The socket takes more after it did not: whatever blocked
+                // it was written. (Ready without having been blocked says
+                // nothing: it is ready until a send blocks, even while a
+                // pong waits to be written.)
+                Poll::Ready(Ok(())) => {
+                    if std::mem::take(&mut self.ready_blocked) {
+                        self.stalled_since = None;
+                    }
+                }
             }
             let msg = if let Heartbeat::Awaiting { since, sent: false } = self.heartbeat {
                 self.heartbeat = Heartbeat::Awaiting { since, sent: true };
@@ -429,6 +452,11 @@ impl Pump {
                     if self.last_seen >= since {
                         self.heartbeat = Heartbeat::Idle;
                         self.heartbeat_at = crate::deadline::after(self.last_seen, self.interval);
+                    } else if self.stalled_since.is_some() {
+                        // Nothing is read while nothing can be written: the
+                        // answer may be waiting unread. The slow-consumer
+                        // limit decides; look again after another timeout.
+                        self.heartbeat_at = crate::deadline::after(now, self.pong_timeout);
                     } else {
                         return Poll::Ready(CloseReason::HeartbeatTimeout);
                     }

@@ -10,7 +10,7 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::{CloseReason, Connection, Messages, WsConfig};
 use crate::disconnect::{MissingDisconnectLayer, RequestContext};
-use crate::response::{rejection, Reject};
+use crate::response::{rejection, Overloaded, Reject};
 use crate::source::Source;
 use crate::stats::{Mode, Tracked, WsEnd, WsPhase};
 use crate::wire::JsonItem;
@@ -56,15 +56,24 @@ impl<S: Send + Sync> FromRequestParts<S> for LiveSocket {
             .map_err(LiveSocketRejection::Upgrade)?
             .max_message_size(config.max_message_size)
             .max_frame_size(config.max_message_size)
-            .write_buffer_size(config.write_buffer_size);
+            .read_buffer_size(config.read_buffer_size())
+            .write_buffer_size(config.write_buffer_size)
+            .max_write_buffer_size(config.write_buffer_cap());
+        // Taken here, before the `101`, so that one socket too many is told
+        // `503` + `Retry-After` in HTTP.
         let tracked = Tracked::start(
             ctx.shared.stats.counters_arc(),
             Mode::Ws,
-            usize::MAX,
+            config.max_in_flight,
             WsEnd::Rejected,
             Some(WsPhase::Upgrading as u8),
         )
-        .expect("no cap");
+        .ok_or(LiveSocketRejection::Overloaded(Overloaded {
+            what: "WebSockets are in flight",
+            setting: "WsConfig::max_in_flight",
+            limit: config.max_in_flight,
+            retry_after: config.retry_after,
+        }))?;
         let token = CancellationToken::new();
         Ok(Self {
             upgrade,
@@ -172,6 +181,9 @@ pub enum LiveSocketRejection {
     /// Not a valid WebSocket upgrade request (axum's rejection: `400`,
     /// `405`, `426`).
     Upgrade(WebSocketUpgradeRejection),
+    /// [`WsConfig::max_in_flight`](super::WsConfig::max_in_flight) WebSockets are
+    /// open already (`503` with `Retry-After`).
+    Overloaded(Overloaded),
 }
 
 impl Reject for LiveSocketRejection {
@@ -179,6 +191,7 @@ impl Reject for LiveSocketRejection {
         match self {
             Self::MissingLayer(r) => r.status(),
             Self::Upgrade(r) => r.status(),
+            Self::Overloaded(r) => r.status(),
         }
     }
 
@@ -186,6 +199,14 @@ impl Reject for LiveSocketRejection {
         match self {
             Self::MissingLayer(r) => write!(f, "{r} to use `LiveSocket`"),
             Self::Upgrade(r) => f.write_str(&r.body_text()),
+            Self::Overloaded(r) => write!(f, "{r}"),
+        }
+    }
+
+    fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            Self::Overloaded(r) => Some(r.retry_after),
+            _ => None,
         }
     }
 
@@ -193,6 +214,7 @@ impl Reject for LiveSocketRejection {
         match self {
             Self::MissingLayer(r) => Some(r),
             Self::Upgrade(r) => Some(r),
+            Self::Overloaded(r) => Some(r),
         }
     }
 }

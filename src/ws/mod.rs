@@ -65,7 +65,7 @@
 //! | `ProtocolError` | `1002`, `1007`, `1009` | bad frame, bad UTF-8, message over [`max_message_size`](WsConfig::max_message_size) | fix itself |
 //! | `HeartbeatTimeout` | [`4408`](close_code::HEARTBEAT_TIMEOUT) | nothing within [`pong_timeout`](WsConfig::pong_timeout) of a ping | reconnect with its cursor |
 //! | `Shutdown` | `1001 Going Away` | the server's shutdown token was cancelled | reconnect with its cursor, after a delay |
-//! | `SlowConsumer` | [`4008`](close_code::SLOW_CONSUMER) | outgoing data unwritable for [`send_timeout`](WsConfig::send_timeout) | reconnect with its cursor |
+//! | `SlowConsumer` | [`4008`](close_code::SLOW_CONSUMER) | outgoing data (events, or the pongs of its pings) unwritable for [`send_timeout`](WsConfig::send_timeout) | reconnect with its cursor |
 //! | `CursorGone` | [`4410`](close_code::CURSOR_GONE), reason `{"reason":…,"cursor":"<restart>"}` | its cursor was evicted, from another epoch or ahead | resynchronise, continue from `cursor` |
 //! | `Server` | `1000`, or the application's | the outgoing source ended, or the application ended it | — |
 //!
@@ -82,7 +82,7 @@
 //! after at most the sum. Pings from the client are answered (by
 //! tungstenite).
 //!
-//! # A slow reader
+//! # A slow reader, a flooding client, and the cap
 //!
 //! The outgoing source is pulled only when the socket can take more: a
 //! client that does not read holds at most the write buffer
@@ -93,6 +93,28 @@
 //! A client that reads, but more slowly than events are published, falls
 //! behind the log's retention and gets `4410`, as in the HTTP modes (closing
 //! it earlier would only make it reconnect at the same lag).
+//!
+//! While nothing can be written, nothing is read either. tungstenite answers
+//! every ping with a pong queued in the write buffer; a client that floods
+//! pings and never reads would otherwise grow that buffer without bound
+//! (its default cap is none: 2,000,000 pings took a server from 6 to
+//! 284 MB). Here its pings stay in the kernel's buffers, the write buffer is
+//! capped anyway ([`max_write_buffer_size`](WsConfig::max_write_buffer_size),
+//! 1 MiB), and the socket ends as a slow consumer after `send_timeout`,
+//! with `4008` queued for a client that reads again in time
+//! (`tests/ws_flood.rs`: the heap grows by under 200 KB for a flood of
+//! 26 MB). The heartbeat does not time out meanwhile: the pong may be
+//! waiting unread.
+//!
+//! Each socket's read buffer is sized for
+//! [`max_message_size`](WsConfig::max_message_size), at most 4 KiB
+//! (tungstenite allocates and zeroes 128 KiB for every socket by default);
+//! a larger message grows it while it arrives.
+//!
+//! At most [`max_in_flight`](WsConfig::max_in_flight) (10,000) sockets are
+//! in flight at once per layer: one more upgrade is answered `503` + `Retry-After`
+//! ([`LiveSocketRejection::Overloaded`]), as a stream or a long-poll over
+//! its cap.
 //!
 //! # Shutdown
 //!
@@ -105,8 +127,10 @@
 //! connection task of `axum::serve` ends with the `101`, so
 //! `with_graceful_shutdown` returns without waiting for WebSockets (axum
 //! `serve/mod.rs`, hyper `server/conn/http1.rs` `UpgradeableConnection`).
-//! A process that exits right after it would drop the sockets without
-//! their close frame. Wait for them:
+//! [`serve()`](crate::serve()) waits for them in the first phase of its
+//! shutdown and cuts what is left at its hard deadline. Under `axum::serve`,
+//! wait for them yourself, or the process drops the sockets without their
+//! close frame:
 //!
 //! ```no_run
 //! # async fn run(app: axum::Router) -> std::io::Result<()> {
@@ -146,8 +170,10 @@
 //! (axum reports them all as an error or `None`); server pings and a
 //! timeout (axum only answers pings); shutdown (axum's sockets outlive
 //! `serve`); a bound on a slow reader (axum's `send` waits for ever, and a
-//! spawned writer with a channel queues without bound); resume by cursor.
-//! Incoming messages are at most 64 KiB by default (axum: 64 MiB).
+//! spawned writer with a channel queues without bound; its write buffer has
+//! no cap, and a ping flood grows it); a cap on open sockets; resume by
+//! cursor. Incoming messages are at most 64 KiB by default (axum: 64 MiB),
+//! and the read buffer at most 4 KiB (axum: 128 KiB per socket).
 //!
 //! # Without a log: a hub
 //!
