@@ -114,13 +114,37 @@
 //! `RETAIN`), `REDIS_KEY` (the stream's key, default `axum-longpoll:demo`),
 //! `MAX_STREAMS` (named streams at once, default 10000), `STREAM_IDLE`
 //! (seconds without a reader or a publish before a named stream is
-//! evicted, default 300; `0`: never).
+//! evicted, default 300; `0`: never), `DS_LONG_POLL` (seconds a Durable
+//! Streams long-poll waits, default 30), `LONG_POLL_MAX` (the longest wait
+//! a `/poll` client may ask for, in seconds, default 120: keep it and
+//! `DS_LONG_POLL` below the read timeout of a proxy in front),
+//! `TRUSTED_PROXIES` (below).
+//!
+//! Behind a reverse proxy (nginx, a load balancer, a CDN), the proxy
+//! names this server by its upstream address in `Host`, so the WebSocket origin check (a page may
+//! open `/ws` only from this server's own origin or `ORIGINS`) would
+//! refuse the pages it serves. `TRUSTED_PROXIES` names the proxies whose
+//! `Forwarded: host=…;proto=…` (RFC 7239; its last element) or else
+//! `X-Forwarded-Host` and `X-Forwarded-Proto` (their last values) the
+//! check takes as the page's own origin: `none` (the default: those
+//! headers are ignored, the check uses `Host` alone), `loopback`
+//! (`127.0.0.0/8` and `::1`), or a comma-separated list of addresses and
+//! CIDR ranges, e.g. `10.0.0.5,192.168.0.0/16,fd00::/8` (`loopback` may be
+//! one of them). Only a connection *from* a listed address is believed, so
+//! a client that sends those headers itself gains nothing; the proxy must
+//! set (overwrite) them, as the recipe does. A malformed value stops the
+//! demo at startup with a message naming the variable.
+//!
+//! ```text
+//! TRUSTED_PROXIES=loopback cargo run --example demo    # nginx on this machine in front
+//! ```
 
 mod app;
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use axum::serve::ListenerExt as _;
 use axum_longpoll::net::DeadPeer;
 use axum_longpoll::EventLog;
 use tokio_util::sync::CancellationToken;
@@ -169,6 +193,31 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Err("invalid RETAIN=0: allowed a whole number of events, at least 1".into());
     }
     let origins: app::Origins = env_or("ORIGINS", app::Origins::Loopback, app::ORIGINS_ALLOWED)?;
+    let proxies: app::TrustedProxies = match std::env::var("TRUSTED_PROXIES") {
+        Err(_) => app::TrustedProxies::default(),
+        Ok(v) => v.parse().map_err(|e| {
+            format!(
+                "invalid TRUSTED_PROXIES={v:?}: {e}; allowed {}",
+                app::TRUSTED_PROXIES_ALLOWED
+            )
+        })?,
+    };
+    let long_poll_max: f64 = env_or(
+        "LONG_POLL_MAX",
+        120.0,
+        "seconds, a positive number like 120 or 50 (the longest wait a /poll client may ask for)",
+    )?;
+    if !(long_poll_max.is_finite() && long_poll_max > 0.0 && long_poll_max <= 3600.0) {
+        return Err(format!(
+            "invalid LONG_POLL_MAX={long_poll_max}: allowed seconds from more than 0 to 3600"
+        )
+        .into());
+    }
+    let http = Http {
+        origins,
+        proxies,
+        long_poll_max: Duration::from_secs_f64(long_poll_max),
+    };
     let max_streams: usize = env_or(
         "MAX_STREAMS",
         10_000,
@@ -213,7 +262,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 streams,
                 durable,
                 retain,
-                &origins,
+                &http,
                 shutdown,
             )
             .await
@@ -229,7 +278,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .await
                 .map_err(|e| format!("cannot use Redis at {url} (key {key:?}): {e}"))?;
             eprintln!("log on Redis {url}, stream key {key:?}");
-            serve(addr, log, streams, durable, retain, &origins, shutdown).await
+            serve(addr, log, streams, durable, retain, &http, shutdown).await
         }
         #[cfg(not(feature = "redis"))]
         Ok(_) => Err("REDIS_URL is set but the demo was built without Redis: \
@@ -238,13 +287,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 }
 
+/// The HTTP settings: CORS and the WebSocket origin check, the longest
+/// long-poll wait.
+struct Http {
+    origins: app::Origins,
+    proxies: app::TrustedProxies,
+    long_poll_max: Duration,
+}
+
 async fn serve<B: app::Named, S: app::Named>(
     addr: SocketAddr,
     log: EventLog<std::sync::Arc<str>, B>,
     streams: axum_longpoll::Streams<std::sync::Arc<str>, S>,
     durable: axum_longpoll::durable::DurableStreams,
     retain: usize,
-    origins: &app::Origins,
+    http: &Http,
     shutdown: CancellationToken,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
@@ -253,13 +310,27 @@ async fn serve<B: app::Named, S: app::Named>(
         listener.local_addr()?,
         B::NAME,
     );
-    // Finds clients that vanish without FIN/RST or stop reading (30 s).
-    let listener = DeadPeer::new().listen(listener);
-    let (router, in_flight) =
-        app::router_with_durable(log, streams, durable, origins, shutdown.clone());
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await?;
+    // Finds clients that vanish without FIN/RST or stop reading (30 s);
+    // behind a proxy, the proxy's connections.
+    // `tap_io` only so that axum hands each request the peer's address
+    // (`ConnectInfo<SocketAddr>`, for TRUSTED_PROXIES): axum implements that
+    // for a plain `TcpListener` and for any listener under `tap_io`.
+    let listener = DeadPeer::new().listen(listener).tap_io(|_| {});
+    let (router, in_flight) = app::router_with_durable(
+        log,
+        streams,
+        durable,
+        &http.origins,
+        &http.proxies,
+        shutdown.clone(),
+    );
+    let router = app::long_poll_max(router, http.long_poll_max);
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown.cancelled_owned())
+    .await?;
     // `serve` does not wait for upgraded connections: let every WebSocket
     // finish its `1001` closing handshake before the runtime drops it.
     let _ = tokio::time::timeout(Duration::from_secs(10), in_flight.wait()).await;
