@@ -120,8 +120,10 @@
 //! `DS_LONG_POLL` below the read timeout of a proxy in front),
 //! `TRUSTED_PROXIES` (below).
 //!
-//! Behind a reverse proxy (nginx, a load balancer, a CDN), the proxy
-//! names this server by its upstream address in `Host`, so the WebSocket origin check (a page may
+//! Behind a reverse proxy (nginx, a load balancer, a CDN):
+//! `docs/nginx.md` has a tested nginx recipe, the timeouts to choose and a
+//! table for common load balancers. A proxy names this server by its
+//! upstream address in `Host`, so the WebSocket origin check (a page may
 //! open `/ws` only from this server's own origin or `ORIGINS`) would
 //! refuse the pages it serves. `TRUSTED_PROXIES` names the proxies whose
 //! `Forwarded: host=…;proto=…` (RFC 7239; its last element) or else
@@ -311,7 +313,7 @@ async fn serve<B: app::Named, S: app::Named>(
         B::NAME,
     );
     // Finds clients that vanish without FIN/RST or stop reading (30 s);
-    // behind a proxy, the proxy's connections.
+    // behind a proxy, the proxy's connections (see `docs/nginx.md`).
     // `tap_io` only so that axum hands each request the peer's address
     // (`ConnectInfo<SocketAddr>`, for TRUSTED_PROXIES): axum implements that
     // for a plain `TcpListener` and for any listener under `tap_io`.
