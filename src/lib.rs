@@ -169,6 +169,18 @@
 //!     .layer(cors);
 //! ```
 //!
+//! # Behind a reverse proxy
+//!
+//! Every mode works behind nginx, a load balancer or a CDN, and a client
+//! that leaves reaches the app through it. Three settings matter:
+//! the longest long-poll wait below the proxy's read timeout
+//! ([`long_poll`](long_poll#behind-a-reverse-proxy)), an `EventSource`
+//! kept alive while the app restarts ([`stream`]), and what `DeadPeer`
+//! sees of a client it only knows through the proxy (`net`, "Behind a
+//! reverse proxy"). `docs/nginx.md` in the repository is an nginx recipe
+//! with every line explained and a table of common load balancers'
+//! timeouts; `tests/proxy.rs` runs it in front of the demo.
+//!
 //! # Features
 //!
 //! | feature | what it adds | default |

@@ -91,6 +91,53 @@
 //! - The write-stall clock runs only while a write is waiting, so it adds
 //!   nothing to an idle connection: no timer, no task. The keepalive and
 //!   user timeout are kernel socket options.
+//!
+//! # Behind a reverse proxy
+//!
+//! Behind nginx, a load balancer or a CDN every socket the app accepts is
+//! the proxy's, and that is all `DeadPeer` acts on:
+//!
+//! - keepalive and the user timeout probe the proxy, which answers: a
+//!   *client* that vanishes without FIN or RST is not found here. The proxy
+//!   must find it on its side (nginx: `listen … so_keepalive=30s:10s:3`);
+//!   when it gives up on the client it closes the upstream connection and
+//!   the request's token fires as for a FIN. A client's FIN, RST,
+//!   half-close or HTTP/2 stream reset reaches the app that way at once
+//!   (nginx 1.22, tested in `tests/proxy.rs`).
+//! - the write-stall bound sees the proxy stop reading. nginx with
+//!   `proxy_buffering off` reads from the app no faster than the client
+//!   takes the bytes, so a client that stops reading stalls the app's
+//!   writes once the buffers between are full; with buffering, nginx takes
+//!   the backlog into memory and a temporary file instead.
+//! - a proxy host that vanishes, or a network cut between proxy and app,
+//!   is found as any peer is.
+//!
+//! `docs/nginx.md` in the repository has the nginx settings and timeouts
+//! for that (a recipe that `tests/proxy.rs` runs). A check that trusts a
+//! proxy by its address needs the peer address: axum's
+//! `ConnectInfo<SocketAddr>` works with this listener under
+//! `axum::serve::ListenerExt::tap_io` (axum implements it for a plain
+//! `TcpListener` and for any listener under `tap_io`):
+//!
+//! ```no_run
+//! use std::net::SocketAddr;
+//! use axum::serve::ListenerExt as _;
+//! use axum::{extract::ConnectInfo, routing::get, Router};
+//! use axum_longpoll::{net::DeadPeer, DisconnectLayer};
+//!
+//! async fn peer(ConnectInfo(peer): ConnectInfo<SocketAddr>) -> String {
+//!     peer.to_string()
+//! }
+//!
+//! # async fn run() -> std::io::Result<()> {
+//! let app = Router::new()
+//!     .route("/peer", get(peer))
+//!     .layer(DisconnectLayer::new());
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+//! let listener = DeadPeer::new().listen(listener).tap_io(|_| {});
+//! axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await
+//! # }
+//! ```
 
 use std::future::Future;
 use std::io;

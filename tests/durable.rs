@@ -40,6 +40,7 @@ async fn demo(long_poll: Duration, shutdown: &CancellationToken) -> (Server, dem
         demo::memory_streams(),
         durable,
         &demo::Origins::Loopback,
+        &demo::TrustedProxies::default(),
         shutdown.clone(),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -626,6 +626,7 @@ async fn the_demo_refuses_an_announced_oversized_publish_before_100_continue_and
         demo::memory_streams(),
         demo::memory_durable(Duration::from_secs(1)),
         &demo::Origins::Loopback,
+        &demo::TrustedProxies::default(),
         CancellationToken::new(),
     );
     let mut server = Served::new(router, layer, ServeConfig::new()).await;

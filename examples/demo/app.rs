@@ -2,15 +2,16 @@
 //! benchmarks and browser test that drive the same HTTP interface
 //! (`#[path = "../examples/demo/app.rs"] mod demo;`).
 
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::Message;
-use axum::extract::{Path, Request, State};
+use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{delete, get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use axum_longpoll::disconnect::InFlight;
 use axum_longpoll::durable::{DurableConfig, DurableStreams};
 use axum_longpoll::event_log::{
@@ -18,7 +19,7 @@ use axum_longpoll::event_log::{
 };
 use axum_longpoll::long_poll::CURSOR;
 use axum_longpoll::ws::{CloseReason, LiveSocket, WsConfig};
-use axum_longpoll::{DisconnectLayer, LongPoll, Stats, Streaming};
+use axum_longpoll::{DisconnectLayer, LongPoll, LongPollConfig, Stats, Streaming};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -338,29 +339,42 @@ pub(crate) fn router_with_durable<B: Named, S: Named, D: Named>(
     streams: Streams<Arc<str>, S>,
     durable: DurableStreams<D>,
     origins: &Origins,
+    proxies: &TrustedProxies,
     shutdown: CancellationToken,
 ) -> (Router, InFlight) {
-    let (routes, layer) = durable_routes(log, streams, durable, origins, shutdown);
+    let (routes, layer) = durable_routes(log, streams, durable, origins, proxies, shutdown);
     let in_flight = layer.in_flight();
     (routes.layer(layer), in_flight)
 }
 
 /// The demo as `main.rs` serves it: the root log and the named streams
-/// with the page's CORS for `origins`, and the Durable Streams protocol
-/// under `/v1/stream/` with its own (any origin); and, not yet applied, the
-/// one `DisconnectLayer` that goes around all of it (`axum_longpoll::serve`
-/// puts it there).
+/// with the page's CORS for `origins` (and the WebSocket origin check,
+/// which believes the forwarded host of `proxies` only), and the Durable
+/// Streams protocol under `/v1/stream/` with its own CORS (any origin);
+/// and, not yet applied, the one `DisconnectLayer` that goes around all of
+/// it (`axum_longpoll::serve` puts it there).
+///
+/// With `proxies` set the router must be served with the peer's address
+/// (`serve(..).with_connect_info()`, or
+/// `into_make_service_with_connect_info::<SocketAddr>()`).
 pub(crate) fn durable_routes<B: Named, S: Named, D: Named>(
     log: EventLog<Arc<str>, B>,
     streams: Streams<Arc<str>, S>,
     durable: DurableStreams<D>,
     origins: &Origins,
+    proxies: &TrustedProxies,
     shutdown: CancellationToken,
 ) -> (Router, DisconnectLayer) {
     let (routes, layer) = routes(log, streams, shutdown);
-    let router =
-        cross_origin(routes, origins).nest("/v1/stream", axum_longpoll::durable::router(durable));
+    let router = cross_origin_behind(routes, origins, proxies)
+        .nest("/v1/stream", axum_longpoll::durable::router(durable));
     (router, layer)
+}
+
+/// `router` with long-polls of at most `max` (`LONG_POLL_MAX`; the Durable
+/// Streams routes keep their own wait, `DS_LONG_POLL`).
+pub(crate) fn long_poll_max(router: Router, max: Duration) -> Router {
+    router.layer(Extension(LongPollConfig::new().max_timeout(max)))
 }
 
 /// The demo's routes and the layer that must wrap them.
@@ -493,21 +507,49 @@ impl Origins {
 /// The API for pages of other origins: [`cors`] for HTTP, and the same rule
 /// for WebSocket upgrades, which browsers send from any page without CORS
 /// (gorilla's upgrader, behind seeds 003/004, refuses them by default).
+#[allow(dead_code)] // each user of app.rs calls one of them
 pub(crate) fn cross_origin(router: Router, origins: &Origins) -> Router {
+    cross_origin_behind(router, origins, &TrustedProxies::default())
+}
+
+/// [`cross_origin`] behind reverse proxies: an upgrade from one of
+/// `proxies` is checked against the page's host the proxy forwards, as well
+/// as against `Host` (see [`TrustedProxies`]).
+pub(crate) fn cross_origin_behind(
+    router: Router,
+    origins: &Origins,
+    proxies: &TrustedProxies,
+) -> Router {
+    let check = OriginCheck {
+        origins: origins.clone(),
+        proxies: proxies.clone(),
+    };
     router
         .layer(cors(origins))
-        .layer(axum::middleware::from_fn_with_state(
-            origins.clone(),
-            ws_origin_guard,
-        ))
+        .layer(axum::middleware::from_fn_with_state(check, ws_origin_guard))
+}
+
+/// What the WebSocket origin check allows: this server's own pages,
+/// `ORIGINS`, and what the trusted proxies say the own pages are.
+#[derive(Clone, Debug)]
+struct OriginCheck {
+    origins: Origins,
+    proxies: TrustedProxies,
 }
 
 /// Refuses (`403`) a WebSocket upgrade whose `Origin` is neither this
 /// server's own nor allowed by `ORIGINS`; without this any site a user
 /// visits could read the log and publish through `/ws`. Requests without an
 /// `Origin` (not from a browser) pass.
+///
+/// "This server's own" is the `Host` the request names; and, only when
+/// the peer is one of `TRUSTED_PROXIES`, the host (and scheme) that proxy
+/// forwards in `Forwarded` or `X-Forwarded-Host` (`X-Forwarded-Proto`): a
+/// proxy in front names the demo by its upstream address, not by the
+/// page's host. From any other peer those headers are ignored, so a client
+/// cannot talk its way past the check.
 async fn ws_origin_guard(
-    State(origins): State<Origins>,
+    State(check): State<OriginCheck>,
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
@@ -516,21 +558,264 @@ async fn ws_origin_guard(
         .get(header::UPGRADE)
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"));
     if let (true, Some(origin)) = (upgrade, headers.get(header::ORIGIN)) {
-        let own = origin
+        let own_host = origin
             .to_str()
             .ok()
             .and_then(|o| o.split_once("://"))
             .zip(headers.get(header::HOST).and_then(|h| h.to_str().ok()))
             .is_some_and(|((_, host), own)| host.eq_ignore_ascii_case(own));
-        if !own && !origins.allows(origin) {
+        let own = own_host
+            || match check.forwarded_own(&req, origin) {
+                Ok(own) => own,
+                Err(setup) => return (StatusCode::INTERNAL_SERVER_ERROR, setup).into_response(),
+            };
+        if !own && !check.origins.allows(origin) {
             let text = format!(
                 "WebSocket upgrade refused for Origin {origin:?}: allowed are this server's own \
-                 pages and ORIGINS ({ORIGINS_ALLOWED})"
+                 pages and ORIGINS ({ORIGINS_ALLOWED}); behind a reverse proxy, TRUSTED_PROXIES \
+                 ({TRUSTED_PROXIES_ALLOWED})"
             );
             return (StatusCode::FORBIDDEN, text).into_response();
         }
     }
     next.run(req).await
+}
+
+impl OriginCheck {
+    /// Whether `origin` is the page's own origin as a trusted proxy
+    /// forwards it; `false` when the peer is not trusted or forwards
+    /// nothing. `Err` (the text of a `500`) when proxies are trusted but
+    /// the server gives no peer address: a setup error.
+    fn forwarded_own(
+        &self,
+        req: &axum::extract::Request,
+        origin: &HeaderValue,
+    ) -> Result<bool, &'static str> {
+        if self.proxies.is_empty() {
+            return Ok(false);
+        }
+        let Some(ConnectInfo(peer)) = req.extensions().get::<ConnectInfo<SocketAddr>>() else {
+            return Err(
+                "TRUSTED_PROXIES is set but the server gives no peer address: serve the \
+                 router with `axum_longpoll::serve(..).with_connect_info()` or \
+                 `into_make_service_with_connect_info::<SocketAddr>()`",
+            );
+        };
+        if !self.proxies.contains(peer.ip()) {
+            return Ok(false);
+        }
+        let Some((host, proto)) = forwarded_host(req.headers()) else {
+            return Ok(false);
+        };
+        Ok(origin
+            .to_str()
+            .is_ok_and(|origin| same_origin(origin, &host, proto.as_deref())))
+    }
+}
+
+/// The peers whose forwarded host the WebSocket origin check believes
+/// (`TRUSTED_PROXIES`): none by default.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct TrustedProxies(Vec<IpRange>);
+
+/// What `TRUSTED_PROXIES` allows, for error messages.
+pub(crate) const TRUSTED_PROXIES_ALLOWED: &str = "`none` (the default), `loopback`, or a \
+     comma-separated list of the proxies' addresses and CIDR ranges like \
+     10.0.0.5,192.168.0.0/16,fd00::/8 (`loopback` may be one of them)";
+
+/// An address range: `net` with its first `prefix` bits significant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct IpRange {
+    net: IpAddr,
+    prefix: u8,
+}
+
+impl IpRange {
+    fn new(net: IpAddr, prefix: u8) -> Self {
+        // Keep the network bits only, so that equal ranges compare equal.
+        let net = match net {
+            IpAddr::V4(v4) => IpAddr::V4(Ipv4Addr::from_bits(v4.to_bits() & mask32(prefix))),
+            IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from_bits(v6.to_bits() & mask128(prefix))),
+        };
+        Self { net, prefix }
+    }
+
+    fn contains(&self, ip: IpAddr) -> bool {
+        // A dual-stack listener sees IPv4 peers as `::ffff:a.b.c.d`.
+        match (self.net, ip.to_canonical()) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                ip.to_bits() & mask32(self.prefix) == net.to_bits()
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                ip.to_bits() & mask128(self.prefix) == net.to_bits()
+            }
+            _ => false,
+        }
+    }
+}
+
+fn mask32(prefix: u8) -> u32 {
+    u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0)
+}
+
+fn mask128(prefix: u8) -> u128 {
+    u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0)
+}
+
+impl TrustedProxies {
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Whether a peer at `ip` is one of the trusted proxies.
+    pub(crate) fn contains(&self, ip: IpAddr) -> bool {
+        self.0.iter().any(|range| range.contains(ip))
+    }
+}
+
+impl std::str::FromStr for TrustedProxies {
+    type Err = String;
+
+    /// `none`, `loopback`, or a comma-separated list of addresses, CIDR
+    /// ranges and `loopback`. The error names the item that is wrong.
+    fn from_str(value: &str) -> Result<Self, String> {
+        let value = value.trim();
+        if value.eq_ignore_ascii_case("none") {
+            return Ok(Self::default());
+        }
+        let mut ranges = Vec::new();
+        for item in value.split(',').map(str::trim) {
+            if item.eq_ignore_ascii_case("loopback") {
+                ranges.push(IpRange::new(Ipv4Addr::LOCALHOST.into(), 8));
+                ranges.push(IpRange::new(Ipv6Addr::LOCALHOST.into(), 128));
+                continue;
+            }
+            let (addr, prefix) = match item.split_once('/') {
+                Some((addr, prefix)) => (addr, Some(prefix)),
+                None => (item, None),
+            };
+            let wrong = || {
+                if item.is_empty() {
+                    "an empty item".to_owned()
+                } else {
+                    format!("{item:?} is neither an IP address nor a CIDR range")
+                }
+            };
+            let addr: IpAddr = addr.parse().map_err(|_| wrong())?;
+            let max = if addr.is_ipv4() { 32 } else { 128 };
+            let prefix = match prefix {
+                None => max,
+                Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => p
+                    .parse::<u8>()
+                    .ok()
+                    .filter(|p| *p <= max)
+                    .ok_or_else(|| format!("{item:?}: the prefix length is at most {max}"))?,
+                Some(_) => return Err(wrong()),
+            };
+            ranges.push(IpRange::new(addr, prefix));
+        }
+        Ok(Self(ranges))
+    }
+}
+
+/// The page's host and scheme as the proxy next to this server forwards
+/// them: the last element of `Forwarded` (RFC 7239) when the request has
+/// that header, else the last `X-Forwarded-Host` and `X-Forwarded-Proto`.
+/// The last, because a proxy appends its own element to what it received:
+/// earlier ones may come from the client.
+pub(crate) fn forwarded_host(headers: &axum::http::HeaderMap) -> Option<(String, Option<String>)> {
+    let joined = |name| {
+        let values: Vec<&str> = headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        (!values.is_empty()).then(|| values.join(","))
+    };
+    if headers.contains_key(FORWARDED) {
+        let forwarded = joined(FORWARDED)?;
+        let last = split_unquoted(&forwarded, ',')
+            .into_iter()
+            .rev()
+            .find(|e| !e.trim().is_empty())?;
+        let (mut host, mut proto) = (None, None);
+        for pair in split_unquoted(last, ';') {
+            let (name, value) = pair.split_once('=')?;
+            let value = unquote(value.trim())?;
+            match name.trim().to_ascii_lowercase().as_str() {
+                "host" => host = Some(value),
+                "proto" => proto = Some(value),
+                _ => {}
+            }
+        }
+        return host.map(|host| (host, proto));
+    }
+    let last = |list: String| {
+        list.rsplit(',')
+            .map(str::trim)
+            .find(|v| !v.is_empty())
+            .map(str::to_owned)
+    };
+    let host = joined(X_FORWARDED_HOST).and_then(last)?;
+    Some((host, joined(X_FORWARDED_PROTO).and_then(last)))
+}
+
+const FORWARDED: HeaderName = HeaderName::from_static("forwarded");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+
+/// `text` split at each `sep` outside a quoted string.
+fn split_unquoted(text: &str, sep: char) -> Vec<&str> {
+    let (mut parts, mut start, mut quoted, mut escaped) = (Vec::new(), 0, false, false);
+    for (i, c) in text.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            c if c == sep && !quoted => {
+                parts.push(&text[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&text[start..]);
+    parts
+}
+
+/// An RFC 7239 value: a token, or a quoted string with `\` escapes.
+fn unquote(value: &str) -> Option<String> {
+    let Some(inner) = value.strip_prefix('"') else {
+        return (!value.is_empty() && !value.contains('"')).then(|| value.to_owned());
+    };
+    let inner = inner.strip_suffix('"')?;
+    let mut out = String::with_capacity(inner.len());
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        out.push(if c == '\\' { chars.next()? } else { c });
+    }
+    Some(out)
+}
+
+/// Whether `origin` (`scheme://host[:port]`) is a page served at `host`
+/// (`host[:port]`, as in `Host`), over `scheme` when it is known. Default
+/// ports are the same as none.
+pub(crate) fn same_origin(origin: &str, host: &str, scheme: Option<&str>) -> bool {
+    let Some((origin_scheme, origin_host, origin_port)) = split_origin(origin) else {
+        return false;
+    };
+    let served = format!("{origin_scheme}://{host}");
+    let Some((_, host, port)) = split_origin(&served) else {
+        return false;
+    };
+    let default = if origin_scheme == "https" {
+        "443"
+    } else {
+        "80"
+    };
+    scheme.is_none_or(|s| s.eq_ignore_ascii_case(origin_scheme))
+        && host.eq_ignore_ascii_case(origin_host)
+        && origin_port.unwrap_or(default) == port.unwrap_or(default)
 }
 
 /// CORS as the crate docs recommend ("With tower-http"): explicit origins

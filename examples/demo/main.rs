@@ -118,7 +118,32 @@
 //! `RETAIN`), `REDIS_KEY` (the stream's key, default `axum-longpoll:demo`),
 //! `MAX_STREAMS` (named streams at once, default 10000), `STREAM_IDLE`
 //! (seconds without a reader or a publish before a named stream is
-//! evicted, default 300; `0`: never).
+//! evicted, default 300; `0`: never), `DS_LONG_POLL` (seconds a Durable
+//! Streams long-poll waits, default 30), `LONG_POLL_MAX` (the longest wait
+//! a `/poll` client may ask for, in seconds, default 120: keep it and
+//! `DS_LONG_POLL` below the read timeout of a proxy in front),
+//! `TRUSTED_PROXIES` (below).
+//!
+//! Behind a reverse proxy (nginx, a load balancer, a CDN):
+//! `docs/nginx.md` has a tested nginx recipe, the timeouts to choose and a
+//! table for common load balancers. A proxy names this server by its
+//! upstream address in `Host`, so the WebSocket origin check (a page may
+//! open `/ws` only from this server's own origin or `ORIGINS`) would
+//! refuse the pages it serves. `TRUSTED_PROXIES` names the proxies whose
+//! `Forwarded: host=…;proto=…` (RFC 7239; its last element) or else
+//! `X-Forwarded-Host` and `X-Forwarded-Proto` (their last values) the
+//! check takes as the page's own origin: `none` (the default: those
+//! headers are ignored, the check uses `Host` alone), `loopback`
+//! (`127.0.0.0/8` and `::1`), or a comma-separated list of addresses and
+//! CIDR ranges, e.g. `10.0.0.5,192.168.0.0/16,fd00::/8` (`loopback` may be
+//! one of them). Only a connection *from* a listed address is believed, so
+//! a client that sends those headers itself gains nothing; the proxy must
+//! set (overwrite) them, as the recipe does. A malformed value stops the
+//! demo at startup with a message naming the variable.
+//!
+//! ```text
+//! TRUSTED_PROXIES=loopback cargo run --example demo    # nginx on this machine in front
+//! ```
 
 mod app;
 
@@ -172,6 +197,31 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Err("invalid RETAIN=0: allowed a whole number of events, at least 1".into());
     }
     let origins: app::Origins = env_or("ORIGINS", app::Origins::Loopback, app::ORIGINS_ALLOWED)?;
+    let proxies: app::TrustedProxies = match std::env::var("TRUSTED_PROXIES") {
+        Err(_) => app::TrustedProxies::default(),
+        Ok(v) => v.parse().map_err(|e| {
+            format!(
+                "invalid TRUSTED_PROXIES={v:?}: {e}; allowed {}",
+                app::TRUSTED_PROXIES_ALLOWED
+            )
+        })?,
+    };
+    let long_poll_max: f64 = env_or(
+        "LONG_POLL_MAX",
+        120.0,
+        "seconds, a positive number like 120 or 50 (the longest wait a /poll client may ask for)",
+    )?;
+    if !(long_poll_max.is_finite() && long_poll_max > 0.0 && long_poll_max <= 3600.0) {
+        return Err(format!(
+            "invalid LONG_POLL_MAX={long_poll_max}: allowed seconds from more than 0 to 3600"
+        )
+        .into());
+    }
+    let http = Http {
+        origins,
+        proxies,
+        long_poll_max: Duration::from_secs_f64(long_poll_max),
+    };
     let max_streams: usize = env_or(
         "MAX_STREAMS",
         10_000,
@@ -218,7 +268,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 streams,
                 durable,
                 retain,
-                &origins,
+                &http,
                 signal,
             )
             .await
@@ -234,7 +284,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .await
                 .map_err(|e| format!("cannot use Redis at {url} (key {key:?}): {e}"))?;
             eprintln!("log on Redis {url}, stream key {key:?}");
-            serve(addr, log, streams, durable, retain, &origins, signal).await
+            serve(addr, log, streams, durable, retain, &http, signal).await
         }
         #[cfg(not(feature = "redis"))]
         Ok(_) => Err("REDIS_URL is set but the demo was built without Redis: \
@@ -243,13 +293,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 }
 
+/// The HTTP settings: CORS and the WebSocket origin check, the longest
+/// long-poll wait.
+struct Http {
+    origins: app::Origins,
+    proxies: app::TrustedProxies,
+    long_poll_max: Duration,
+}
+
 async fn serve<B: app::Named, S: app::Named>(
     addr: SocketAddr,
     log: EventLog<std::sync::Arc<str>, B>,
     streams: axum_longpoll::Streams<std::sync::Arc<str>, S>,
     durable: axum_longpoll::durable::DurableStreams,
     retain: usize,
-    origins: &app::Origins,
+    http: &Http,
     signal: CancellationToken,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
@@ -260,12 +318,22 @@ async fn serve<B: app::Named, S: app::Named>(
     );
     // The layer goes around the whole router (`serve` puts it there); the
     // default ServeConfig bounds every phase of a connection, finds dead
-    // peers (DeadPeer), waits for the WebSockets' closing handshakes and
-    // ends the shutdown within 25 s.
-    let (router, layer) =
-        app::durable_routes(log, streams, durable, origins, CancellationToken::new());
+    // peers (DeadPeer; behind a proxy, the proxy's connections: see
+    // `docs/nginx.md`), waits for the WebSockets' closing handshakes and
+    // ends the shutdown within 25 s. `with_connect_info`: the WebSocket
+    // origin check needs the peer's address for TRUSTED_PROXIES.
+    let (router, layer) = app::durable_routes(
+        log,
+        streams,
+        durable,
+        &http.origins,
+        &http.proxies,
+        CancellationToken::new(),
+    );
+    let router = app::long_poll_max(router, http.long_poll_max);
     let report = axum_longpoll::serve(listener, router)
         .layer(layer)
+        .with_connect_info()
         .with_graceful_shutdown(signal.cancelled_owned())
         .await?;
     eprintln!("demo stopped: {report}");

@@ -43,6 +43,20 @@
 //! started together spreads out. Shortened, never lengthened: a client that
 //! set its own timeout to what it asked for gets an answer in time.
 //!
+//! # Behind a reverse proxy
+//!
+//! A proxy cuts a request whose upstream sends nothing for its read
+//! timeout (nginx: `proxy_read_timeout`, 60 s by default; an AWS ALB: its
+//! idle timeout, 60 s; Heroku: 30 s to the first byte). A long-poll parked
+//! longer gets the proxy's `504`, not `204` + `Cursor`, and the app sees
+//! its client leave. So the longest wait,
+//! [`max_timeout`](LongPollConfig::max_timeout) itself (the jitter only
+//! shortens a wait), plus a margin (10 s is plenty) must be below the
+//! proxy's timeout: the defaults (120 s) need `proxy_read_timeout 130s`,
+//! or set `max_timeout` to 50 s behind nginx's default. `docs/nginx.md` in
+//! the repository has a tested nginx recipe and a table for common load
+//! balancers and CDNs.
+//!
 //! # Outcomes and answers
 //!
 //! | [`Outcome`] | default answer ([`LongPoll::respond`]) |

@@ -6,12 +6,14 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::pin::{pin, Pin};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
+use axum::extract::ConnectInfo;
 use axum::routing::future::RouteFuture;
 use axum::Router;
 use futures_util::task::AtomicWaker;
@@ -263,6 +265,8 @@ pub(crate) struct ConnService {
     app: Disconnect<Router>,
     shared: Arc<Shared>,
     activity: Arc<Activity>,
+    /// The client's address, for `ConnectInfo` (when asked for).
+    peer: Option<SocketAddr>,
 }
 
 impl ConnService {
@@ -270,11 +274,13 @@ impl ConnService {
         app: Disconnect<Router>,
         shared: Arc<Shared>,
         activity: Arc<Activity>,
+        peer: Option<SocketAddr>,
     ) -> Self {
         Self {
             app,
             shared,
             activity,
+            peer,
         }
     }
 
@@ -369,7 +375,10 @@ impl hyper::service::Service<Request<Incoming>> for ConnService {
         }
         let limit = max.map_or(usize::MAX, |max| usize::try_from(max).unwrap_or(usize::MAX));
         let timeout = self.shared.body_read_timeout;
-        let req = req.map(|body| Limited::new(StallBody::new(body, timeout), limit));
+        let mut req = req.map(|body| Limited::new(StallBody::new(body, timeout), limit));
+        if let Some(peer) = self.peer {
+            req.extensions_mut().insert(ConnectInfo(peer));
+        }
         // `Router` is always ready (its `poll_ready` returns `Ready(Ok)`),
         // and so is the layer around it.
         let fut = self.app.clone().call(req);

@@ -49,6 +49,7 @@ pub fn serve(listener: TcpListener, router: Router) -> Serve {
         router,
         layer: None,
         config: ServeConfig::default(),
+        connect_info: false,
         signal: std::future::pending(),
     }
 }
@@ -63,6 +64,7 @@ pub struct Serve<F = Pending<()>> {
     router: Router,
     layer: Option<DisconnectLayer>,
     config: ServeConfig,
+    connect_info: bool,
     signal: F,
 }
 
@@ -98,6 +100,15 @@ impl<F> Serve<F> {
         self
     }
 
+    /// Hands every request the client's address as axum's
+    /// [`ConnectInfo<SocketAddr>`](axum::extract::ConnectInfo), as
+    /// `into_make_service_with_connect_info::<SocketAddr>()` does for
+    /// `axum::serve` (off by default: it costs an allocation per request).
+    pub fn with_connect_info(mut self) -> Self {
+        self.connect_info = true;
+        self
+    }
+
     /// Starts the shutdown when `signal` completes (a SIGTERM, a token's
     /// `cancelled_owned()`). Cancelling the layer's shutdown token starts
     /// it too, with or without a signal.
@@ -110,6 +121,7 @@ impl<F> Serve<F> {
             router: self.router,
             layer: self.layer,
             config: self.config,
+            connect_info: self.connect_info,
             signal,
         }
     }
@@ -221,6 +233,7 @@ impl fmt::Display for ShutdownReport {
 /// Everything a new connection needs.
 struct Spawner {
     app: Disconnect<Router>,
+    connect_info: bool,
     builder: Arc<Builder>,
     shared: Arc<Shared>,
     sockets: Sockets,
@@ -234,7 +247,7 @@ struct Spawner {
 }
 
 impl Spawner {
-    fn spawn(&self, acceptor: &mut Acceptor, stream: TcpStream) {
+    fn spawn(&self, acceptor: &mut Acceptor, stream: TcpStream, peer: SocketAddr) {
         if let Some(max) = self.max_connections {
             let open = self.sockets.len();
             if open >= max {
@@ -253,6 +266,7 @@ impl Spawner {
             self.app.clone(),
             Arc::clone(&self.shared),
             Arc::clone(&activity),
+            self.connect_info.then_some(peer),
         );
         tokio::spawn(drive(
             Arc::clone(&self.builder),
@@ -302,6 +316,7 @@ where
             router,
             layer,
             config,
+            connect_info,
             signal,
         } = self;
         let layer = layer.unwrap_or_default();
@@ -310,6 +325,7 @@ where
         let cut = CancellationToken::new();
         let spawner = Spawner {
             app: layer.layer(router),
+            connect_info,
             builder: Arc::new(http_builder(&config)),
             shared: Arc::new(Shared {
                 draining: AtomicBool::new(false),
@@ -341,7 +357,7 @@ where
                 biased;
                 () = &mut signal => break,
                 () = &mut cancelled => break,
-                (stream, _) = acceptor.accept() => spawner.spawn(&mut acceptor, stream),
+                (stream, peer) = acceptor.accept() => spawner.spawn(&mut acceptor, stream, peer),
             }
         }
 
@@ -366,7 +382,7 @@ where
                     biased;
                     () = &mut answered => break true,
                     () = &mut deadline => break false,
-                    (stream, _) = acceptor.accept() => spawner.spawn(&mut acceptor, stream),
+                    (stream, peer) = acceptor.accept() => spawner.spawn(&mut acceptor, stream, peer),
                 }
             }
         };

@@ -53,11 +53,20 @@
 //!   otherwise make after a fixed 3 s. No control event is named `error`,
 //!   because `EventSource` delivers such an event to `onerror`.
 //!
+//! Behind a reverse proxy the same first rule holds for the proxy's own
+//! answers: while the app restarts nginx answers `502 text/html`, and
+//! `EventSource` closes for good. `docs/nginx.md` in the repository has an
+//! nginx `error_page` that answers it `200 text/event-stream` with a
+//! `retry:` instead, so it keeps reconnecting and resumes with
+//! `Last-Event-ID` (tested by `tests/proxy.rs`).
+//!
 //! # Limits and defaults ([`StreamConfig`])
 //!
-//! Heartbeat after 15 s idle; at most 8 MiB and 5 minutes per response,
-//! after which the stream ends cleanly with the reconnect frame. A reader
-//! that stops reading holds back at most one batch of the log
+//! Heartbeat after 15 s idle, below the idle timeout of a proxy in front
+//! (nginx 60 s, an AWS ALB 60 s, Cloudflare 100 s); at most 8 MiB and 5
+//! minutes per response, after which the stream ends cleanly with the
+//! reconnect frame. A reader that stops reading holds back at most one
+//! batch of the log
 //! ([`max_batch`](crate::event_log::EventLogBuilder::max_batch)): the body
 //! is pulled by hyper and nothing queues. Headers: `Cache-Control:
 //! no-cache, no-transform`, `X-Accel-Buffering: no`.
