@@ -114,6 +114,7 @@
 
 mod body;
 mod context;
+pub(crate) mod cut;
 mod extract;
 mod future;
 mod in_flight;

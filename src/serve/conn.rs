@@ -33,7 +33,7 @@ use tokio_util::task::TaskTracker;
 use tower::Service;
 
 use super::body::StallBody;
-use crate::disconnect::{Disconnect, DisconnectBody, ResponseFuture};
+use crate::disconnect::{cut, Disconnect, DisconnectBody, ResponseFuture};
 use crate::net::StallTimeout;
 use crate::response::{reject, Reject};
 
@@ -128,7 +128,12 @@ pub(crate) struct Sockets {
 
 impl Sockets {
     /// Adds `stream`; it counts until the returned socket is dropped.
-    pub(crate) fn add(&self, stream: TcpStream, write_stall: Option<Duration>) -> Socket {
+    pub(crate) fn add(
+        &self,
+        stream: TcpStream,
+        write_stall: Option<Duration>,
+        activity: Arc<Activity>,
+    ) -> Socket {
         let stream = Arc::new(stream);
         {
             let mut streams = self.streams.lock().unwrap_or_else(PoisonError::into_inner);
@@ -140,6 +145,7 @@ impl Sockets {
         Socket {
             io: StallTimeout::new(SharedStream(stream), write_stall),
             _open: self.open.token(),
+            activity,
         }
     }
 
@@ -172,7 +178,18 @@ pin_project! {
         #[pin]
         io: StallTimeout<SharedStream>,
         _open: TaskTrackerToken,
+        activity: Arc<Activity>,
     }
+}
+
+/// Notes a write that stalled past the bound on `activity`.
+fn note_stall<R>(activity: &Activity, poll: Poll<io::Result<R>>) -> Poll<io::Result<R>> {
+    if let Poll::Ready(Err(err)) = &poll {
+        if err.kind() == io::ErrorKind::TimedOut {
+            activity.stalled.store(true, Ordering::Relaxed);
+        }
+    }
+    poll
 }
 
 impl AsyncRead for Socket {
@@ -191,7 +208,8 @@ impl AsyncWrite for Socket {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        self.project().io.poll_write(cx, buf)
+        let this = self.project();
+        note_stall(this.activity, this.io.poll_write(cx, buf))
     }
 
     fn poll_write_vectored(
@@ -199,7 +217,8 @@ impl AsyncWrite for Socket {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        self.project().io.poll_write_vectored(cx, bufs)
+        let this = self.project();
+        note_stall(this.activity, this.io.poll_write_vectored(cx, bufs))
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -207,7 +226,8 @@ impl AsyncWrite for Socket {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.project().io.poll_flush(cx)
+        let this = self.project();
+        note_stall(this.activity, this.io.poll_flush(cx))
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -238,6 +258,9 @@ pub(crate) struct Activity {
     /// The connection's task, when it waits for the first request or for
     /// the last stream to end.
     waker: AtomicWaker,
+    /// A write stalled past the bound: the connection is being cut because
+    /// its client stopped reading.
+    stalled: AtomicBool,
 }
 
 /// One HTTP/2 stream in progress, from the call to the end of its response
@@ -370,6 +393,7 @@ impl hyper::service::Service<Request<Incoming>> for ConnService {
                     },
                     close_when_draining,
                     active,
+                    conn: Arc::clone(&self.activity),
                 };
             }
         }
@@ -386,6 +410,7 @@ impl hyper::service::Service<Request<Incoming>> for ConnService {
             state: State::Routed { fut },
             close_when_draining,
             active,
+            conn: Arc::clone(&self.activity),
         }
     }
 }
@@ -397,6 +422,7 @@ pin_project! {
         state: State,
         close_when_draining: Option<Arc<Shared>>,
         active: Option<Active>,
+        conn: Arc<Activity>,
     }
 }
 
@@ -431,9 +457,12 @@ impl Future for ConnFuture {
                 .insert(CONNECTION, HeaderValue::from_static("close"));
         }
         let active = this.active.take();
+        let conn = Arc::clone(this.conn);
         Poll::Ready(Ok(res.map(|inner| ServeBody {
             inner,
             _active: active,
+            conn,
+            clear: None,
         })))
     }
 }
@@ -445,6 +474,21 @@ pin_project! {
         #[pin]
         inner: RoutedBody,
         _active: Option<Active>,
+        conn: Arc<Activity>,
+        // Declared last: dropped after `inner`, it clears the slow-reader
+        // mark set for `inner`'s drop.
+        clear: Option<cut::Clear>,
+    }
+
+    impl PinnedDrop for ServeBody {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            // The connection is being cut because its client stopped
+            // reading: the stream inside says so in its end.
+            if this.conn.stalled.load(Ordering::Relaxed) {
+                *this.clear = Some(cut::slow_reader());
+            }
+        }
     }
 }
 

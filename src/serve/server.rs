@@ -260,8 +260,10 @@ impl Spawner {
             // client did nothing wrong.
             let _ = dead_peer.configure(&stream);
         }
-        let socket = self.sockets.add(stream, self.write_stall);
         let activity = Arc::new(Activity::default());
+        let socket = self
+            .sockets
+            .add(stream, self.write_stall, Arc::clone(&activity));
         let service = ConnService::new(
             self.app.clone(),
             Arc::clone(&self.shared),

@@ -72,10 +72,15 @@ pin_project! {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
             // Ended without its last frame: the client left (the response
-            // body is dropped after the token is cancelled), or the
-            // response was discarded.
+            // body is dropped after the token is cancelled; `serve` marks a
+            // connection it cuts because the client stopped reading), or
+            // the response was discarded.
             if *this.state != State::Done && this.token.is_cancelled() {
-                this.tracked.set(StreamEnd::ClientLeft);
+                this.tracked.set(if crate::disconnect::cut::is_slow_reader() {
+                    StreamEnd::SlowReader
+                } else {
+                    StreamEnd::ClientLeft
+                });
             }
         }
     }
