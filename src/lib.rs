@@ -87,7 +87,7 @@
 //! | [`stream`] | [`Streaming`]: NDJSON, SSE or a framing of your own from a log or any `Stream`, flushed per event, heartbeats, byte and lifetime caps, in-band `gone`, ends on shutdown |
 //! | `ws` | [`LiveSocket`](ws::LiveSocket): WebSocket with a lifetime token, close reasons, heartbeats, shutdown (`1001`), slow-consumer limit, resume by cursor (feature `ws`) |
 //! | [`wire`] | the one vocabulary of control frames ([`wire::Control`]) and its framings: NDJSON, SSE, WebSocket text |
-//! | [`stats`] | [`Stats`]: parked long-polls, open streams and WebSockets now, and outcomes since start |
+//! | [`stats`] | [`Stats`]: per mode, requests started, in flight by phase and ended by outcome, adding up; the same through `metrics` and `tracing` (features) |
 //! | `net` | [`DeadPeer`](net::DeadPeer): a listener that finds vanished peers and peers that stop reading (feature `net`) |
 //! | `serve` | [`serve()`]: a server for real traffic: deadlines on every phase of a connection, a connection cap that answers `503`, a shutdown that answers first, then closes, and always finishes; [`serve::ready`] for a readiness probe (feature `net`) |
 //!

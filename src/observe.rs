@@ -1,40 +1,54 @@
 //! Where the crate's figures go besides [`Stats`](crate::Stats): the
-//! [`metrics`](https://docs.rs/metrics) facade (feature `metrics`) and
-//! [`tracing`](https://docs.rs/tracing) events (feature `tracing`). Without
-//! either feature every function here is empty and compiles away.
-//!
-//! # Metrics
-//!
-//! Recorded through the `metrics` facade, so any exporter works
-//! (`metrics-exporter-prometheus` in the demo's `GET /metrics`). Every
-//! series has a `mode` label (`long_poll`, `ndjson`, `sse`, `framed`, `ws`)
-//! where it applies; none has a label per stream (a label per stream is a
-//! series per stream, which a Prometheus server pays for in memory).
-//!
-//! | name | type | labels | what |
-//! |---|---|---|---|
-//! | `axum_longpoll_requests_started_total` | counter | `mode` | requests that reached the mode |
-//! | `axum_longpoll_requests_ended_total` | counter | `mode`, `outcome` | requests ended, by what ended them (the names of [`StatsSnapshot`](crate::StatsSnapshot)'s `ended`) |
-//! | `axum_longpoll_requests_in_flight` | gauge | `mode` | started and not ended |
-//! | `axum_longpoll_request_duration_seconds` | histogram | `mode`, `outcome` | from the start to the end of each request |
-//! | `axum_longpoll_wait_seconds` | histogram | `outcome` | each [`LongPoll::wait`](crate::LongPoll::wait), by how it ended |
-//! | `axum_longpoll_disconnected_after_seconds` | histogram | `mode` | how long a request had run when its client was found gone |
-//! | `axum_longpoll_events_per_answer` | histogram | `mode` | events in each long-poll answer |
-//!
-//! How fast a disconnect is *detected* cannot be seen from the server (it
-//! does not know when the client left): `benches/run` measures it from the
-//! client side. What the server sees is `disconnected_after`: a histogram
-//! of request ages when the client turned out gone.
-//!
-//! # Tracing
-//!
-//! One `DEBUG` event per request that ends (target `axum_longpoll`), with
-//! `mode`, `outcome` and, under `metrics`, the duration; `INFO` for the ends
-//! that say something went wrong on the client's side (`disconnected`,
-//! `client_left`, `heartbeat_timeout`, `slow_reader`, `stalled_body`) or the
-//! server's (`rejected`, `unavailable`, `error`).
+//! `metrics` facade (feature `metrics`) and `tracing` events (feature
+//! `tracing`); documented in [`stats`](crate::stats). Without either
+//! feature every function here is empty and compiles away.
 
 use std::time::Duration;
+
+/// Describes the crate's metrics to the recorder (their help texts and
+/// units), once per process.
+#[inline]
+pub(crate) fn describe() {
+    #[cfg(feature = "metrics")]
+    {
+        use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            describe_counter!(
+                "axum_longpoll_requests_started_total",
+                "Requests that reached a mode (long_poll, ndjson, sse, framed, ws)."
+            );
+            describe_counter!(
+                "axum_longpoll_requests_ended_total",
+                "Requests ended, by mode and by what ended them."
+            );
+            describe_gauge!(
+                "axum_longpoll_requests_in_flight",
+                "Requests started and not ended, by mode."
+            );
+            describe_histogram!(
+                "axum_longpoll_request_duration_seconds",
+                Unit::Seconds,
+                "From the start to the end of each request, by mode and outcome."
+            );
+            describe_histogram!(
+                "axum_longpoll_wait_seconds",
+                Unit::Seconds,
+                "Each LongPoll::wait, by how it ended."
+            );
+            describe_histogram!(
+                "axum_longpoll_disconnected_after_seconds",
+                Unit::Seconds,
+                "How long a request had run when its client was found gone, by mode."
+            );
+            describe_histogram!(
+                "axum_longpoll_events_per_answer",
+                Unit::Count,
+                "Events in each long-poll answer."
+            );
+        });
+    }
+}
 
 /// A request reached `mode`; `in_flight`: it is counted in flight (not
 /// refused at once).

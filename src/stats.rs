@@ -33,6 +33,39 @@
 //! `streaming` (the streams of all three framings together), and
 //! `WsConfig::max_in_flight` on `ws.in_flight`.
 //!
+//! # Metrics (feature `metrics`)
+//!
+//! Recorded through the `metrics` facade, so any exporter works
+//! (`metrics-exporter-prometheus` in the demo's `GET /metrics`). Install
+//! the recorder before the first [`DisconnectLayer`](crate::DisconnectLayer)
+//! is made: the layer describes the metrics (help texts, units) to it. Every
+//! series has a `mode` label (`long_poll`, `ndjson`, `sse`, `framed`, `ws`)
+//! where it applies; none has a label per stream (a label per stream is a
+//! series per stream, which a Prometheus server pays for in memory).
+//!
+//! | name | type | labels | what |
+//! |---|---|---|---|
+//! | `axum_longpoll_requests_started_total` | counter | `mode` | requests that reached the mode |
+//! | `axum_longpoll_requests_ended_total` | counter | `mode`, `outcome` | requests ended, by what ended them (the names of [`StatsSnapshot`]'s `ended`) |
+//! | `axum_longpoll_requests_in_flight` | gauge | `mode` | started and not ended |
+//! | `axum_longpoll_request_duration_seconds` | histogram | `mode`, `outcome` | from the start to the end of each request |
+//! | `axum_longpoll_wait_seconds` | histogram | `outcome` | each [`LongPoll::wait`](crate::LongPoll::wait), by how it ended |
+//! | `axum_longpoll_disconnected_after_seconds` | histogram | `mode` | how long a request had run when its client was found gone |
+//! | `axum_longpoll_events_per_answer` | histogram | `mode` | events in each long-poll answer |
+//!
+//! How fast a disconnect is *detected* cannot be seen from the server (it
+//! does not know when the client left): `benches/run` measures it from the
+//! client side. What the server sees is `disconnected_after`: a histogram
+//! of request ages when the client turned out gone.
+//!
+//! # Tracing (feature `tracing`)
+//!
+//! One `DEBUG` event per request that ends (target `axum_longpoll`), with
+//! `mode`, `outcome` and `lasted_ms` (its duration); `INFO` for the ends
+//! that say something went wrong on the client's side (`disconnected`,
+//! `client_left`, `heartbeat_timeout`, `slow_reader`, `stalled_body`) or the
+//! server's (`rejected`, `unavailable`, `error`).
+//!
 //! [`LongPoll`]: crate::LongPoll
 //! [`Streaming`]: crate::Streaming
 

@@ -3,7 +3,7 @@
 //! (`#[path = "../examples/demo/app.rs"] mod demo;`).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::extract::ws::Message;
@@ -20,6 +20,7 @@ use axum_longpoll::event_log::{
 use axum_longpoll::long_poll::CURSOR;
 use axum_longpoll::ws::{CloseReason, LiveSocket, WsConfig};
 use axum_longpoll::{DisconnectLayer, LongPoll, LongPollConfig, Stats, Streaming};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -276,6 +277,45 @@ async fn stats<B: Named, S: Named>(State(app): State<App<B, S>>) -> Response {
     Json(body).into_response()
 }
 
+/// The process's Prometheus recorder: every `metrics` call of the crate
+/// (feature `metrics`) lands here. Installed on first use; one per process
+/// (a second demo in the same process shares it).
+fn prometheus() -> &'static Result<PrometheusHandle, String> {
+    static HANDLE: OnceLock<Result<PrometheusHandle, String>> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        const SECONDS: &[f64] = &[
+            0.000_1, 0.000_5, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 15.0, 30.0, 60.0,
+            120.0, 300.0,
+        ];
+        const EVENTS: &[f64] = &[0.0, 1.0, 2.0, 5.0, 10.0, 50.0, 100.0, 500.0, 1000.0];
+        PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), SECONDS)
+            .and_then(|b| b.set_buckets_for_metric(Matcher::Suffix("_per_answer".into()), EVENTS))
+            .and_then(PrometheusBuilder::install_recorder)
+            .map_err(|err| format!("no metrics: {err}"))
+    })
+}
+
+/// `GET /metrics`: the crate's counters, gauges and histograms in the
+/// Prometheus text format (the same figures as `/stats`, by mode and
+/// outcome).
+async fn metrics() -> Response {
+    match prometheus() {
+        Ok(handle) => {
+            handle.run_upkeep();
+            (
+                [(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/plain; version=0.0.4"),
+                )],
+                handle.render(),
+            )
+                .into_response()
+        }
+        Err(err) => (StatusCode::INTERNAL_SERVER_ERROR, err.clone()).into_response(),
+    }
+}
+
 /// The backends the demo runs on, by name (for `/stats`).
 pub(crate) trait Named: Backend {
     const NAME: &'static str;
@@ -383,6 +423,9 @@ fn routes<B: Named, S: Named>(
     streams: Streams<Arc<str>, S>,
     shutdown: CancellationToken,
 ) -> (Router, DisconnectLayer) {
+    // Installed before the first request, so that every figure of `/stats`
+    // is in `/metrics` too.
+    let _ = prometheus();
     let layer = DisconnectLayer::new()
         .shutdown(shutdown)
         .config(WsConfig::new().max_message_size(MAX_MESSAGE));
@@ -400,6 +443,7 @@ fn routes<B: Named, S: Named>(
         .route("/sse", get(sse::<B, S>))
         .route("/ws", get(ws::<B, S>))
         .route("/stats", get(stats::<B, S>))
+        .route("/metrics", get(metrics))
         .route("/ready", get(axum_longpoll::serve::ready))
         .route("/streams/{name}", delete(named_delete::<B, S>))
         .route("/streams/{name}/publish", post(named_publish::<S>))

@@ -36,6 +36,7 @@ impl DisconnectLayer {
     /// Creates the layer with a fresh (never cancelled) shutdown token, new
     /// [`Stats`] and every mode at its default settings.
     pub fn new() -> Self {
+        crate::observe::describe();
         Self {
             shutdown: CancellationToken::new(),
             stats: Stats::new(),
