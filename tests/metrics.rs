@@ -31,9 +31,11 @@ const GUARD: Duration = Duration::from_secs(10);
 
 const MODES: [&str; 5] = ["long_poll", "ndjson", "sse", "framed", "ws"];
 
-/// `name{labels} value` lines of the Prometheus text, by name and sorted
-/// labels.
-fn parse(text: &str) -> HashMap<(String, Vec<(String, String)>), f64> {
+/// A series: its name and its labels, sorted.
+type Series = (String, Vec<(String, String)>);
+
+/// `name{labels} value` lines of the Prometheus text, by series.
+fn parse(text: &str) -> HashMap<Series, f64> {
     let mut out = HashMap::new();
     for line in text.lines() {
         if line.starts_with('#') || line.trim().is_empty() {
@@ -62,7 +64,7 @@ fn parse(text: &str) -> HashMap<(String, Vec<(String, String)>), f64> {
 }
 
 fn get(
-    metrics: &HashMap<(String, Vec<(String, String)>), f64>,
+    metrics: &HashMap<Series, f64>,
     name: &str,
     labels: &[(&str, &str)],
 ) -> u64 {
