@@ -28,7 +28,9 @@ impl<T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static> Payload fo
 /// functions ([`EventLog::reader`], [`LongPoll::serve`](crate::LongPoll::serve),
 /// [`Streaming::sse`](crate::Streaming::sse), …) are generic over it and
 /// work unchanged on either.
-pub trait Backend: sealed::Sealed + fmt::Debug + Send + Sync + Sized + 'static {
+pub trait Backend:
+    sealed::Sealed + sealed::Collect + fmt::Debug + Send + Sync + Sized + 'static
+{
     /// Why [`Resume::start`](super::Resume::start) refuses a request:
     /// [`CursorGone`] (`410`) for [`Memory`]; for `Redis`
     /// also "unavailable" (`503` + `Retry-After`).
@@ -75,6 +77,23 @@ pub(crate) mod sealed {
         }
     }
 
+    /// What a [`Streams`](crate::event_log::Streams) collection needs of its
+    /// backend.
+    #[allow(unreachable_pub)]
+    pub trait Collect {
+        /// What every stream of a collection shares (Redis: the connections
+        /// and the reader).
+        type Collection: Send + Sync + 'static;
+
+        /// Deletes the stream `name` where the backend keeps it (nothing
+        /// for memory: the collection's map is all there is). Returns
+        /// whether it existed there.
+        fn delete_stream<'a>(
+            collection: &'a Self::Collection,
+            name: &'a str,
+        ) -> impl std::future::Future<Output = Result<bool, crate::event_log::StreamsError>> + Send + 'a;
+    }
+
     /// What [`Resume::start`](crate::Resume::start) refuses a request with
     /// (`Backend::StartError`): a [`CursorGone`], which each mode tells in
     /// its own way (`410`, in-band `gone`, `4410`), or (on Redis) an outage,
@@ -105,6 +124,17 @@ impl sealed::StartRefusal for CursorGone {
 pub struct Memory;
 
 impl sealed::Sealed for Memory {}
+
+impl sealed::Collect for Memory {
+    type Collection = ();
+
+    fn delete_stream<'a>(
+        (): &'a (),
+        _: &'a str,
+    ) -> impl Future<Output = Result<bool, super::StreamsError>> + Send + 'a {
+        std::future::ready(Ok(false))
+    }
+}
 
 impl Backend for Memory {
     type StartError = CursorGone;

@@ -233,7 +233,7 @@ pub use self::log::{Batch, Event, EventLog, EventLogBuilder, Figures};
 pub use self::reader::LogReader;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
-pub use self::redis::{Redis, RedisLogBuilder, StartError, Unavailable};
+pub use self::redis::{Redis, RedisLogBuilder, RedisStreamsBuilder, StartError, Unavailable};
 pub use self::resume::{Resume, ResumeRejection, StartFrom, LAST_EVENT_ID};
 pub use self::streams::{
     check_name, StreamOptions, Streams, StreamsBuilder, StreamsError, MAX_NAME,

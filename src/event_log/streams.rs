@@ -73,7 +73,7 @@ struct Settings {
 /// The janitor's plan: (due in [`millis`], stream), earliest first.
 type Queue = BinaryHeap<Reverse<(u64, Arc<str>)>>;
 
-struct Registry<T, B> {
+struct Registry<T, B: Backend> {
     logs: RwLock<HashMap<Arc<str>, EventLog<T, B>>>,
     config: Arc<LogConfig>,
     settings: Settings,
@@ -83,9 +83,11 @@ struct Registry<T, B> {
     /// Wakes the janitor: an earlier deadline, or the collection is gone.
     wake: Arc<Notify>,
     janitor: AtomicBool,
+    /// What the backend shares between the streams (Redis: the hub).
+    collection: B::Collection,
 }
 
-impl<T, B> Drop for Registry<T, B> {
+impl<T, B: Backend> Drop for Registry<T, B> {
     fn drop(&mut self) {
         // The janitor holds only a weak handle: let it see that.
         self.wake.notify_one();
@@ -97,7 +99,7 @@ impl<T, B> Drop for Registry<T, B> {
 #[derive(Clone, Debug)]
 #[must_use]
 pub struct StreamsBuilder {
-    log: EventLogBuilder,
+    pub(crate) log: EventLogBuilder,
     settings: Settings,
 }
 
@@ -141,6 +143,17 @@ impl StreamsBuilder {
 
     /// A collection of in-memory streams.
     pub fn build<T>(self) -> Streams<T> {
+        self.with_collection(())
+    }
+
+    /// How long a stream may stay unused before it is evicted, if ever.
+    #[cfg(feature = "redis")]
+    pub(crate) fn idle_setting(&self) -> Option<Duration> {
+        self.settings.idle
+    }
+
+    /// The collection, with what its backend shares between the streams.
+    pub(crate) fn with_collection<T, B: Backend>(self, collection: B::Collection) -> Streams<T, B> {
         Streams {
             inner: Arc::new(Registry {
                 logs: RwLock::default(),
@@ -149,6 +162,7 @@ impl StreamsBuilder {
                 queue: Mutex::default(),
                 wake: Arc::default(),
                 janitor: AtomicBool::new(false),
+                collection,
             }),
         }
     }
@@ -182,6 +196,16 @@ impl StreamOptions {
         self.expires_at = Some(at);
         self
     }
+
+    #[cfg(feature = "redis")]
+    pub(crate) fn ttl_setting(&self) -> Option<Duration> {
+        self.ttl
+    }
+
+    #[cfg(feature = "redis")]
+    pub(crate) fn expires_at_setting(&self) -> Option<SystemTime> {
+        self.expires_at
+    }
 }
 
 /// Why a [`Streams`] call was refused.
@@ -201,6 +225,13 @@ pub enum StreamsError {
         /// The name.
         name: Arc<str>,
     },
+    /// The backend cannot be reached (Redis): `503` + `Retry-After`.
+    Unavailable {
+        /// The `Retry-After` sent.
+        retry_after: Duration,
+        /// What failed.
+        reason: String,
+    },
 }
 
 impl Reject for StreamsError {
@@ -209,6 +240,7 @@ impl Reject for StreamsError {
             Self::InvalidName { .. } => StatusCode::BAD_REQUEST,
             Self::Full(full) => full.status(),
             Self::Exists { .. } => StatusCode::CONFLICT,
+            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -221,12 +253,18 @@ impl Reject for StreamsError {
             ),
             Self::Full(full) => write!(f, "{full}"),
             Self::Exists { name } => write!(f, "stream {name:?} exists already"),
+            Self::Unavailable { reason, .. } => write!(
+                f,
+                "the streams' backend is unavailable ({reason}); retry after the time in \
+                 `Retry-After`"
+            ),
         }
     }
 
     fn retry_after(&self) -> Option<Duration> {
         match self {
             Self::Full(full) => Some(full.retry_after),
+            Self::Unavailable { retry_after, .. } => Some(*retry_after),
             _ => None,
         }
     }
@@ -261,7 +299,7 @@ pub(crate) struct Expiry {
 }
 
 impl Expiry {
-    fn new(options: &StreamOptions) -> Self {
+    pub(crate) fn new(options: &StreamOptions) -> Self {
         let ttl_secs = options.ttl.map_or(0, |ttl| {
             u32::try_from(ttl.as_secs().max(1)).unwrap_or(u32::MAX)
         });
@@ -380,6 +418,16 @@ impl<T: Send + Sync + 'static, B: Backend> Janitor for Registry<T, B> {
             self.plan(name, &log);
         }
     }
+
+    fn forget(&self, name: &Arc<str>, log: *const ()) {
+        let mut logs = self.logs_mut();
+        if logs
+            .get(name)
+            .is_some_and(|l| Arc::as_ptr(&l.inner).cast::<()>() == log)
+        {
+            logs.remove(name);
+        }
+    }
 }
 
 /// The one task of a collection: sleeps until the earliest planned look,
@@ -438,15 +486,29 @@ impl<T, B: Backend> Streams<T, B> {
     /// handle to it fails ([`PublishError::Deleted`](super::PublishError::Deleted)).
     /// The name can be used again, for a new stream with a new epoch.
     /// Returns whether it lived.
-    pub fn delete(&self, name: &str) -> bool {
+    ///
+    /// `async` as on every backend: on Redis it deletes the stream's keys
+    /// first, so that it is gone for every instance (whose readers are told
+    /// as well); on memory it is ready at once and never fails.
+    ///
+    /// # Errors
+    ///
+    /// On Redis, [`StreamsError::Unavailable`] (`503` + `Retry-After`) when
+    /// Redis cannot be reached: nothing was deleted here, and the stream may
+    /// or may not be gone in Redis (retry).
+    ///
+    /// # Cancellation safety
+    ///
+    /// Cancel safe on memory. On Redis, dropped after the command was sent,
+    /// the stream may be deleted in Redis and still live here until Redis
+    /// tells this instance's reader (at once, by an entry in the stream).
+    pub async fn delete(&self, name: &str) -> Result<bool, StreamsError> {
+        let existed = B::delete_stream(&self.inner.collection, name).await?;
         let removed = self.inner.logs_mut().remove(name);
-        match removed {
-            Some(log) => {
-                log.retire();
-                true
-            }
-            None => false,
+        if let Some(log) = &removed {
+            log.retire();
         }
+        Ok(existed || removed.is_some())
     }
 
     /// How many streams live now.
@@ -467,6 +529,90 @@ impl<T, B: Backend> Streams<T, B> {
     pub fn figures(&self, name: &str) -> Option<Figures> {
         self.inner.logs().get(name).map(EventLog::figures)
     }
+}
+
+impl<T: Send + Sync + 'static, B: Backend> Streams<T, B> {
+    /// The refusal when `max_streams` live already.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))] // for loading backends
+    pub(crate) fn full(&self) -> Option<StreamsError> {
+        let settings = self.inner.settings;
+        (self.len() >= settings.max_streams).then(|| full(settings))
+    }
+
+    /// The settings every stream's log reads.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))] // for loading backends
+    pub(crate) fn config(&self) -> Arc<LogConfig> {
+        Arc::clone(&self.inner.config)
+    }
+
+    /// What the backend shares between the streams.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))] // for loading backends
+    pub(crate) fn collection(&self) -> &B::Collection {
+        &self.inner.collection
+    }
+
+    /// The place of a new stream `name` in this collection. Its own TTL and
+    /// expiry are left to the backend when `options` is `None`.
+    pub(crate) fn member(&self, name: &Arc<str>, options: &StreamOptions) -> Member {
+        let janitor: Weak<dyn Janitor> =
+            Arc::downgrade(&(Arc::clone(&self.inner) as Arc<dyn Janitor>));
+        Member {
+            name: Arc::clone(name),
+            janitor,
+            expiry: Expiry::new(options),
+        }
+    }
+
+    /// Adds a log made outside the lock (loaded from the backend): returns
+    /// the one that lives under `name` if another came first, unless
+    /// `replace` (then that one is retired).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))] // for loading backends
+    pub(crate) fn adopt(
+        &self,
+        name: &Arc<str>,
+        log: EventLog<T, B>,
+        replace: bool,
+    ) -> Result<EventLog<T, B>, StreamsError> {
+        self.start_janitor();
+        let registry = &self.inner;
+        let mut logs = registry.logs_mut();
+        if let Some(live) = logs.get(name) {
+            if !replace {
+                live.inner.presence.touch();
+                return Ok(live.clone());
+            }
+            let old = logs.remove(name);
+            if let Some(old) = old {
+                old.retire();
+            }
+        } else if logs.len() >= registry.settings.max_streams {
+            return Err(full(registry.settings));
+        }
+        logs.insert(Arc::clone(name), log.clone());
+        drop(logs);
+        registry.plan(name, &log);
+        Ok(log)
+    }
+
+    fn start_janitor(&self) {
+        let registry = &self.inner;
+        if registry.janitor.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        tokio::spawn(janitor(
+            Arc::downgrade(registry),
+            Arc::clone(&registry.wake),
+        ));
+    }
+}
+
+fn full(settings: Settings) -> StreamsError {
+    StreamsError::Full(Overloaded {
+        what: "streams live",
+        setting: "StreamsBuilder::max_streams",
+        limit: settings.max_streams,
+        retry_after: settings.retry_after,
+    })
 }
 
 impl<T: Send + Sync + 'static> Streams<T, Memory> {
@@ -520,23 +666,11 @@ impl<T: Send + Sync + 'static> Streams<T, Memory> {
             log.inner.presence.touch();
             return Ok(log.clone());
         }
-        let settings = registry.settings;
-        if logs.len() >= settings.max_streams {
-            return Err(StreamsError::Full(Overloaded {
-                what: "streams live",
-                setting: "StreamsBuilder::max_streams",
-                limit: settings.max_streams,
-                retry_after: settings.retry_after,
-            }));
+        if logs.len() >= registry.settings.max_streams {
+            return Err(full(registry.settings));
         }
         let name: Arc<str> = Arc::from(name);
-        let janitor: Weak<dyn Janitor> =
-            Arc::downgrade(&(Arc::clone(registry) as Arc<dyn Janitor>));
-        let member = Member {
-            name: Arc::clone(&name),
-            janitor,
-            expiry: Expiry::new(options),
-        };
+        let member = self.member(&name, options);
         let log = EventLog::memory(
             Arc::clone(&registry.config),
             memory_epoch(),
@@ -546,17 +680,6 @@ impl<T: Send + Sync + 'static> Streams<T, Memory> {
         drop(logs);
         registry.plan(&name, &log);
         Ok(log)
-    }
-
-    fn start_janitor(&self) {
-        let registry = &self.inner;
-        if registry.janitor.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        tokio::spawn(janitor(
-            Arc::downgrade(registry),
-            Arc::clone(&registry.wake),
-        ));
     }
 }
 
