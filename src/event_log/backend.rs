@@ -75,6 +75,10 @@ pub(crate) mod sealed {
         fn lag(&self) -> Option<&crate::event_log::log::Lag> {
             None
         }
+
+        /// A reader is about to wait on this log (for a backend that lags:
+        /// make sure its view is being brought up to date).
+        fn waiting(&self) {}
     }
 
     /// What a [`Streams`](crate::event_log::Streams) collection needs of its

@@ -39,6 +39,13 @@ pub struct Redis {
     mark: Mutex<Mark>,
     /// The reader found the mirror out of step: load it again.
     reload: AtomicBool,
+    /// Whether the reader reads the stream now (in step from the mark on).
+    /// It stops reading a stream of a collection that nobody here reads,
+    /// waits on or used for a while, and checks the mark before it reads
+    /// it again.
+    active: AtomicBool,
+    /// A task asks the reader to read the stream again.
+    waking: AtomicBool,
     pub(crate) lag: Lag,
 }
 
@@ -104,6 +111,34 @@ impl Redis {
 
     pub(crate) fn reload_pending(&self) -> bool {
         self.reload.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn is_active(&self) -> bool {
+        self.active.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set_active(&self, active: bool) {
+        self.active.store(active, Ordering::Release);
+        if active {
+            self.waking.store(false, Ordering::Release);
+        }
+    }
+
+    /// Whether the reader should read the stream now: always for a log
+    /// outside a collection; else while someone here reads or waits on it,
+    /// or used it within the linger time.
+    pub(crate) fn wanted(&self, presence: &Presence, now: u64) -> bool {
+        self.standalone
+            || !presence.is_vacant()
+            || now.saturating_sub(presence.touched()) < millis_of(self.hub.link.linger)
+    }
+
+    /// Has the reader read the stream again if it stopped (a use came), and
+    /// waits until it does.
+    pub(crate) async fn wake(&self) {
+        if !self.is_active() {
+            self.hub.watch(None).await;
+        }
     }
 
     /// A round of the reader caught up with the stream.
@@ -177,6 +212,16 @@ impl Redis {
 impl sealed::Sealed for Redis {
     fn lag(&self) -> Option<&Lag> {
         Some(&self.lag)
+    }
+
+    fn waiting(&self) {
+        // A reader that came without `get_or_create` (a handle kept by the
+        // application): the reader reads the stream again from its next
+        // round; cut the current one short.
+        if !self.is_active() && !self.waking.swap(true, Ordering::AcqRel) {
+            let hub = Arc::clone(&self.hub);
+            tokio::spawn(async move { hub.watch(None).await });
+        }
     }
 }
 
@@ -269,6 +314,8 @@ where
             counted: AtomicU64::new(presence.touched()),
             mark: Mutex::new(mark),
             reload: AtomicBool::new(false),
+            active: AtomicBool::new(true),
+            waking: AtomicBool::new(false),
             lag: Lag::default(),
         };
         EventLog {
@@ -280,7 +327,10 @@ where
     pub(crate) async fn watch(&self) {
         let mirror: Weak<dyn Mirror> = Arc::downgrade(&self.inner) as Weak<Inner<T, Redis>>;
         let redis = &self.inner.backend;
-        redis.hub.watch(Arc::clone(&redis.key), mirror).await;
+        redis
+            .hub
+            .watch(Some((Arc::clone(&redis.key), mirror)))
+            .await;
     }
 }
 
@@ -341,6 +391,7 @@ impl<T: Payload> EventLog<T, Redis> {
                             return Err(PublishError::Unaddressable { id });
                         }
                     };
+                    redis.wake().await;
                     self.until_mirrored(epoch, position, close).await;
                     return Ok(Cursor { epoch, position });
                 }

@@ -310,6 +310,7 @@ impl<T: Payload> Streams<T, Redis> {
         check_name(name)?;
         if let Some(log) = self.get(name) {
             if log.inner.backend.keep_alive(&log.inner.presence).await {
+                log.inner.backend.wake().await;
                 return Ok(log);
             }
             // Gone from Redis (expired, deleted) before the reader noticed.

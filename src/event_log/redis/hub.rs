@@ -145,12 +145,13 @@ impl Hub {
         }
     }
 
-    /// Adds a stream for the reader to read, and waits (at most the
-    /// timeout) until an `XREAD` covers it: a blocked one is cut short with
-    /// `CLIENT UNBLOCK` from the writer, so the reader sends it again with
-    /// the new stream among its keys.
-    pub(crate) async fn watch(&self, key: Arc<str>, mirror: Weak<dyn Mirror>) {
-        let version = self.link.add(key, mirror);
+    /// Adds a stream for the reader to read (with `Some`; with `None` the
+    /// reader looks again which of its streams are in use), and waits (at
+    /// most the timeout) until an `XREAD` covers the change: a blocked one
+    /// is cut short with `CLIENT UNBLOCK` from the writer, so the reader
+    /// sends it again with the stream among its keys.
+    pub(crate) async fn watch(&self, added: Option<(Arc<str>, Weak<dyn Mirror>)>) {
+        let version = self.link.add(added);
         let deadline = Instant::now() + self.link.timeout;
         loop {
             let round = self.link.round.notified();

@@ -29,6 +29,11 @@ pub(crate) struct LinkConfig {
     pub(crate) idle: Option<Duration>,
 }
 
+/// How many `block` times the reader keeps reading a stream of a
+/// collection after its last use here (so that a long-poll client's next
+/// request, which comes within milliseconds, finds it read).
+const LINGER_BLOCKS: u32 = 10;
+
 /// The settings, scripts and state the hub shares with its reader task.
 pub(crate) struct Link {
     client: Client,
@@ -44,6 +49,9 @@ pub(crate) struct Link {
     pub(crate) keep: usize,
     /// A collection's idle time: how long Redis keeps a stream nobody uses.
     pub(crate) idle: Option<Duration>,
+    /// How long the reader reads a stream of a collection after its last
+    /// use here, when nobody reads or waits on it here.
+    pub(crate) linger: Duration,
     pub(crate) scripts: Scripts,
     /// Whether the reader is connected and in step with the streams.
     connected: AtomicBool,
@@ -78,6 +86,7 @@ impl Link {
             max_backoff: config.max_backoff,
             keep: config.capacity.saturating_add(1),
             idle: config.idle,
+            linger: config.block * LINGER_BLOCKS,
             scripts: Scripts::new(),
             connected: AtomicBool::new(true),
             reader_id: AtomicU64::new(0),
@@ -111,11 +120,14 @@ impl Link {
         self.round.notify_waiters();
     }
 
-    /// Adds a stream for the reader; returns the version that covers it.
-    pub(crate) fn add(&self, key: Arc<str>, mirror: Weak<dyn Mirror>) -> u64 {
+    /// Adds a stream for the reader (with `Some`), or asks it to read again
+    /// the streams it has; returns the version that covers the change.
+    pub(crate) fn add(&self, added: Option<(Arc<str>, Weak<dyn Mirror>)>) -> u64 {
         let version = {
             let mut watches = self.watches();
-            watches.insert(key, mirror);
+            if let Some((key, mirror)) = added {
+                watches.insert(key, mirror);
+            }
             self.version.fetch_add(1, Ordering::AcqRel) + 1
         };
         self.changed.notify_one();

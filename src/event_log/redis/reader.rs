@@ -72,17 +72,24 @@ pub(crate) async fn run(link: Arc<Link>, conn: MultiplexedConnection) {
         };
         let result = async {
             let (version, watched) = link.watched();
-            if !in_step {
-                resync(&link, &mut c, &watched).await?;
+            let reconnected = !in_step;
+            if reconnected {
+                // Every mark must be checked against its stream again before
+                // the reader reads on from it.
+                for mirror in live(&watched) {
+                    mirror.redis().set_active(false);
+                }
+            }
+            activate(&link, &mut c, &watched).await?;
+            reload_flagged(&link, &mut c, &watched).await?;
+            if reconnected {
                 in_step = true;
                 backoff.reset();
                 link.set_connected(true);
-                for mirror in watched.iter().filter_map(|w| w.mirror.upgrade()) {
+                for mirror in live(&watched) {
                     mirror.notify();
-                    mirror.redis().synced();
                 }
             }
-            reload_flagged(&link, &mut c, &watched).await?;
             if Instant::now() >= next_sweep {
                 sweep(&link, &mut c, &watched).await?;
                 reload_flagged(&link, &mut c, &watched).await?;
@@ -137,14 +144,16 @@ fn check_epoch(mirror: &dyn Mirror, epoch: Option<&str>) -> Option<u64> {
     }
 }
 
-/// One round: `XREAD BLOCK` over every mirrored stream from where each
-/// stands, the entries applied in order.
+/// One round: `XREAD BLOCK` over every stream read now, from where each
+/// stands, the entries applied in order. A stream nobody here reads, waits
+/// on or used within the linger time is read no more (until it is).
 async fn read(
     link: &Link,
     conn: &mut MultiplexedConnection,
     version: u64,
     watched: &[Watched],
 ) -> RedisResult<()> {
+    let now = millis(Instant::now());
     let mut keys: Vec<&Arc<str>> = Vec::with_capacity(watched.len());
     let mut ids = Vec::with_capacity(watched.len());
     let mut mirrors: Vec<&Weak<dyn Mirror>> = Vec::with_capacity(watched.len());
@@ -152,11 +161,16 @@ async fn read(
         let Some(mirror) = w.mirror.upgrade() else {
             continue;
         };
-        if mirror.is_retired() || mirror.redis().reload_pending() {
+        let redis = mirror.redis();
+        if mirror.is_retired() || redis.reload_pending() || !redis.is_active() {
+            continue;
+        }
+        if !redis.wanted(mirror.presence(), now) {
+            redis.set_active(false);
             continue;
         }
         keys.push(&w.key);
-        ids.push(mirror.redis().mark().last.to_string());
+        ids.push(redis.mark().last.to_string());
         mirrors.push(&w.mirror);
     }
     if keys.is_empty() {
@@ -235,6 +249,7 @@ async fn reload_flagged(
             Load::Loaded(loaded) => {
                 redis.clear_reload();
                 mirror.reload(&loaded);
+                redis.set_active(true);
                 redis.synced();
             }
             Load::Missing | Load::Exists => {
@@ -246,15 +261,23 @@ async fn reload_flagged(
     Ok(())
 }
 
-/// After a reconnect: for each mirror, whether it can read on from its last
-/// entry, must be loaded again, or found its stream's history lost.
-async fn resync(
+/// Before the reader reads a stream again (after a reconnect, or when it
+/// is used again after a pause): whether its mirror can read on from its
+/// last entry, must be loaded again, or found its stream's history lost.
+async fn activate(
     link: &Link,
     conn: &mut MultiplexedConnection,
     watched: &[Watched],
 ) -> RedisResult<()> {
-    let mirrors = live(watched);
-    for chunk in mirrors.chunks(CHUNK) {
+    let now = millis(Instant::now());
+    let waking: Vec<Arc<dyn Mirror>> = live(watched)
+        .into_iter()
+        .filter(|m| {
+            let redis = m.redis();
+            !redis.is_active() && !redis.reload_pending() && redis.wanted(m.presence(), now)
+        })
+        .collect();
+    for chunk in waking.chunks(CHUNK) {
         let mut pipe = redis::pipe();
         for mirror in chunk {
             let redis = mirror.redis();
@@ -272,13 +295,15 @@ async fn resync(
             let Some(epoch) = check_epoch(&**mirror, epoch.as_deref()) else {
                 continue;
             };
-            if contiguous == 1 {
-                continue;
-            }
             let redis = mirror.redis();
             let ids: Vec<Id> = ids.iter().filter_map(|id| Id::parse(id)).collect();
-            match decide(redis.mark(), &ids, link.keep) {
-                Decision::Append(_) => {}
+            let decision = if contiguous == 1 {
+                Decision::Append(0)
+            } else {
+                decide(redis.mark(), &ids, link.keep)
+            };
+            match decision {
+                Decision::Append(_) => redis.set_active(true),
                 Decision::Fresh => redis.flag_reload(),
                 Decision::Lost => {
                     // Our last entry is gone although fewer than `capacity`
