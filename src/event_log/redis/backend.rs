@@ -397,6 +397,7 @@ impl<T: Payload> EventLog<T, Redis> {
                 }
                 Appended::End(id) => {
                     let position = Id::parse(&id).map_or(0, position_of);
+                    redis.wake().await;
                     self.until_mirrored(epoch, position, true).await;
                     return Ok(Cursor { epoch, position });
                 }

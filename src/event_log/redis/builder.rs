@@ -309,12 +309,18 @@ impl<T: Payload> Streams<T, Redis> {
     pub async fn get_or_create(&self, name: &str) -> Result<EventLog<T, Redis>, StreamsError> {
         check_name(name)?;
         if let Some(log) = self.get(name) {
-            if log.inner.backend.keep_alive(&log.inner.presence).await {
-                log.inner.backend.wake().await;
-                return Ok(log);
+            let redis = &log.inner.backend;
+            if redis.keep_alive(&log.inner.presence).await {
+                redis.wake().await;
+                // Unless the reader, checking it again, found it gone.
+                if !Mirror::is_retired(&*log.inner) {
+                    return Ok(log);
+                }
+            } else {
+                // Gone from Redis (expired, deleted) before the reader
+                // noticed.
+                Mirror::retire(&*log.inner);
             }
-            // Gone from Redis (expired, deleted) before the reader noticed.
-            Mirror::retire(&*log.inner);
         }
         self.load(name, Mode::Open, &StreamOptions::new()).await
     }

@@ -174,7 +174,8 @@ async fn read(
         mirrors.push(&w.mirror);
     }
     if keys.is_empty() {
-        // Nothing to read until a stream is added.
+        // Nothing to read until a stream is added or used again.
+        link.issue(version);
         let _ = tokio::time::timeout(link.block, link.changed.notified()).await;
         return Ok(());
     }
