@@ -38,6 +38,13 @@ pub const MAX_NAME: usize = 128;
 /// - A deleted or evicted name can be used again: it is a new stream, with
 ///   a new epoch, so the old stream's cursors are refused (`410` `epoch`,
 ///   "from another stream or an earlier run").
+/// - On Redis (`StreamsBuilder::redis`, feature `redis`) the streams are
+///   shared by every instance on the same prefix: `get_or_create` loads one
+///   into this instance's mirror; `max_streams` and `idle` eviction apply to
+///   the mirrors of this instance (an evicted mirror is loaded again, same
+///   epoch, while the stream lives in Redis), and idle, TTL, expiry and
+///   `delete` count in Redis, for every instance (see
+///   [the Redis backend](crate::event_log#the-redis-backend)).
 ///
 /// Cloning is cheap (one `Arc`).
 pub struct Streams<T, B: Backend = Memory> {
