@@ -180,8 +180,10 @@ impl Redis {
     /// A read request on a stream of a collection: when this instance last
     /// counted a use in Redis more than half the stream's sliding time ago,
     /// counts this one now (the sweep would, but maybe after Redis expired
-    /// the stream). Returns `false` when the stream is gone from Redis.
-    pub(crate) async fn keep_alive(&self, presence: &Presence) -> bool {
+    /// the stream). Returns `false` when the stream is gone from Redis; a
+    /// stream found in another epoch (deleted and created again elsewhere)
+    /// is loaded again by the reader before it is read.
+    pub(crate) async fn keep_alive(&self, presence: &Presence, epoch: u64) -> bool {
         let link = &self.hub.link;
         let span = [
             link.idle.map(millis_of),
@@ -199,13 +201,20 @@ impl Redis {
         }
         self.proposed.store(now, Ordering::Release);
         self.counted.fetch_max(presence.touched(), Ordering::AcqRel);
-        // Unreachable Redis: the reader finds out and answers 503.
-        !matches!(
-            self.hub
-                .touch(&self.key, &self.meta, &link.idle_arg(), 0)
-                .await,
-            Ok(None)
-        )
+        match self
+            .hub
+            .touch(&self.key, &self.meta, &link.idle_arg(), 0)
+            .await
+        {
+            Ok(None) => false,
+            Ok(Some(current)) if parse_epoch(&current).ok() != Some(epoch) => {
+                self.flag_reload();
+                self.hub.watch(None).await;
+                true
+            }
+            // Unreachable Redis: the reader finds out and answers 503.
+            Ok(Some(_)) | Err(_) => true,
+        }
     }
 }
 

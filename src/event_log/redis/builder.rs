@@ -310,7 +310,7 @@ impl<T: Payload> Streams<T, Redis> {
         check_name(name)?;
         if let Some(log) = self.get(name) {
             let redis = &log.inner.backend;
-            if redis.keep_alive(&log.inner.presence).await {
+            if redis.keep_alive(&log.inner.presence, log.epoch()).await {
                 redis.wake().await;
                 // Unless the reader, checking it again, found it gone.
                 if !Mirror::is_retired(&*log.inner) {
