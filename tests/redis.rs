@@ -1819,6 +1819,18 @@ async fn an_instance_reads_only_the_streams_in_use_there_and_resumes_the_others_
     let id = publish_on(a.addr, "s10", "2").await;
     let reply = poll_on(b.addr, "s10", &format!("timeout=5&cursor={}", first[10])).await;
     assert_eq!(reply.events(), [(id, "2".to_owned())]);
+    // One closed meanwhile: B refuses to publish, and its readers learn the
+    // end.
+    let end = close_on(a.addr, "s12", "bye").await.json()["end"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let reply = http(b.addr, "POST", "/s/s12/publish", b"late")
+        .await
+        .unwrap();
+    assert_eq!(reply.status, 409, "{reply:?}");
+    let (data, last) = read_to_end(b.addr, "s12", &first[12]).await;
+    assert_eq!((data, last), (vec!["bye".to_owned()], end));
     // And one trimmed past its capacity meanwhile: 410 evicted, never a gap.
     for n in 0..100 {
         publish_on(a.addr, "s11", &n.to_string()).await;
@@ -1829,4 +1841,36 @@ async fn an_instance_reads_only_the_streams_in_use_there_and_resumes_the_others_
     let data = reply.data();
     assert_eq!(data.len(), 64, "{data:?}");
     assert_eq!(data.last().map(String::as_str), Some("99"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_log_closed_by_one_instance_is_closed_for_the_other() {
+    let redis = redis_or_skip!(false);
+    let a = connect_log(&redis.url(), "t:close", 64).await;
+    let b = connect_log(&redis.url(), "t:close", 64).await;
+    let first = a.publish(Arc::from("1")).await.unwrap();
+    let waiting = {
+        let b = b.clone();
+        tokio::spawn(async move { b.wait(first).await })
+    };
+    let end = a.close(Some(Arc::from("end"))).await.unwrap();
+    let batch = tokio::time::timeout(IO_GUARD, waiting)
+        .await
+        .expect("B never saw the close")
+        .unwrap()
+        .unwrap();
+    assert_eq!(batch.events.len(), 1);
+    assert_eq!((batch.cursor, batch.closed), (end, true));
+    assert!(b.is_closed());
+    match b.publish(Arc::from("late")).await {
+        Err(axum_longpoll::event_log::PublishError::Closed { end: at, .. }) => assert_eq!(at, end),
+        other => panic!("{other:?}"),
+    }
+    // Closing again answers the end; with an event it is refused.
+    assert_eq!(b.close(None).await.unwrap(), end);
+    assert!(b.close(Some(Arc::from("more"))).await.is_err());
+    // A third instance loads it closed.
+    let c = connect_log(&redis.url(), "t:close", 64).await;
+    assert!(c.is_closed());
+    assert_eq!(c.head(), end);
 }
