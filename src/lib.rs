@@ -74,7 +74,7 @@
 //! | module | what it gives |
 //! |---|---|
 //! | [`disconnect`] | [`DisconnectLayer`]: a per-request `CancellationToken` cancelled when the client is gone (FIN, RST, half-close, HTTP/2 reset, mid-stream), never on a normal completion; the shutdown token, the [`Stats`] and the requests in flight every request shares |
-//! | [`event_log`] | [`EventLog`]: retained events with [`Cursor`]s, so no event is lost across disconnects, timeouts and restarts; [`Resume`] reads the client's position; in memory or on Redis |
+//! | [`event_log`] | [`EventLog`]: retained events with [`Cursor`]s, so no event is lost across disconnects, timeouts and restarts; [`Resume`] reads the client's position; [`Streams`]: many named logs, created on demand, evicted when idle, that can end ([`EventLog::close`]); in memory or on Redis |
 //! | [`long_poll`] | [`LongPoll`]: the client's clamped timeout, shutdown and disconnect, [`LongPoll::wait`] over any event, [`LongPoll::serve`] over a log |
 //! | [`stream`] | [`Streaming`]: NDJSON, SSE or a framing of your own from a log or any `Stream`, flushed per event, heartbeats, byte and lifetime caps, in-band `gone`, ends on shutdown |
 //! | `ws` | [`LiveSocket`](ws::LiveSocket): WebSocket with a lifetime token, close reasons, heartbeats, shutdown (`1001`), slow-consumer limit, resume by cursor (feature `ws`) |
@@ -170,6 +170,9 @@
 
 mod deadline;
 pub mod disconnect;
+#[cfg(feature = "durable")]
+#[cfg_attr(docsrs, doc(cfg(feature = "durable")))]
+pub mod durable;
 pub mod event_log;
 pub mod long_poll;
 #[cfg(feature = "net")]

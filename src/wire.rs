@@ -190,7 +190,26 @@ impl Control {
 #[derive(Clone, Debug)]
 pub struct JsonItem {
     pub(crate) id: Option<Cursor>,
-    pub(crate) json: Result<Bytes, String>,
+    pub(crate) json: Result<Json, String>,
+}
+
+/// An item's JSON: shared (an event's, made once in the log) or its own (a
+/// plain item's, made for this frame, which a framing may take over).
+#[derive(Clone, Debug)]
+pub(crate) enum Json {
+    Shared(Bytes),
+    Owned(Vec<u8>),
+}
+
+impl std::ops::Deref for Json {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Self::Shared(bytes) => bytes,
+            Self::Owned(bytes) => bytes,
+        }
+    }
 }
 
 impl JsonItem {
@@ -198,8 +217,9 @@ impl JsonItem {
     pub(crate) fn plain<T: Serialize>(item: &T) -> Self {
         Self {
             id: None,
+            // Into a `Vec`: serde_json's fastest writer.
             json: serde_json::to_vec(item)
-                .map(Bytes::from)
+                .map(Json::Owned)
                 .map_err(|err| err.to_string()),
         }
     }
@@ -215,8 +235,8 @@ impl JsonItem {
     /// # Errors
     ///
     /// The serializer's message, when the item does not serialize.
-    pub fn json(&self) -> Result<&Bytes, &str> {
-        self.json.as_ref().map_err(String::as_str)
+    pub fn json(&self) -> Result<&[u8], &str> {
+        self.json.as_deref().map_err(String::as_str)
     }
 
     /// The `skipped` frame that stands for an item that does not serialize.
@@ -247,8 +267,8 @@ impl JsonItem {
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Frame<'a, X> {
-    /// An item of the source.
-    Item(&'a X),
+    /// An item of the source, handed over (a framing may reuse its bytes).
+    Item(X),
     /// A control frame.
     Control(&'a Control),
     /// Nothing happened for a while (see
@@ -269,6 +289,15 @@ pub trait Framing<X>: Send + 'static {
 
     /// Appends `frame` to `out`.
     fn encode(&mut self, frame: Frame<'_, X>, out: &mut BytesMut);
+
+    /// `frame` as one buffer (empty: nothing to send). The default writes
+    /// [`encode`](Self::encode) into a fresh buffer; a framing that can
+    /// hand over bytes it already has (without copying) overrides it.
+    fn frame(&mut self, frame: Frame<'_, X>) -> Bytes {
+        let mut out = BytesMut::new();
+        self.encode(frame, &mut out);
+        out.freeze()
+    }
 }
 
 /// Newline-delimited JSON: one JSON object per line; a heartbeat is an empty
@@ -282,9 +311,26 @@ impl Framing<JsonItem> for Ndjson {
         HeaderValue::from_static("application/x-ndjson")
     }
 
+    fn frame(&mut self, frame: Frame<'_, JsonItem>) -> Bytes {
+        // The line of an item of a plain stream is its JSON, made for this
+        // frame alone: the newline goes into the same allocation.
+        if let Frame::Item(JsonItem {
+            id: None,
+            json: Ok(Json::Owned(mut line)),
+        }) = frame
+        {
+            line.push(b'\n');
+            return Bytes::from(line);
+        }
+        let mut out = BytesMut::new();
+        self.encode(frame, &mut out);
+        out.freeze()
+    }
+
     fn encode(&mut self, frame: Frame<'_, JsonItem>, out: &mut BytesMut) {
         // A heartbeat is the newline alone.
-        if write_json(&frame, out) || matches!(frame, Frame::Heartbeat) {
+        let heartbeat = matches!(frame, Frame::Heartbeat);
+        if write_json(&frame, out) || heartbeat {
             out.put_u8(b'\n');
         }
     }
@@ -295,14 +341,19 @@ impl Framing<JsonItem> for Ndjson {
 /// date).
 pub(crate) fn write_json(frame: &Frame<'_, JsonItem>, out: &mut BytesMut) -> bool {
     match frame {
-        Frame::Item(item) => match &item.json {
-            Ok(json) => item.write_json(json, out),
-            Err(err) => item.skipped(err).write_json(true, out),
-        },
+        Frame::Item(item) => write_item(item, out),
         Frame::Control(Control::UpToDate { .. }) | Frame::Heartbeat => return false,
         Frame::Control(control) => control.write_json(true, out),
     }
     true
+}
+
+/// An item's JSON (its `skipped` frame when it does not serialize).
+pub(crate) fn write_item(item: &JsonItem, out: &mut BytesMut) {
+    match &item.json {
+        Ok(json) => item.write_json(json, out),
+        Err(err) => item.skipped(err).write_json(true, out),
+    }
 }
 
 /// The WebSocket text of a frame: its NDJSON line without the newline.
@@ -382,10 +433,11 @@ impl Framing<JsonItem> for Sse {
         match frame {
             Frame::Item(item) => match &item.json {
                 Ok(json) => {
+                    // One allocation for the event: id, data, blank line.
+                    out.reserve(json.len() + 56);
                     if let Some(id) = item.id {
                         Self::field(out, "id", id);
                     }
-                    out.reserve(json.len() + 8);
                     out.put_slice(b"data: ");
                     out.put_slice(json);
                     out.put_slice(b"\n\n");
@@ -425,7 +477,7 @@ mod tests {
     fn event(json: &str) -> JsonItem {
         JsonItem {
             id: Some(C),
-            json: Ok(Bytes::copy_from_slice(json.as_bytes())),
+            json: Ok(Json::Shared(Bytes::copy_from_slice(json.as_bytes()))),
         }
     }
 
@@ -433,16 +485,16 @@ mod tests {
     fn events_in_each_framing() {
         let e = event("\"hi\"");
         assert_eq!(
-            ndjson(Frame::Item(&e)),
+            ndjson(Frame::Item(e.clone())),
             "{\"id\":\"00000000000000ab-00000000000000000007\",\"data\":\"hi\"}\n"
         );
         assert_eq!(
-            sse(Frame::Item(&e)),
+            sse(Frame::Item(e)),
             "id: 00000000000000ab-00000000000000000007\ndata: \"hi\"\n\n"
         );
         let plain = JsonItem::plain(&42);
-        assert_eq!(ndjson(Frame::Item(&plain)), "42\n");
-        assert_eq!(sse(Frame::Item(&plain)), "data: 42\n\n");
+        assert_eq!(ndjson(Frame::Item(plain.clone())), "42\n");
+        assert_eq!(sse(Frame::Item(plain)), "data: 42\n\n");
         assert_eq!(ndjson(Frame::Heartbeat), "\n");
         assert_eq!(sse(Frame::Heartbeat), ": \n\n");
     }
@@ -506,14 +558,14 @@ mod tests {
             id: Some(C),
             json: Err("no".to_owned()),
         };
-        let line = ndjson(Frame::Item(&bad));
+        let line = ndjson(Frame::Item(bad.clone()));
         assert_eq!(
             line,
             "{\"control\":\"skipped\",\"id\":\"00000000000000ab-00000000000000000007\",\
              \"message\":\"event could not be serialized: no\"}\n"
         );
         assert_eq!(
-            sse(Frame::Item(&bad)),
+            sse(Frame::Item(bad)),
             "event: skipped\ndata: {\"message\":\"event could not be serialized: no\"}\n\
              id: 00000000000000ab-00000000000000000007\n\n"
         );

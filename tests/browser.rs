@@ -110,6 +110,8 @@ struct Api {
     /// `POST /publish` requests seen, to tell the page's form publishing
     /// over HTTP from publishing through its WebSocket.
     posts: Arc<AtomicUsize>,
+    /// `GET /streams/{name}/sse` requests seen (an EventSource's connects).
+    sse_gets: Arc<AtomicUsize>,
 }
 
 impl Api {
@@ -134,13 +136,19 @@ impl Api {
         let addr = listener.local_addr().expect("local addr");
         let shutdown = CancellationToken::new();
         let log = EventLog::new(retain);
-        let (router, sockets) = demo::router_with_in_flight(log.clone(), shutdown.clone());
+        let (router, sockets) =
+            demo::router_with_in_flight(log.clone(), demo::memory_streams(), shutdown.clone());
         let posts = Arc::new(AtomicUsize::new(0));
-        let counted = posts.clone();
+        let sse_gets = Arc::new(AtomicUsize::new(0));
+        let (counted, sse_counted) = (posts.clone(), sse_gets.clone());
         let app = demo::cross_origin(router, origins).layer(MapRequestLayer::new(
             move |req: Request<Body>| {
-                if req.method() == Method::POST && req.uri().path() == "/publish" {
+                let path = req.uri().path();
+                if req.method() == Method::POST && path == "/publish" {
                     counted.fetch_add(1, Ordering::SeqCst);
+                }
+                if path.starts_with("/streams/") && path.ends_with("/sse") {
+                    sse_counted.fetch_add(1, Ordering::SeqCst);
                 }
                 req
             },
@@ -158,6 +166,7 @@ impl Api {
             task,
             sockets,
             posts,
+            sse_gets,
         }
     }
 
@@ -821,6 +830,85 @@ fn screenshot_path() -> PathBuf {
     }
 }
 
+/// A browser's own `EventSource` on a named stream that closes: it gets the
+/// events and the `closed` event, reconnects once (its `Last-Event-ID` is
+/// the end: `204`), and then stops for good (`readyState` 2, no more
+/// requests), where before the stream's last frame said `reconnect` and the
+/// browser came back for ever.
+async fn closed_stream_scenario(client: &Client, http: &Http) {
+    let api = Api::start(SocketAddr::from(([127, 0, 0, 1], 0)), &Origins::Loopback).await;
+    client
+        .goto(&format!("{}/", api.base()))
+        .await
+        .expect("open the page");
+    client
+        .execute(
+            r#"
+            const seen = { events: [], closed: null, errors: 0 };
+            const es = new EventSource("/streams/answer/sse?from=oldest");
+            es.onmessage = (e) => seen.events.push(JSON.parse(e.data));
+            es.addEventListener("closed", (e) => { seen.closed = JSON.parse(e.data).cursor; });
+            es.onerror = () => { seen.errors += 1; };
+            window.__closedTest = { seen, es };
+            "#,
+            vec![],
+        )
+        .await
+        .expect("open an EventSource");
+    let post = |path: &str, body: &str| {
+        Request::post(format!("{}{path}", api.base()))
+            .body(Full::new(Bytes::from(body.to_owned())))
+            .unwrap()
+    };
+    // The page's EventSource is reading before anything is published.
+    http.wait_stats(&api, "the EventSource connected", |s| s["streaming"] == 1)
+        .await;
+    for word in ["The", "answer", "is"] {
+        let (status, _, _) = http.send(post("/streams/answer/publish", word)).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let (status, _, body) = http.send(post("/streams/answer/close", "42")).await;
+    assert_eq!(status, StatusCode::OK, "{body:?}");
+    let end: Value = serde_json::from_slice(&body).unwrap();
+
+    let read = || async {
+        client
+            .execute(
+                "const t = window.__closedTest;                  return { events: t.seen.events, closed: t.seen.closed,                           errors: t.seen.errors, state: t.es.readyState };",
+                vec![],
+            )
+            .await
+            .expect("read the EventSource")
+    };
+    // Every event, then `closed`; then, after its `retry:`, the one
+    // reconnect (answered 204) closes the EventSource for good.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let state = loop {
+        let state = read().await;
+        if state["state"] == 2 {
+            break state;
+        }
+        assert!(Instant::now() < deadline, "EventSource still open: {state}");
+        tokio::time::sleep(POLL_EVERY).await;
+    };
+    assert_eq!(state["events"], json!(["The", "answer", "is", "42"]));
+    assert_eq!(state["closed"], end["cursor"]);
+    assert_eq!(
+        api.sse_gets.load(Ordering::SeqCst),
+        2,
+        "one stream, one 204"
+    );
+    // Longer than the largest `retry:` (2 s + 50 %): it does not come back.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(read().await["state"], 2);
+    assert_eq!(
+        api.sse_gets.load(Ordering::SeqCst),
+        2,
+        "EventSource reconnected after the 204"
+    );
+    api.stop().await;
+}
+
 // One thread on purpose: the burst in scenario 3 must not interleave with
 // the server's readers.
 #[tokio::test(flavor = "current_thread")]
@@ -852,6 +940,9 @@ async fn demo_page_in_headless_chromium() {
             transport_scenario(&client, &http, &page, port, t).await;
             eprintln!("{t}: {:?}", at.elapsed());
         }
+        let at = Instant::now();
+        closed_stream_scenario(&client, &http).await;
+        eprintln!("closed stream: {:?}", at.elapsed());
         let at = Instant::now();
         let png = same_origin_scenario(&client, &http, port).await;
         eprintln!("same origin: {:?}", at.elapsed());

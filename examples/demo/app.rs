@@ -3,16 +3,20 @@
 //! (`#[path = "../examples/demo/app.rs"] mod demo;`).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::ws::Message;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use axum_longpoll::disconnect::InFlight;
-use axum_longpoll::event_log::{Backend, EventLog, Memory, Resume, LAST_EVENT_ID};
+use axum_longpoll::durable::{DurableConfig, DurableStreams};
+use axum_longpoll::event_log::{
+    Backend, EventLog, Memory, PublishError, Resume, Streams, LAST_EVENT_ID,
+};
 use axum_longpoll::long_poll::CURSOR;
 use axum_longpoll::ws::{CloseReason, LiveSocket, WsConfig};
 use axum_longpoll::{DisconnectLayer, LongPoll, Stats, Streaming};
@@ -23,82 +27,216 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 /// Largest message `/publish` accepts.
 pub(crate) const MAX_MESSAGE: usize = 64 * 1024;
 
-/// The demo's state, for either backend of the log.
-struct App<B = Memory> {
+/// The demo's state: the root log (`/publish`, `/poll`, …) and the named
+/// streams (`/streams/{name}/…`), each in memory or on Redis.
+struct App<B = Memory, S: Backend = Memory> {
     log: EventLog<Arc<str>, B>,
+    streams: Streams<Arc<str>, S>,
     stats: Stats,
     /// `"memory"` or `"redis"`, for `/stats`.
     backend: &'static str,
 }
 
-impl<B> Clone for App<B> {
+impl<B, S: Backend> Clone for App<B, S> {
     fn clone(&self) -> Self {
         Self {
             log: self.log.clone(),
+            streams: self.streams.clone(),
             stats: self.stats.clone(),
             backend: self.backend,
         }
     }
 }
 
-async fn publish<B: Named>(State(app): State<App<B>>, body: Body) -> Response {
+impl<B, S: Named> App<B, S> {
+    /// The stream `name`, created on first use; `400` for a bad name,
+    /// `503` + `Retry-After` beyond `MAX_STREAMS`.
+    async fn stream(&self, name: &str) -> Result<EventLog<Arc<str>, S>, Response> {
+        self.streams
+            .get_or_create(name)
+            .await
+            .map_err(IntoResponse::into_response)
+    }
+}
+
+/// The body of a publish: UTF-8 text of at most 64 KiB.
+async fn message(body: Body) -> Result<Arc<str>, Response> {
     let bytes = match axum::body::to_bytes(body, MAX_MESSAGE).await {
         Ok(bytes) => bytes,
         Err(_) => {
-            return (
+            return Err((
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!(
                     "publish body too large: allowed at most {MAX_MESSAGE} bytes of UTF-8 text"
                 ),
             )
-                .into_response()
+                .into_response())
         }
     };
-    let Ok(text) = std::str::from_utf8(&bytes) else {
-        return (
+    match std::str::from_utf8(&bytes) {
+        Ok(text) => Ok(Arc::from(text)),
+        Err(_) => Err((
             StatusCode::BAD_REQUEST,
             "invalid publish body: allowed UTF-8 text only",
         )
-            .into_response();
+            .into_response()),
+    }
+}
+
+/// Publishes `body` on `log`: `200 {"id":…}`; `409` naming a closed stream;
+/// on Redis `503` + `Retry-After` while Redis is unreachable.
+async fn publish_to<X: Named>(log: &EventLog<Arc<str>, X>, body: Body) -> Response {
+    let text = match message(body).await {
+        Ok(text) => text,
+        Err(res) => return res,
     };
-    // On Redis a publish can fail (Redis unreachable): `503` + `Retry-After`.
-    match app.log.publish(Arc::from(text)).await {
+    match log.publish(text).await {
         Ok(id) => Json(json!({ "id": id })).into_response(),
+        Err(err) => refused(err),
+    }
+}
+
+/// A refused publish or close: a closed stream is `409` with a JSON body
+/// naming it; the rest as the crate answers them.
+fn refused(err: PublishError) -> Response {
+    match &err {
+        PublishError::Closed { name, end } => (
+            StatusCode::CONFLICT,
+            Json(json!({
+                "error": "stream_closed",
+                "stream": name.as_deref().unwrap_or(""),
+                "cursor": end,
+                "message": err.to_string(),
+            })),
+        )
+            .into_response(),
+        _ => err.into_response(),
+    }
+}
+
+async fn publish<B: Named, S: Named>(State(app): State<App<B, S>>, body: Body) -> Response {
+    publish_to(&app.log, body).await
+}
+
+async fn named_publish<S: Named>(NamedLog(log): NamedLog<S>, body: Body) -> Response {
+    publish_to(&log, body).await
+}
+
+/// `POST /streams/{name}/close`: ends the stream, after the body as its
+/// last event if there is one. `200 {"cursor":"<end>"}`; closing again is
+/// harmless (the same end), unless it brings a last event (`409`).
+async fn named_close<S: Named>(NamedLog(log): NamedLog<S>, body: Body) -> Response {
+    let last = match message(body).await {
+        Ok(text) if text.is_empty() => None,
+        Ok(text) => Some(text),
+        Err(res) => return res,
+    };
+    match log.close(last).await {
+        Ok(end) => Json(json!({ "cursor": end })).into_response(),
+        Err(err) => refused(err),
+    }
+}
+
+/// `DELETE /streams/{name}`: `204`; the stream's old cursors are refused
+/// afterwards (`410`), whether or not it lived; on Redis `503` +
+/// `Retry-After` while Redis is unreachable.
+async fn named_delete<B: Named, S: Named>(
+    State(app): State<App<B, S>>,
+    Path(name): Path<String>,
+) -> Response {
+    if let Err(err) = axum_longpoll::event_log::check_name(&name) {
+        return err.into_response();
+    }
+    match app.streams.delete(&name).await {
+        Ok(_) => StatusCode::NO_CONTENT.into_response(),
         Err(err) => err.into_response(),
     }
 }
 
 // The four modes, the same shape: the client's position in the log, served
-// in the mode's own way (a gone position: 410, in-band `gone`, 4410).
+// in the mode's own way (a gone position: 410, in-band `gone`, 4410; the end
+// of a closed stream: `"closed":true`, a `closed` frame, close 1000).
 
-async fn poll<B: Named>(State(app): State<App<B>>, resume: Resume, lp: LongPoll) -> Response {
+async fn poll<B: Named, S: Named>(
+    State(app): State<App<B, S>>,
+    resume: Resume,
+    lp: LongPoll,
+) -> Response {
     lp.serve(app.log.reader(resume)).await
 }
 
-async fn stream<B: Named>(State(app): State<App<B>>, resume: Resume, s: Streaming) -> Response {
+async fn stream<B: Named, S: Named>(
+    State(app): State<App<B, S>>,
+    resume: Resume,
+    s: Streaming,
+) -> Response {
     s.ndjson(app.log.reader(resume))
 }
 
-async fn sse<B: Named>(State(app): State<App<B>>, resume: Resume, s: Streaming) -> Response {
+async fn sse<B: Named, S: Named>(
+    State(app): State<App<B, S>>,
+    resume: Resume,
+    s: Streaming,
+) -> Response {
     s.sse(app.log.reader(resume))
 }
 
-/// Events of the log as text frames; a text frame from the client is
-/// published like `POST /publish` (a binary one closes with `1003`).
-async fn ws<B: Named>(State(app): State<App<B>>, resume: Resume, ws: LiveSocket) -> Response {
+// The same on a named stream (created on its first read).
+
+/// Extractor: the stream named in the path, created on first use (`400`
+/// for a bad name, `503` + `Retry-After` beyond `MAX_STREAMS`).
+struct NamedLog<S: Backend>(EventLog<Arc<str>, S>);
+
+impl<B: Named, S: Named> axum::extract::FromRequestParts<App<B, S>> for NamedLog<S> {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        app: &App<B, S>,
+    ) -> Result<Self, Response> {
+        let Path(name) = Path::<String>::from_request_parts(parts, app)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        app.stream(&name).await.map(Self)
+    }
+}
+
+async fn named_poll<S: Named>(
+    NamedLog(log): NamedLog<S>,
+    resume: Resume,
+    lp: LongPoll,
+) -> Response {
+    lp.serve(log.reader(resume)).await
+}
+
+async fn named_stream<S: Named>(
+    NamedLog(log): NamedLog<S>,
+    resume: Resume,
+    s: Streaming,
+) -> Response {
+    s.ndjson(log.reader(resume))
+}
+
+async fn named_sse<S: Named>(NamedLog(log): NamedLog<S>, resume: Resume, s: Streaming) -> Response {
+    s.sse(log.reader(resume))
+}
+
+/// Events of `log` as text frames; a text frame from the client is
+/// published like `POST …/publish` (a binary one closes with `1003`).
+fn socket<X: Named>(log: EventLog<Arc<str>, X>, resume: Resume, ws: LiveSocket) -> Response {
     // The socket's callback must not wait (on Redis a publish is a round
     // trip): one task per socket appends its messages in order and stops
     // when the socket is gone.
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Arc<str>>();
-    let log = app.log.clone();
+    let publisher = log.clone();
     tokio::spawn(async move {
         while let Some(text) = rx.recv().await {
-            if let Err(err) = log.publish(text).await {
+            if let Err(err) = publisher.publish(text).await {
                 eprintln!("publish from a WebSocket failed: {err}");
             }
         }
     });
-    ws.serve(app.log.reader(resume), move |msg| match msg {
+    ws.serve(log.reader(resume), move |msg| match msg {
         Message::Text(text) => {
             let _ = tx.send(Arc::from(text.as_str()));
             Ok(())
@@ -107,11 +245,28 @@ async fn ws<B: Named>(State(app): State<App<B>>, resume: Resume, ws: LiveSocket)
     })
 }
 
-async fn stats<B: Named>(State(app): State<App<B>>) -> Response {
+async fn ws<B: Named, S: Named>(
+    State(app): State<App<B, S>>,
+    resume: Resume,
+    ws: LiveSocket,
+) -> Response {
+    socket(app.log, resume, ws)
+}
+
+async fn named_ws<S: Named>(
+    NamedLog(log): NamedLog<S>,
+    resume: Resume,
+    ws: LiveSocket,
+) -> Response {
+    socket(log, resume, ws)
+}
+
+async fn stats<B: Named, S: Named>(State(app): State<App<B, S>>) -> Response {
     let mut body = serde_json::to_value(app.stats.snapshot()).unwrap_or_default();
     body["retained"] = json!(app.log.len());
     body["head"] = json!(app.log.head());
     body["backend"] = json!(app.backend);
+    body["streams"] = json!(app.streams.len());
     Json(body).into_response()
 }
 
@@ -128,39 +283,99 @@ impl Named for axum_longpoll::event_log::Redis {
     const NAME: &'static str = "redis";
 }
 
-/// The demo's router, for a given log (in memory or on Redis) and shutdown
-/// token.
-#[allow(dead_code)] // each user of app.rs calls one of the two
+/// Named streams in memory with the demo's defaults (`MAX_STREAMS`
+/// 10,000, `STREAM_IDLE` 300 s, `RETAIN` 1024 events each).
+pub(crate) fn memory_streams() -> Streams<Arc<str>> {
+    EventLog::builder().capacity(1024).streams().build()
+}
+
+/// The demo's router, for a given root log (in memory or on Redis) with
+/// named streams in memory, and a shutdown token.
+#[allow(dead_code)] // each user of app.rs calls one of them
 pub(crate) fn router<B: Named>(log: EventLog<Arc<str>, B>, shutdown: CancellationToken) -> Router {
-    router_with_in_flight(log, shutdown).0
+    router_with_in_flight(log, memory_streams(), shutdown).0
 }
 
 /// The demo's router and its requests in flight (to wait for them, the
 /// WebSockets among them, after a graceful shutdown).
-pub(crate) fn router_with_in_flight<B: Named>(
+pub(crate) fn router_with_in_flight<B: Named, S: Named>(
     log: EventLog<Arc<str>, B>,
+    streams: Streams<Arc<str>, S>,
     shutdown: CancellationToken,
 ) -> (Router, InFlight) {
+    let (routes, layer) = routes(log, streams, shutdown);
+    let in_flight = layer.in_flight();
+    (routes.layer(layer), in_flight)
+}
+
+/// The demo's Durable Streams in memory (a handle on its streams).
+#[allow(dead_code)] // for the tests
+pub(crate) type DurableHandle = DurableStreams;
+
+/// Durable Streams in memory with the demo's defaults (`MAX_STREAMS`
+/// streams, never idle-evicted: durable streams go by `DELETE`, a TTL or
+/// an expiry), long-polls of `long_poll` (`DS_LONG_POLL`).
+pub(crate) fn memory_durable(long_poll: Duration) -> DurableStreams {
+    let streams = EventLog::builder()
+        .capacity(1_000_000)
+        .max_batch(1_000)
+        .streams()
+        .idle(None)
+        .build();
+    DurableStreams::with_config(streams, DurableConfig::new().long_poll(long_poll))
+}
+
+/// The demo as `main.rs` serves it: the root log and the named streams
+/// with the page's CORS for `origins`, and the Durable Streams protocol
+/// under `/v1/stream/` with its own (any origin), all inside one
+/// `DisconnectLayer`.
+pub(crate) fn router_with_durable<B: Named, S: Named, D: Named>(
+    log: EventLog<Arc<str>, B>,
+    streams: Streams<Arc<str>, S>,
+    durable: DurableStreams<D>,
+    origins: &Origins,
+    shutdown: CancellationToken,
+) -> (Router, InFlight) {
+    let (routes, layer) = routes(log, streams, shutdown);
+    let in_flight = layer.in_flight();
+    let router = cross_origin(routes, origins)
+        .nest("/v1/stream", axum_longpoll::durable::router(durable))
+        .layer(layer);
+    (router, in_flight)
+}
+
+/// The demo's routes and the layer that must wrap them.
+fn routes<B: Named, S: Named>(
+    log: EventLog<Arc<str>, B>,
+    streams: Streams<Arc<str>, S>,
+    shutdown: CancellationToken,
+) -> (Router, DisconnectLayer) {
     let layer = DisconnectLayer::new()
         .shutdown(shutdown)
         .config(WsConfig::new().max_message_size(MAX_MESSAGE));
-    let in_flight = layer.in_flight();
     let state = App {
         log,
+        streams,
         stats: layer.stats(),
         backend: B::NAME,
     };
     let router = Router::new()
         .route("/", get(page))
-        .route("/publish", post(publish::<B>))
-        .route("/poll", get(poll::<B>))
-        .route("/stream", get(stream::<B>))
-        .route("/sse", get(sse::<B>))
-        .route("/ws", get(ws::<B>))
-        .route("/stats", get(stats::<B>))
-        .with_state(state)
-        .layer(layer);
-    (router, in_flight)
+        .route("/publish", post(publish::<B, S>))
+        .route("/poll", get(poll::<B, S>))
+        .route("/stream", get(stream::<B, S>))
+        .route("/sse", get(sse::<B, S>))
+        .route("/ws", get(ws::<B, S>))
+        .route("/stats", get(stats::<B, S>))
+        .route("/streams/{name}", delete(named_delete::<B, S>))
+        .route("/streams/{name}/publish", post(named_publish::<S>))
+        .route("/streams/{name}/close", post(named_close::<S>))
+        .route("/streams/{name}/poll", get(named_poll::<S>))
+        .route("/streams/{name}/stream", get(named_stream::<S>))
+        .route("/streams/{name}/sse", get(named_sse::<S>))
+        .route("/streams/{name}/ws", get(named_ws::<S>))
+        .with_state(state);
+    (router, layer)
 }
 
 // ---------------------------------------------------------------------------

@@ -85,7 +85,23 @@
 //!   `ws` module).
 //! - `GET /stats` → `{"parked":n,"streaming":n,"websockets":n,"ready":n,
 //!   "timeout":n,"shutdown":n,"disconnected":n,"retained":n,
-//!   "head":"<cursor>","backend":"memory"|"redis"}`.
+//!   "head":"<cursor>","backend":"memory"|"redis","streams":n}` (`streams`:
+//!   named streams live now).
+//! - Named streams, each its own log (created on its first publish or
+//!   read; names: 1 to 128 characters of `A-Z a-z 0-9 . _ ~ -`, else `400`
+//!   naming `name`; beyond `MAX_STREAMS` `503` + `Retry-After`):
+//!   - `POST /streams/{name}/publish` → `200 {"id":"<cursor>"}`; after the
+//!     stream was closed `409 {"error":"stream_closed","stream":"<name>",…}`;
+//!   - `POST /streams/{name}/close` (an optional body: the last event) →
+//!     `200 {"cursor":"<end>"}`; closing again is harmless (a last event
+//!     with it is `409`);
+//!   - `DELETE /streams/{name}` → `204`; the stream's old cursors get `410`
+//!     afterwards (a new stream of that name has a new epoch);
+//!   - `GET /streams/{name}/poll`, `/stream`, `/sse`, `/ws`: as the root
+//!     routes; at the end of a closed stream a poll answers at once with
+//!     `"closed":true` (and `Stream-Closed: true`), NDJSON and SSE send a
+//!     `closed` frame and end (a request at the end gets `204`, which
+//!     stops `EventSource`), a WebSocket gets the frame and close `1000`.
 //! - `GET /` → the demo page.
 //!
 //! Environment: `ADDR` (default `127.0.0.1:3000`), `RETAIN` (events kept,
@@ -95,7 +111,10 @@
 //! comma-separated list such as `https://app.example,http://localhost:8000`;
 //! `REDIS_URL` (e.g. `redis://127.0.0.1:6379`: keep the log in a Redis
 //! stream instead of this process; instances sharing a key must agree on
-//! `RETAIN`), `REDIS_KEY` (the stream's key, default `axum-longpoll:demo`).
+//! `RETAIN`), `REDIS_KEY` (the stream's key, default `axum-longpoll:demo`),
+//! `MAX_STREAMS` (named streams at once, default 10000), `STREAM_IDLE`
+//! (seconds without a reader or a publish before a named stream is
+//! evicted, default 300; `0`: never).
 
 mod app;
 
@@ -150,13 +169,55 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Err("invalid RETAIN=0: allowed a whole number of events, at least 1".into());
     }
     let origins: app::Origins = env_or("ORIGINS", app::Origins::Loopback, app::ORIGINS_ALLOWED)?;
+    let max_streams: usize = env_or(
+        "MAX_STREAMS",
+        10_000,
+        "a whole number of streams, at least 1",
+    )?;
+    if max_streams == 0 {
+        return Err("invalid MAX_STREAMS=0: allowed a whole number of streams, at least 1".into());
+    }
+    let idle: u64 = env_or(
+        "STREAM_IDLE",
+        300,
+        "a whole number of seconds (0: never evict an idle stream)",
+    )?;
+    let ds_long_poll: f64 = env_or(
+        "DS_LONG_POLL",
+        30.0,
+        "seconds, a positive number like 30 or 0.5 (the wait of a Durable Streams long-poll)",
+    )?;
+    if !(ds_long_poll.is_finite() && ds_long_poll > 0.0 && ds_long_poll <= 3600.0) {
+        return Err(format!(
+            "invalid DS_LONG_POLL={ds_long_poll}: allowed seconds from more than 0 to 3600"
+        )
+        .into());
+    }
+    let durable = app::memory_durable(Duration::from_secs_f64(ds_long_poll));
+    let streams = EventLog::builder()
+        .capacity(retain)
+        .streams()
+        .max_streams(max_streams)
+        .idle((idle > 0).then(|| Duration::from_secs(idle)))
+        .build();
 
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
 
     let builder = EventLog::builder().capacity(retain);
     match std::env::var("REDIS_URL") {
-        Err(_) => serve(addr, builder.build(), retain, &origins, shutdown).await,
+        Err(_) => {
+            serve(
+                addr,
+                builder.build(),
+                streams,
+                durable,
+                retain,
+                &origins,
+                shutdown,
+            )
+            .await
+        }
         #[cfg(feature = "redis")]
         Ok(url) => {
             let key = std::env::var("REDIS_KEY").unwrap_or_else(|_| "axum-longpoll:demo".into());
@@ -168,7 +229,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .await
                 .map_err(|e| format!("cannot use Redis at {url} (key {key:?}): {e}"))?;
             eprintln!("log on Redis {url}, stream key {key:?}");
-            serve(addr, log, retain, &origins, shutdown).await
+            serve(addr, log, streams, durable, retain, &origins, shutdown).await
         }
         #[cfg(not(feature = "redis"))]
         Ok(_) => Err("REDIS_URL is set but the demo was built without Redis: \
@@ -177,9 +238,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 }
 
-async fn serve<B: app::Named>(
+async fn serve<B: app::Named, S: app::Named>(
     addr: SocketAddr,
     log: EventLog<std::sync::Arc<str>, B>,
+    streams: axum_longpoll::Streams<std::sync::Arc<str>, S>,
+    durable: axum_longpoll::durable::DurableStreams,
     retain: usize,
     origins: &app::Origins,
     shutdown: CancellationToken,
@@ -192,8 +255,9 @@ async fn serve<B: app::Named>(
     );
     // Finds clients that vanish without FIN/RST or stop reading (30 s).
     let listener = DeadPeer::new().listen(listener);
-    let (router, in_flight) = app::router_with_in_flight(log, shutdown.clone());
-    axum::serve(listener, app::cross_origin(router, origins))
+    let (router, in_flight) =
+        app::router_with_durable(log, streams, durable, origins, shutdown.clone());
+    axum::serve(listener, router)
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await?;
     // `serve` does not wait for upgraded connections: let every WebSocket

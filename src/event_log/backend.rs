@@ -7,7 +7,7 @@ use http::StatusCode;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::{Cursor, CursorGone, EventLog};
+use super::{Append, Cursor, CursorGone, EventLog, StreamOptions, Streams, StreamsError};
 use crate::response::{rejection, Reject};
 
 /// What an [`EventLog`] can carry and publish: a type that goes through JSON
@@ -28,9 +28,7 @@ impl<T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static> Payload fo
 /// functions ([`EventLog::reader`], [`LongPoll::serve`](crate::LongPoll::serve),
 /// [`Streaming::sse`](crate::Streaming::sse), …) are generic over it and
 /// work unchanged on either.
-pub trait Backend:
-    sealed::Sealed + sealed::Collect + fmt::Debug + Send + Sync + Sized + 'static
-{
+pub trait Backend: sealed::Sealed + fmt::Debug + Send + Sync + Sized + 'static {
     /// Why [`Resume::start`](super::Resume::start) refuses a request:
     /// [`CursorGone`] (`410`) for [`Memory`]; for `Redis`
     /// also "unavailable" (`503` + `Retry-After`).
@@ -53,14 +51,39 @@ pub trait Backend:
     #[doc(hidden)]
     fn ready(&self) -> Result<(), Self::StartError>;
 
-    /// [`EventLog::publish`] (`data`, not `close`) and [`EventLog::close`]
-    /// (`close`, with `data` appended first if any).
+    /// [`EventLog::append`] (and so `publish` and `close`).
     #[doc(hidden)]
     fn append<T: Payload>(
         log: &EventLog<T, Self>,
-        data: Option<T>,
-        close: bool,
+        append: Append<T>,
     ) -> impl Future<Output = Result<Cursor, PublishError>> + Send + '_;
+
+    /// What the streams of one [`Streams`] collection share on this backend
+    /// (nothing in memory; on Redis the instance's hub: its connections
+    /// and its reader).
+    #[doc(hidden)]
+    type Hub: Send + Sync + 'static;
+
+    /// [`Streams::get_or_create`], [`Streams::create`], [`Streams::find`]
+    /// and `Streams::peek`: the stream `name` (checked already) as `how`
+    /// says, found, loaded or created on this backend; `None` when it does
+    /// not exist and was not to be created.
+    #[doc(hidden)]
+    fn open<'a, T: Payload>(
+        streams: &'a Streams<T, Self>,
+        name: &'a str,
+        options: &'a StreamOptions,
+        how: sealed::Open,
+    ) -> impl Future<Output = Result<Option<EventLog<T, Self>>, StreamsError>> + Send + 'a;
+
+    /// [`Streams::delete`]: deletes the stream `name` where the backend
+    /// keeps it (nothing for memory: the collection's map is all there
+    /// is). Returns whether it existed there.
+    #[doc(hidden)]
+    fn delete<'a>(
+        hub: &'a Self::Hub,
+        name: &'a str,
+    ) -> impl Future<Output = Result<bool, StreamsError>> + Send + 'a;
 }
 
 pub(crate) mod sealed {
@@ -81,36 +104,41 @@ pub(crate) mod sealed {
         fn waiting(&self) {}
     }
 
-    /// What a [`Streams`](crate::event_log::Streams) collection needs of its
-    /// backend.
+    /// How [`Backend::open`](super::Backend::open) treats the stream.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
     #[allow(unreachable_pub)]
-    pub trait Collect {
-        /// What every stream of a collection shares (Redis: the connections
-        /// and the reader).
-        type Collection: Send + Sync + 'static;
-
-        /// Deletes the stream `name` where the backend keeps it (nothing
-        /// for memory: the collection's map is all there is). Returns
-        /// whether it existed there.
-        fn delete_stream<'a>(
-            collection: &'a Self::Collection,
-            name: &'a str,
-        ) -> impl std::future::Future<Output = Result<bool, crate::event_log::StreamsError>> + Send + 'a;
+    pub enum Open {
+        /// The stream if it exists, counted as a use
+        /// ([`Streams::find`](crate::event_log::Streams::find)).
+        Find,
+        /// The stream if it exists, not counted as a use (a `HEAD` must not
+        /// renew a TTL).
+        Peek,
+        /// The stream, created if it does not exist
+        /// ([`Streams::get_or_create`](crate::event_log::Streams::get_or_create)).
+        OrCreate,
+        /// A new stream; [`StreamsError::Exists`](crate::event_log::StreamsError::Exists)
+        /// if it exists ([`Streams::create`](crate::event_log::Streams::create)).
+        Create,
     }
+
+    /// Seals [`StartRefusal`].
+    #[allow(unreachable_pub)]
+    pub trait Refusal {}
 
     /// What [`Resume::start`](crate::Resume::start) refuses a request with
     /// (`Backend::StartError`): a [`CursorGone`], which each mode tells in
     /// its own way (`410`, in-band `gone`, `4410`), or (on Redis) an outage,
     /// which every mode answers `503` + `Retry-After`.
     #[allow(unreachable_pub)]
-    pub trait StartRefusal: Sealed + IntoResponse + Sized {
+    pub trait StartRefusal: Refusal + IntoResponse + Sized {
         /// The [`CursorGone`] to tell, or the response to send instead.
         #[allow(clippy::result_large_err)] // converted once per request; never `?`-propagated
         fn into_gone(self) -> Result<CursorGone, Response>;
     }
 }
 
-impl sealed::Sealed for CursorGone {}
+impl sealed::Refusal for CursorGone {}
 
 impl sealed::StartRefusal for CursorGone {
     fn into_gone(self) -> Result<CursorGone, Response> {
@@ -129,17 +157,6 @@ pub struct Memory;
 
 impl sealed::Sealed for Memory {}
 
-impl sealed::Collect for Memory {
-    type Collection = ();
-
-    fn delete_stream<'a>(
-        (): &'a (),
-        _: &'a str,
-    ) -> impl Future<Output = Result<bool, super::StreamsError>> + Send + 'a {
-        std::future::ready(Ok(false))
-    }
-}
-
 impl Backend for Memory {
     type StartError = CursorGone;
     const LAGS: bool = false;
@@ -150,10 +167,35 @@ impl Backend for Memory {
 
     fn append<T: Payload>(
         log: &EventLog<T, Self>,
-        data: Option<T>,
-        close: bool,
+        append: Append<T>,
     ) -> impl Future<Output = Result<Cursor, PublishError>> + Send + '_ {
-        std::future::ready(log.push_now(data, close))
+        std::future::ready(log.push_now(append))
+    }
+
+    type Hub = ();
+
+    fn open<'a, T: Payload>(
+        streams: &'a Streams<T, Self>,
+        name: &'a str,
+        options: &'a StreamOptions,
+        how: sealed::Open,
+    ) -> impl Future<Output = Result<Option<EventLog<T, Self>>, StreamsError>> + Send + 'a {
+        std::future::ready(match how {
+            sealed::Open::Find => Ok(streams.get(name)),
+            sealed::Open::Peek => Ok(streams.peek_here(name)),
+            sealed::Open::OrCreate => match streams.get(name) {
+                Some(log) => Ok(Some(log)),
+                None => streams.insert_memory(name, options, false).map(Some),
+            },
+            sealed::Open::Create => streams.insert_memory(name, options, true).map(Some),
+        })
+    }
+
+    fn delete<'a>(
+        (): &'a (),
+        _: &'a str,
+    ) -> impl Future<Output = Result<bool, StreamsError>> + Send + 'a {
+        std::future::ready(Ok(false))
     }
 }
 
@@ -200,6 +242,14 @@ pub enum PublishError {
         /// Its name.
         name: Option<std::sync::Arc<str>>,
     },
+    /// The append's [sequence token](super::Append::seq) is not after the
+    /// last one the log accepted.
+    OutOfOrder {
+        /// The token sent (at most 64 characters of it).
+        seq: String,
+        /// The last token accepted.
+        last: String,
+    },
 }
 
 /// `stream "<name>"`, or `the log` for one without a name.
@@ -212,7 +262,7 @@ impl Reject for PublishError {
         match self {
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Encode(_) | Self::Unaddressable { .. } => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::Closed { .. } => StatusCode::CONFLICT,
+            Self::Closed { .. } | Self::OutOfOrder { .. } => StatusCode::CONFLICT,
             Self::Deleted { .. } => StatusCode::GONE,
         }
     }
@@ -240,6 +290,11 @@ impl Reject for PublishError {
                 "event not published: {} was deleted",
                 which(name.as_ref())
             ),
+            Self::OutOfOrder { seq, last } => write!(
+                f,
+                "event not published: its sequence {seq:?} is not after the last one \
+                 accepted, {last:?}; allowed: a sequence that sorts after it (byte-wise)"
+            ),
         }
     }
 
@@ -254,7 +309,10 @@ impl Reject for PublishError {
         match self {
             Self::Unavailable { source, .. } => Some(&**source),
             Self::Encode(err) => Some(err),
-            Self::Unaddressable { .. } | Self::Closed { .. } | Self::Deleted { .. } => None,
+            Self::Unaddressable { .. }
+            | Self::Closed { .. }
+            | Self::Deleted { .. }
+            | Self::OutOfOrder { .. } => None,
         }
     }
 }

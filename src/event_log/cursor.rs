@@ -32,9 +32,34 @@ impl Cursor {
     }
 }
 
+/// The written length of a cursor: 16 hex digits, `-`, 20 digits.
+const LEN: usize = 16 + 1 + MAX_POSITION_DIGITS;
+
+impl Cursor {
+    /// The cursor's text, written digit by digit into a fixed buffer (it is
+    /// written into every event a client gets: no formatter machinery).
+    fn text(&self) -> [u8; LEN] {
+        let mut out = [b'0'; LEN];
+        let mut epoch = self.epoch;
+        for slot in out[..16].iter_mut().rev() {
+            *slot = b"0123456789abcdef"[(epoch & 0xf) as usize];
+            epoch >>= 4;
+        }
+        out[16] = b'-';
+        let mut position = self.position;
+        for slot in out[17..].iter_mut().rev() {
+            *slot = b'0' + (position % 10) as u8;
+            position /= 10;
+        }
+        out
+    }
+}
+
 impl fmt::Display for Cursor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:016x}-{:020}", self.epoch, self.position)
+        let text = self.text();
+        // Only ASCII digits, hex letters and `-` were written.
+        f.write_str(std::str::from_utf8(&text).map_err(|_| fmt::Error)?)
     }
 }
 
@@ -82,7 +107,11 @@ impl FromStr for Cursor {
 
 impl serde::Serialize for Cursor {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
+        let text = self.text();
+        match std::str::from_utf8(&text) {
+            Ok(text) => serializer.serialize_str(text),
+            Err(_) => serializer.collect_str(self),
+        }
     }
 }
 

@@ -41,6 +41,65 @@ pub struct Batch<T> {
     pub closed: bool,
 }
 
+/// One append to an [`EventLog`]: an event, and/or the close of the log,
+/// optionally guarded by the writer's sequence token; all of it in one
+/// step (no other append comes between).
+///
+/// ```
+/// # async fn run() -> Result<(), axum_longpoll::event_log::PublishError> {
+/// use axum_longpoll::event_log::{Append, EventLog};
+///
+/// let log = EventLog::<String>::new(16);
+/// // The writer numbers its appends: a retry of "0001" is refused.
+/// log.append(Append::event("a".to_owned()).seq("0001")).await?;
+/// assert!(log.append(Append::event("a".to_owned()).seq("0001")).await.is_err());
+/// // The last event and the end, at once.
+/// log.append(Append::event("bye".to_owned()).and_close()).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct Append<T> {
+    pub(crate) event: Option<T>,
+    pub(crate) close: bool,
+    pub(crate) seq: Option<Box<str>>,
+}
+
+impl<T> Append<T> {
+    /// Appends `data`.
+    pub fn event(data: T) -> Self {
+        Self {
+            event: Some(data),
+            close: false,
+            seq: None,
+        }
+    }
+
+    /// Closes the log, appending nothing ([`EventLog::close`]).
+    pub fn close() -> Self {
+        Self {
+            event: None,
+            close: true,
+            seq: None,
+        }
+    }
+
+    /// Also closes the log, right after the event.
+    pub fn and_close(mut self) -> Self {
+        self.close = true;
+        self
+    }
+
+    /// Guards the append with the writer's sequence token: it is refused
+    /// ([`PublishError::OutOfOrder`]) unless `seq` sorts after (byte-wise)
+    /// the last token the log accepted. A writer that numbers its appends
+    /// (zero-padded) can retry without duplicating one.
+    pub fn seq(mut self, seq: impl Into<Box<str>>) -> Self {
+        self.seq = Some(seq.into());
+        self
+    }
+}
+
 /// A bounded, ordered event log with cursors.
 ///
 /// See the [module docs](crate::event_log). `B` is where the events live:
@@ -258,15 +317,19 @@ impl<T> EventLog<T, Memory> {
         }
     }
 
-    /// The memory backend's publish and close: appends under a short write
-    /// lock and wakes every waiting reader once. Positions are dense: 1, 2,
-    /// 3, … With `close`, the log is closed in the same write, after `data`
-    /// if any; closing a closed log again appends nothing and answers its
-    /// end.
-    pub(crate) fn push_now(&self, data: Option<T>, close: bool) -> Result<Cursor, PublishError>
+    /// The memory backend's append: under a short write lock, wakes every
+    /// waiting reader once. Positions are dense: 1, 2, 3, … With `close`,
+    /// the log is closed in the same write, after the event if any; closing
+    /// a closed log again appends nothing and answers its end.
+    pub(crate) fn push_now(&self, append: Append<T>) -> Result<Cursor, PublishError>
     where
         T: serde::Serialize,
     {
+        let Append {
+            event: data,
+            close,
+            seq,
+        } = append;
         // Made outside the lock: the JSON that retention by bytes weighs.
         let json = match (&data, self.inner.config.retention.max_bytes) {
             (Some(data), Some(_)) => Some(Bytes::from(
@@ -293,6 +356,15 @@ impl<T> EventLog<T, Memory> {
                         end,
                     }),
                 };
+            }
+            if let Some(seq) = seq {
+                if state.seq.as_deref().is_some_and(|last| *seq <= *last) {
+                    return Err(PublishError::OutOfOrder {
+                        seq: crate::params::echo(&seq),
+                        last: crate::params::echo(state.seq.as_deref().unwrap_or_default()),
+                    });
+                }
+                state.seq = Some(seq);
             }
             if let Some(data) = data {
                 let position = state.head + 1;
@@ -344,7 +416,28 @@ impl<T: Payload, B: Backend> EventLog<T, B> {
         &self,
         data: T,
     ) -> impl Future<Output = Result<Cursor, PublishError>> + Send + '_ {
-        B::append(self, Some(data), false)
+        B::append(self, Append::event(data))
+    }
+
+    /// Appends with the options of [`Append`]: an event, a close, a
+    /// writer's sequence token, or several of them in one step.
+    /// [`publish`](Self::publish) and [`close`](Self::close) are the common
+    /// cases.
+    ///
+    /// # Errors
+    ///
+    /// As for [`publish`](Self::publish), and
+    /// [`PublishError::OutOfOrder`] (`409`) for a sequence token that is
+    /// not after the last one accepted.
+    ///
+    /// # Cancellation safety
+    ///
+    /// As for [`publish`](Self::publish).
+    pub fn append(
+        &self,
+        append: Append<T>,
+    ) -> impl Future<Output = Result<Cursor, PublishError>> + Send + '_ {
+        B::append(self, append)
     }
 
     /// Closes the log: nothing more is appended, ever. With `last`, that
@@ -369,7 +462,11 @@ impl<T: Payload, B: Backend> EventLog<T, B> {
         &self,
         last: Option<T>,
     ) -> impl Future<Output = Result<Cursor, PublishError>> + Send + '_ {
-        B::append(self, last, true)
+        let append = match last {
+            Some(last) => Append::event(last).and_close(),
+            None => Append::close(),
+        };
+        B::append(self, append)
     }
 }
 
@@ -639,6 +736,14 @@ impl<T, B: Backend> EventLog<T, B> {
     #[must_use]
     pub fn is_closed(&self) -> bool {
         self.inner.state().closed
+    }
+
+    /// The attribute `key` the stream was [created](super::Streams::create)
+    /// with ([`StreamOptions::attribute`](super::StreamOptions::attribute)),
+    /// if any. A log outside a collection has none.
+    #[must_use]
+    pub fn attribute(&self, key: &str) -> Option<&str> {
+        self.inner.presence.attribute(key)
     }
 
     /// The log's figures now: retained events and bytes, head, readers and

@@ -99,6 +99,69 @@
 //! A reader whose cursor is evicted while it waits (more than `capacity`
 //! events published before it woke) gets the same `410`.
 //!
+//! # Many streams, and streams that end
+//!
+//! An application has many streams, not one: a log per chat room, per
+//! user, per document, per AI answer. A [`Streams`] collection holds them
+//! by name (1 to 128 characters of `A–Z a–z 0–9 . _ ~ -`, [`check_name`]):
+//!
+//! ```
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//! use axum_longpoll::EventLog;
+//!
+//! let rooms = EventLog::builder()
+//!     .capacity(500)                      // per stream: events (also max_age, max_bytes)
+//!     .streams()
+//!     .max_streams(10_000)                // beyond: 503 + Retry-After
+//!     .idle(Some(Duration::from_secs(600)))
+//!     .build::<Arc<str>>();
+//! let lobby = rooms.get_or_create("lobby").await?; // created on first use
+//! lobby.publish("hello".into()).await?;
+//! let end = lobby.close(Some("bye".into())).await?; // the last event and the end, at once
+//! # let _ = end; Ok(()) }
+//! ```
+//!
+//! Handlers take the stream by name and serve it like any log:
+//! `lp.serve(rooms.get_or_create(&name).await?.reader(resume))`. Each stream
+//! has its own epoch, so a cursor of another stream (or of an earlier
+//! stream of the same name) is refused `410` `epoch`, "from another stream
+//! or an earlier run".
+//!
+//! **When a stream goes.** A stream nobody reads, waits on or publishes to
+//! for [`idle`](StreamsBuilder::idle) (default 5 minutes) is evicted; never
+//! while a stream or WebSocket reads it or a long-poll waits on it (they
+//! are counted: [`EventLog::figures`]), and each read request or publish
+//! starts the time again. A stream created with a
+//! [TTL or an expiry](StreamOptions) goes when it runs out, readers or not.
+//! [`Streams::delete`] removes one at once. Its readers and waiters are
+//! told (`410`, reason `deleted`), and the name can be used again for a new
+//! stream. There is no task per stream: one janitor task per collection
+//! sleeps until the earliest deadline (a heap with at most one entry per
+//! stream, planned when a stream becomes idle and looked at again when its
+//! time comes), so 100,000 idle streams cost no work until one is due.
+//!
+//! **What an idle stream costs** (heap bytes still allocated, counted by
+//! the allocator over 100,000 streams: `cargo test --test streams_memory --
+//! --nocapture`): about 300 bytes for an empty stream (its name, the map's
+//! entry, the log and its place in the janitor's plan), about 600 with one
+//! small event retained (the first event allocates room for four), and
+//! about 90 more per reader.
+//!
+//! **Streams that end.** [`EventLog::close`] ends a stream, optionally
+//! appending a last event in the same step; a publish after it is
+//! [`PublishError::Closed`] (`409`). Readers behind the end get every event
+//! first; a reader that reaches the end learns that the stream is finished,
+//! which is not the same as being up to date:
+//!
+//! | mode | at the end of a closed stream |
+//! |---|---|
+//! | long-poll | the last batch has `"closed":true` and `Stream-Closed: true`; a poll at the end answers at once (`200`, no events, `"closed":true`), never parks |
+//! | NDJSON | `{"control":"closed","cursor":"<end>"}`, then the body ends; a request at the end is `204` |
+//! | SSE | `event: closed` with `id:` = the end, then the body ends; `EventSource`'s reconnect (its `Last-Event-ID` is the end) gets `204`, which stops it |
+//! | WebSocket | a `{"control":"closed",…}` frame, then close `1000` with a reason that says closed |
+//!
 //! # Backends
 //!
 //! `EventLog<T, B = Memory>`: `B` says where the events live.
@@ -108,7 +171,7 @@
 //! | events live in | this process | a Redis stream, shared by every instance that names its key (or its collection's prefix) |
 //! | publish | [`log.publish(x).await`](EventLog::publish): ready at once, never fails | `log.publish(x).await`: writes to Redis first; [`PublishError`] when Redis is unreachable |
 //! | epoch | random per log: a restart is a `410` `epoch` | random per stream, kept in Redis: changes only when the stream was lost (or deleted and created again) |
-//! | a [`Streams`] collection | [`StreamsBuilder::build`] | [`StreamsBuilder::redis`](StreamsBuilder#method.redis)`(client, prefix).connect()`: `get_or_create`, `create`, `delete` are the same calls, `async` on both |
+//! | a [`Streams`] collection | [`StreamsBuilder::build`] | [`StreamsBuilder::redis`](StreamsBuilder#method.redis)`(client, prefix).connect()`: `get_or_create`, `create`, `find`, `delete` are the same calls, `async` on both |
 //! | positions | 1, 2, 3, … | the stream entry ID `<ms>-<seq>` as `ms << 20 \| seq` |
 //! | [`Resume::start`] refuses with | [`CursorGone`] (`410`) | `StartError`: `410`, or `503` + `Retry-After` while Redis is unreachable |
 //!
@@ -175,7 +238,7 @@
 //! | key | holds |
 //! |---|---|
 //! | `K` | a Redis stream: an entry per event, with `e` (the epoch it was written under) and `data` (its JSON); the entry that closes the stream has `close`; a deleted stream gets a last entry with `deleted` |
-//! | `K:meta` | a hash: `epoch`; `closed` (the end's entry ID, once closed); `ttl` and `at` (a collection stream's own TTL and expiry) |
+//! | `K:meta` | a hash: `epoch`; `closed` (the end's entry ID, once closed); `ttl` and `at` (a collection stream's own TTL and expiry); `seq` (the last [sequence token](Append::seq) accepted); `a:<key>` (each [attribute](StreamOptions::attribute) the stream was created with) |
 //!
 //! The hash is what says that a stream exists. Every change is one Lua
 //! script, so that no command of any instance comes between its checks and
@@ -193,9 +256,15 @@
 //! LIST` shows them as `<client_name>:writer` and `<client_name>:reader`.
 //!
 //! **What is mirrored, and when.** A log outside a collection is read all
-//! the time. In a collection, [`Streams::get_or_create`] (and `create`)
-//! loads a stream's meta and newest `capacity` events into a mirror, in one
-//! script, the first time this instance uses it. The reader then reads the
+//! the time. In a collection, [`Streams::get_or_create`] (and `create`,
+//! [`find`](Streams::find)) loads a stream's meta (its epoch, closure and
+//! attributes) and newest `capacity` events into a mirror, in one script,
+//! the first time this instance uses it. A later lookup of a stream
+//! mirrored here costs one round trip: a script reads the stream's epoch
+//! and newest entry ID (and counts the use), and the lookup returns once
+//! the mirror holds that entry (at most `timeout` later), so a request
+//! served here sees every event published before it on any instance, and
+//! a stream deleted or expired elsewhere is found gone at once. The reader then reads the
 //! stream while a stream or socket reads it here, a long-poll waits on it,
 //! or it was used here (a request, a publish) within ten times `block`;
 //! after that it stops naming it (every name in an `XREAD` costs Redis work
@@ -212,8 +281,11 @@
 //! instance.
 //!
 //! **Publish and close.** Publish is `XADD <key> MAXLEN ~ <capacity + 1>`
-//! in a script that first checks the epoch and that the stream is not
-//! closed. The stream keeps at least `capacity + 1` events (so the newest
+//! in a script that first checks the epoch, that the stream is not
+//! closed and, for an [`Append::seq`], that the writer's sequence token
+//! sorts after the last one accepted (compared byte by byte in the script,
+//! kept in the hash in the same step: [`PublishError::OutOfOrder`] names the
+//! last one, whichever instance accepted it). The stream keeps at least `capacity + 1` events (so the newest
 //! `capacity + 1` always tell exactly where the evicted ones end); every
 //! instance on a key or prefix must use the same capacity. `publish`
 //! returns once this instance's mirror has the entry (at most `timeout`
@@ -288,7 +360,8 @@
 //! | what | while Redis is down |
 //! |---|---|
 //! | new requests ([`Resume::start`]) | `503` + `Retry-After` (`StartError::Unavailable`) |
-//! | [`Streams::get_or_create`], `create`, `delete` of a stream not mirrored here | `503` + `Retry-After` ([`StreamsError::Unavailable`]) |
+//! | [`Streams::get_or_create`], `create`, `find`, `delete` of a stream not mirrored here | `503` + `Retry-After` ([`StreamsError::Unavailable`]) |
+//! | the same of a stream mirrored here | the mirror as it is (its new requests get `503` as above) |
 //! | parked long-polls and open streams | keep waiting (heartbeats go on), or time out as usual |
 //! | publish, close | fail at once or after the timeout: [`PublishError::Unavailable`] (`503` as a response); never dropped silently. The event may still have reached Redis before the failure: a retry gives at-least-once delivery |
 //! | the reader | reconnects with jittered exponential backoff (50 ms doubling, capped at `max_backoff`), checks every stream it reads against Redis as above, then wakes the waiters with what was published meanwhile |
@@ -316,7 +389,7 @@ mod subscription;
 pub use self::backend::{Backend, Memory, Payload, PublishError};
 pub use self::cursor::{Cursor, MalformedCursor};
 pub use self::gone::{CursorGone, GoneReason};
-pub use self::log::{Batch, Event, EventLog, EventLogBuilder, Figures};
+pub use self::log::{Append, Batch, Event, EventLog, EventLogBuilder, Figures};
 pub use self::reader::LogReader;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
@@ -327,6 +400,6 @@ pub use self::streams::{
 };
 pub use self::subscription::{Step, Subscription};
 
-pub(crate) use self::log::Make;
+pub(crate) use self::log::{Found, Make};
 pub(crate) use self::state::Entry;
 pub(crate) use self::subscription::Steps;

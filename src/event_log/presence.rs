@@ -48,6 +48,8 @@ pub(crate) struct Member {
     pub(crate) name: Arc<str>,
     pub(crate) janitor: Weak<dyn Janitor>,
     pub(crate) expiry: super::streams::Expiry,
+    /// What it was created with ([`super::StreamOptions::attribute`]).
+    pub(crate) attributes: Box<[(Box<str>, Box<str>)]>,
 }
 
 /// Readers and waiters now, and when the log was last touched.
@@ -96,6 +98,15 @@ impl Presence {
 
     pub(crate) fn expiry(&self) -> Option<&super::streams::Expiry> {
         self.member.as_ref().map(|m| &m.expiry)
+    }
+
+    pub(crate) fn attribute(&self, key: &str) -> Option<&str> {
+        let member = self.member.as_ref()?;
+        member
+            .attributes
+            .iter()
+            .find(|(k, _)| &**k == key)
+            .map(|(_, v)| &**v)
     }
 
     /// Readers and waiters now.

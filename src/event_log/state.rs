@@ -87,6 +87,8 @@ pub(crate) struct State<T> {
     /// Bytes of the retained entries' JSON (counted for a log that retains
     /// by bytes only).
     pub(crate) bytes: usize,
+    /// The last writer's sequence token accepted ([`Append::seq`](super::Append::seq)).
+    pub(crate) seq: Option<Box<str>>,
 }
 
 impl<T> State<T> {
@@ -104,6 +106,7 @@ impl<T> State<T> {
             closed: false,
             deleted: false,
             bytes: 0,
+            seq: None,
         }
     }
 

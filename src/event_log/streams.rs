@@ -12,9 +12,10 @@ use http::StatusCode;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use super::backend::sealed::Open;
 use super::log::{memory_epoch, LogConfig};
 use super::presence::{millis, Janitor, Member, Presence};
-use super::{Backend, EventLog, EventLogBuilder, Figures, Memory};
+use super::{Backend, EventLog, EventLogBuilder, Figures, Memory, Payload};
 use crate::response::{rejection, Overloaded, Reject};
 
 /// The longest stream name.
@@ -25,7 +26,9 @@ pub const MAX_NAME: usize = 128;
 ///
 /// - [`get_or_create`](Self::get_or_create) finds a stream by name or
 ///   creates it (on a publish or a read); [`create`](Self::create) and
-///   [`delete`](Self::delete) do it explicitly.
+///   [`delete`](Self::delete) do it explicitly; [`find`](Self::find) finds
+///   one without creating it. All four are `async` and the same calls on
+///   every backend, so a handler generic over `B: Backend` serves either.
 /// - At most [`max_streams`](StreamsBuilder::max_streams) live at once;
 ///   beyond it a new name is refused ([`StreamsError::Full`]: `503` +
 ///   `Retry-After`).
@@ -39,8 +42,10 @@ pub const MAX_NAME: usize = 128;
 ///   a new epoch, so the old stream's cursors are refused (`410` `epoch`,
 ///   "from another stream or an earlier run").
 /// - On Redis (`StreamsBuilder::redis`, feature `redis`) the streams are
-///   shared by every instance on the same prefix: `get_or_create` loads one
-///   into this instance's mirror; `max_streams` and `idle` eviction apply to
+///   shared by every instance on the same prefix: `get_or_create` and
+///   `find` load one into this instance's mirror (or bring the mirror up to
+///   date with Redis, one round trip), and `create` of a stream that any
+///   instance created is [`StreamsError::Exists`]; `max_streams` and `idle` eviction apply to
 ///   the mirrors of this instance (an evicted mirror is loaded again, same
 ///   epoch, while the stream lives in Redis), and idle, TTL, expiry and
 ///   `delete` count in Redis, for every instance (see
@@ -91,7 +96,7 @@ struct Registry<T, B: Backend> {
     wake: Arc<Notify>,
     janitor: AtomicBool,
     /// What the backend shares between the streams (Redis: the hub).
-    collection: B::Collection,
+    hub: B::Hub,
 }
 
 impl<T, B: Backend> Drop for Registry<T, B> {
@@ -150,7 +155,7 @@ impl StreamsBuilder {
 
     /// A collection of in-memory streams.
     pub fn build<T>(self) -> Streams<T> {
-        self.with_collection(())
+        self.with_hub(())
     }
 
     /// How long a stream may stay unused before it is evicted, if ever.
@@ -160,7 +165,7 @@ impl StreamsBuilder {
     }
 
     /// The collection, with what its backend shares between the streams.
-    pub(crate) fn with_collection<T, B: Backend>(self, collection: B::Collection) -> Streams<T, B> {
+    pub(crate) fn with_hub<T, B: Backend>(self, hub: B::Hub) -> Streams<T, B> {
         Streams {
             inner: Arc::new(Registry {
                 logs: RwLock::default(),
@@ -169,7 +174,7 @@ impl StreamsBuilder {
                 queue: Mutex::default(),
                 wake: Arc::default(),
                 janitor: AtomicBool::new(false),
-                collection,
+                hub,
             }),
         }
     }
@@ -181,6 +186,7 @@ impl StreamsBuilder {
 pub struct StreamOptions {
     ttl: Option<Duration>,
     expires_at: Option<SystemTime>,
+    attributes: Vec<(Box<str>, Box<str>)>,
 }
 
 impl StreamOptions {
@@ -204,6 +210,18 @@ impl StreamOptions {
         self
     }
 
+    /// Keeps `value` with the stream under `key`, for as long as the
+    /// stream lives (a media type, a protocol's settings): read back with
+    /// [`EventLog::attribute`]. Kept where the stream is (in Redis for a
+    /// Redis stream, so every instance sees it). Setting a key again
+    /// replaces its value.
+    pub fn attribute(mut self, key: impl Into<Box<str>>, value: impl Into<Box<str>>) -> Self {
+        let key = key.into();
+        self.attributes.retain(|(k, _)| *k != key);
+        self.attributes.push((key, value.into()));
+        self
+    }
+
     #[cfg(feature = "redis")]
     pub(crate) fn ttl_setting(&self) -> Option<Duration> {
         self.ttl
@@ -212,6 +230,11 @@ impl StreamOptions {
     #[cfg(feature = "redis")]
     pub(crate) fn expires_at_setting(&self) -> Option<SystemTime> {
         self.expires_at
+    }
+
+    #[cfg(feature = "redis")]
+    pub(crate) fn attributes(&self) -> &[(Box<str>, Box<str>)] {
+        &self.attributes
     }
 }
 
@@ -480,7 +503,16 @@ async fn janitor<T: Send + Sync + 'static, B: Backend>(
 }
 
 impl<T, B: Backend> Streams<T, B> {
-    /// The stream of this name, if it lives (it is not created).
+    /// The stream of this name if this instance holds it, without counting
+    /// as a use of it.
+    pub(crate) fn peek_here(&self, name: &str) -> Option<EventLog<T, B>> {
+        self.inner.logs().get(name).cloned()
+    }
+
+    /// The stream of this name if this instance holds it now (it is not
+    /// created, nor loaded: on Redis a stream that only another instance
+    /// used is not found here, see [`find`](Self::find)). Counts as a use
+    /// of it here (not in Redis).
     #[must_use]
     pub fn get(&self, name: &str) -> Option<EventLog<T, B>> {
         let log = self.inner.logs().get(name).cloned()?;
@@ -510,7 +542,7 @@ impl<T, B: Backend> Streams<T, B> {
     /// the stream may be deleted in Redis and still live here until Redis
     /// tells this instance's reader (at once, by an entry in the stream).
     pub async fn delete(&self, name: &str) -> Result<bool, StreamsError> {
-        let existed = B::delete_stream(&self.inner.collection, name).await?;
+        let existed = B::delete(&self.inner.hub, name).await?;
         let removed = self.inner.logs_mut().remove(name);
         if let Some(log) = &removed {
             log.retire();
@@ -554,19 +586,26 @@ impl<T: Send + Sync + 'static, B: Backend> Streams<T, B> {
 
     /// What the backend shares between the streams.
     #[cfg_attr(not(feature = "redis"), allow(dead_code))] // for loading backends
-    pub(crate) fn collection(&self) -> &B::Collection {
-        &self.inner.collection
+    pub(crate) fn hub(&self) -> &B::Hub {
+        &self.inner.hub
     }
 
-    /// The place of a new stream `name` in this collection. Its own TTL and
-    /// expiry are left to the backend when `options` is `None`.
-    pub(crate) fn member(&self, name: &Arc<str>, options: &StreamOptions) -> Member {
+    /// The place of a new stream `name` in this collection: its own TTL and
+    /// expiry as `options` says (a backend that counts them itself gives
+    /// none), and its attributes.
+    pub(crate) fn member(
+        &self,
+        name: &Arc<str>,
+        options: &StreamOptions,
+        attributes: Box<[(Box<str>, Box<str>)]>,
+    ) -> Member {
         let janitor: Weak<dyn Janitor> =
             Arc::downgrade(&(Arc::clone(&self.inner) as Arc<dyn Janitor>));
         Member {
             name: Arc::clone(name),
             janitor,
             expiry: Expiry::new(options),
+            attributes,
         }
     }
 
@@ -622,45 +661,90 @@ fn full(settings: Settings) -> StreamsError {
     })
 }
 
-impl<T: Send + Sync + 'static> Streams<T, Memory> {
+impl<T: Payload, B: Backend> Streams<T, B> {
+    /// What `open` answers for a stream that it was to create (a backend
+    /// answers `None` only for a stream deleted meanwhile).
+    fn created(
+        &self,
+        log: Option<EventLog<T, B>>,
+        name: &str,
+    ) -> Result<EventLog<T, B>, StreamsError> {
+        log.ok_or_else(|| StreamsError::Unavailable {
+            retry_after: self.inner.settings.retry_after,
+            reason: format!("stream {name:?} was deleted while it was being opened; retry"),
+        })
+    }
+
     /// The stream of this name, created (empty, open) if it does not live.
     /// Counts as a use of it (idle and TTL start again).
     ///
-    /// `async` as on every backend (on Redis it may load the stream); on
-    /// memory it is ready at once.
+    /// The same call on every backend: on memory it is ready at once; on
+    /// Redis it finds the stream this instance mirrors (brought up to date
+    /// with Redis: one round trip), or loads it from Redis, or creates it
+    /// there (see `Streams<T, Redis>`).
     ///
     /// # Errors
     ///
     /// [`StreamsError::InvalidName`] (`400`), [`StreamsError::Full`]
+    /// (`503` + `Retry-After`); on Redis [`StreamsError::Unavailable`]
     /// (`503` + `Retry-After`).
-    pub async fn get_or_create(&self, name: &str) -> Result<EventLog<T>, StreamsError> {
-        if let Some(log) = self.get(name) {
-            return Ok(log);
-        }
-        self.insert(name, &StreamOptions::new(), false)
+    pub async fn get_or_create(&self, name: &str) -> Result<EventLog<T, B>, StreamsError> {
+        check_name(name)?;
+        let log = B::open(self, name, &StreamOptions::new(), Open::OrCreate).await?;
+        self.created(log, name)
     }
 
     /// Creates the stream `name` with `options`.
     ///
     /// # Errors
     ///
-    /// [`StreamsError::Exists`] (`409`) when it lives already, and those of
+    /// [`StreamsError::Exists`] (`409`) when it lives already (on Redis:
+    /// in Redis, created by any instance), and those of
     /// [`get_or_create`](Self::get_or_create).
     pub async fn create(
         &self,
         name: &str,
         options: StreamOptions,
-    ) -> Result<EventLog<T>, StreamsError> {
-        self.insert(name, &options, true)
+    ) -> Result<EventLog<T, B>, StreamsError> {
+        check_name(name)?;
+        let log = B::open(self, name, &options, Open::Create).await?;
+        self.created(log, name)
     }
 
-    fn insert(
+    /// The stream of this name if it lives, wherever it was created (on
+    /// Redis: by any instance; it is loaded into this instance's mirror),
+    /// not created otherwise. Counts as a use of it (idle and TTL start
+    /// again). [`get`](Self::get) is the same without the backend: on
+    /// memory the two agree.
+    ///
+    /// # Errors
+    ///
+    /// [`StreamsError::InvalidName`] (`400`); on Redis
+    /// [`StreamsError::Full`] (`503` + `Retry-After`: this instance mirrors
+    /// `max_streams` streams already) and [`StreamsError::Unavailable`]
+    /// (`503` + `Retry-After`).
+    pub async fn find(&self, name: &str) -> Result<Option<EventLog<T, B>>, StreamsError> {
+        check_name(name)?;
+        B::open(self, name, &StreamOptions::new(), Open::Find).await
+    }
+
+    /// [`find`](Self::find) without counting as a use (a `HEAD` must not
+    /// renew a TTL). On Redis a stream not mirrored here is loaded, and one
+    /// mirrored here is brought up to date, neither counted as a use in
+    /// Redis.
+    pub(crate) async fn peek(&self, name: &str) -> Result<Option<EventLog<T, B>>, StreamsError> {
+        check_name(name)?;
+        B::open(self, name, &StreamOptions::new(), Open::Peek).await
+    }
+}
+
+impl<T: Send + Sync + 'static> Streams<T, Memory> {
+    pub(crate) fn insert_memory(
         &self,
         name: &str,
         options: &StreamOptions,
         exclusive: bool,
     ) -> Result<EventLog<T>, StreamsError> {
-        check_name(name)?;
         self.start_janitor();
         let registry = &self.inner;
         let mut logs = registry.logs_mut();
@@ -677,7 +761,11 @@ impl<T: Send + Sync + 'static> Streams<T, Memory> {
             return Err(full(registry.settings));
         }
         let name: Arc<str> = Arc::from(name);
-        let member = self.member(&name, options);
+        let member = self.member(
+            &name,
+            options,
+            options.attributes.clone().into_boxed_slice(),
+        );
         let log = EventLog::memory(
             Arc::clone(&registry.config),
             memory_epoch(),

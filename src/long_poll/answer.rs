@@ -2,19 +2,21 @@
 //! one JSON body, built from each event's shared JSON.
 
 use std::fmt::Write as _;
+use std::future::Future;
 
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use bytes::{BufMut, BytesMut};
+use futures_util::future::Either;
 use http::header::CONTENT_TYPE;
 use http::{HeaderName, HeaderValue, StatusCode};
 use serde::Serialize;
 
 use super::{LongPoll, Outcome};
-use crate::event_log::{Backend, Cursor, LogReader};
+use crate::event_log::{Backend, Cursor, EventLog, LogReader};
 use crate::response::{no_store, with_header};
 use crate::source::json_item;
-use crate::wire::{write_json, Frame, JsonItem, STREAM_CLOSED};
+use crate::wire::{write_item, JsonItem, STREAM_CLOSED};
 
 /// The `Cursor` response header: where to continue, on every long-poll
 /// answer of [`LongPoll::serve`] (also the ones without a body).
@@ -33,7 +35,7 @@ fn batch_body(events: &[(Cursor, JsonItem)], next: Cursor, closed: bool) -> Resp
         if i > 0 {
             out.put_u8(b',');
         }
-        write_json(&Frame::Item(item), &mut out);
+        write_item(item, &mut out);
     }
     out.put_slice(b"],\"cursor\":\"");
     let _ = write!(out, "{next}");
@@ -87,16 +89,26 @@ impl LongPoll {
     /// # Cancellation safety
     ///
     /// Cancel safe.
-    pub async fn serve<T, B>(&self, reader: LogReader<T, B>) -> Response
+    // A plain `fn`: the start is decided now, so the future that stays
+    // parked holds the log and a cursor only (its size is memory per parked
+    // poll), not the reader and its refusal.
+    pub fn serve<T, B>(&self, reader: LogReader<T, B>) -> impl Future<Output = Response> + Send + '_
     where
         T: Serialize + Send + Sync + 'static,
         B: Backend,
     {
-        let after = match reader.start {
-            Ok(after) => after,
-            Err(refused) => return refused.into_response(),
-        };
-        let log = reader.log;
+        let LogReader { log, start, .. } = reader;
+        match start {
+            Ok(after) => Either::Left(self.wait_log(log, after)),
+            Err(refused) => Either::Right(std::future::ready(refused.into_response())),
+        }
+    }
+
+    async fn wait_log<T, B>(&self, log: EventLog<T, B>, after: Cursor) -> Response
+    where
+        T: Serialize + Send + Sync + 'static,
+        B: Backend,
+    {
         let waiter = log.waiter();
         let outcome = self.wait(log.wait_with(after, json_item)).await;
         drop(waiter);

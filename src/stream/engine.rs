@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures_util::Stream;
 use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
@@ -16,6 +16,10 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use crate::event_log::{Cursor, Step};
 use crate::stats::Held;
 use crate::wire::{Control, EndReason, Frame, Framing};
+
+/// A busy stream looks at shutdown and the lifetime cap once per this
+/// many frames.
+const CHECK_EVERY: u32 = 32;
 
 /// The limits of one response.
 pub(crate) struct Limits {
@@ -43,8 +47,14 @@ pin_project! {
         #[pin]
         heartbeat: Sleep,
         every: Option<Duration>,
-        // When the last frame went out: the heartbeat is due `every` after.
+        // When the stream last went idle (the source waited after frames
+        // went out): the heartbeat is due `every` after.
         last_frame: Instant,
+        // Frames went out since the stream last went idle.
+        busy: bool,
+        // Frames produced: every `CHECK_EVERY`th one looks at shutdown and
+        // the lifetime cap.
+        ticks: u32,
         sent: usize,
         max_bytes: usize,
         // The last cursor sent (`None` for a plain stream).
@@ -93,6 +103,8 @@ impl<S, X, F> Engine<S, X, F> {
             heartbeat: tokio::time::sleep_until(crate::deadline::after(now, idle)),
             every: limits.heartbeat,
             last_frame: now,
+            busy: false,
+            ticks: 0,
             sent: 0,
             max_bytes: limits.max_bytes,
             cursor: None,
@@ -112,24 +124,25 @@ where
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
         let mut this = self.project();
-        // One clock read per frame: for the lifetime cap and as the time the
-        // frame goes out (the heartbeat's reference).
-        let now = Instant::now();
         loop {
             let reconnect = |reason, cursor| Owned::Control(Control::Reconnect { reason, cursor });
+            // A busy stream (the source always has a step) looks at shutdown
+            // (a lock in the token) and at the clock only every
+            // `CHECK_EVERY` frames; a stream whose source waits is woken by
+            // their futures instead.
+            let check = *this.ticks % CHECK_EVERY == 0;
+            *this.ticks = this.ticks.wrapping_add(1);
             let frame = match *this.state {
                 State::Done => return Poll::Ready(None),
                 State::Closing(reason) => {
                     *this.state = State::Done;
                     reconnect(reason, *this.cursor)
                 }
-                // The fast path (the source has a step) costs two cheap
-                // checks; the wakers are registered only when it waits.
-                State::Open if this.shutdown_token.is_cancelled() => {
+                State::Open if check && this.shutdown_token.is_cancelled() => {
                     *this.state = State::Done;
                     reconnect(EndReason::Shutdown, *this.cursor)
                 }
-                State::Open if now >= *this.end_of_life => {
+                State::Open if check && Instant::now() >= *this.end_of_life => {
                     *this.state = State::Done;
                     reconnect(EndReason::MaxLifetime, *this.cursor)
                 }
@@ -161,6 +174,10 @@ where
                         reconnect(EndReason::End, *this.cursor)
                     }
                     Poll::Pending => {
+                        // Going idle: the last frame went out just now.
+                        if std::mem::take(this.busy) {
+                            *this.last_frame = Instant::now();
+                        }
                         if this.shutdown.as_mut().poll(cx).is_ready() {
                             *this.state = State::Done;
                             reconnect(EndReason::Shutdown, *this.cursor)
@@ -191,15 +208,11 @@ where
                 },
             };
             let heartbeat = matches!(frame, Owned::Heartbeat);
-            let mut out = BytesMut::new();
-            this.framing.encode(
-                match &frame {
-                    Owned::Item(item) => Frame::Item(item),
-                    Owned::Control(control) => Frame::Control(control),
-                    Owned::Heartbeat => Frame::Heartbeat,
-                },
-                &mut out,
-            );
+            let out = match frame {
+                Owned::Item(item) => this.framing.frame(Frame::Item(item)),
+                Owned::Control(control) => this.framing.frame(Frame::Control(&control)),
+                Owned::Heartbeat => this.framing.frame(Frame::Heartbeat),
+            };
             if out.is_empty() {
                 // Nothing to send for this one (an "up to date" mark in a
                 // framing that does not tell it); an empty chunk would end
@@ -207,7 +220,7 @@ where
                 if heartbeat {
                     this.heartbeat
                         .as_mut()
-                        .reset(crate::deadline::after(now, Duration::MAX));
+                        .reset(crate::deadline::after(Instant::now(), Duration::MAX));
                 }
                 continue;
             }
@@ -215,13 +228,16 @@ where
             if *this.state == State::Open && *this.sent >= *this.max_bytes {
                 *this.state = State::Closing(EndReason::MaxBytes);
             }
-            *this.last_frame = now;
+            *this.busy = true;
             if let (Some(every), true) = (*this.every, heartbeat) {
+                let now = Instant::now();
+                *this.last_frame = now;
+                *this.busy = false;
                 this.heartbeat
                     .as_mut()
                     .reset(crate::deadline::after(now, every));
             }
-            return Poll::Ready(Some(out.freeze()));
+            return Poll::Ready(Some(out));
         }
     }
 }

@@ -201,6 +201,18 @@ pub async fn wait_for_stats(
     }
 }
 
+/// Waits (polling, within a hang guard) until `cond` holds.
+pub async fn wait_for(mut cond: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + IO_GUARD;
+    while !cond() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "condition not reached within the guard"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Raw HTTP/1.1
 // ---------------------------------------------------------------------------

@@ -11,10 +11,13 @@ use super::hub::Hub;
 use super::id::Id;
 use super::link::{millis_of, parse_epoch, Appended, Deadlines, Link, Load, Loaded, Mode};
 use super::mirror::{fresh, position_of, Mark, Mirror};
+use crate::event_log::backend::sealed::Open;
 use crate::event_log::backend::{sealed, Backend, Payload, PublishError};
 use crate::event_log::log::{Inner, Lag, LogConfig};
 use crate::event_log::presence::{millis, Presence};
-use crate::event_log::{check_name, Cursor, EventLog, StreamsError};
+use crate::event_log::{
+    check_name, Append, Cursor, EventLog, StreamOptions, Streams, StreamsError,
+};
 
 /// The Redis Streams backend: the log is a Redis stream shared by every
 /// instance that names the same key. See the
@@ -30,8 +33,6 @@ pub struct Redis {
     /// A log outside a collection: started again under a new epoch when its
     /// stream is lost, never retired.
     standalone: bool,
-    /// The stream's own sliding TTL in ms (0: none), from its meta hash.
-    ttl_ms: u64,
     /// [`millis`] of this instance's last use counted in Redis, and the
     /// `touched` it covered.
     proposed: AtomicU64,
@@ -46,6 +47,9 @@ pub struct Redis {
     active: AtomicBool,
     /// A task asks the reader to read the stream again.
     waking: AtomicBool,
+    /// [`millis`] of the last look that was no use (`Streams::peek`): the
+    /// reader reads the stream for the linger time after it too.
+    peeked: AtomicU64,
     pub(crate) lag: Lag,
 }
 
@@ -128,9 +132,10 @@ impl Redis {
     /// outside a collection; else while someone here reads or waits on it,
     /// or used it within the linger time.
     pub(crate) fn wanted(&self, presence: &Presence, now: u64) -> bool {
+        let last = presence.touched().max(self.peeked.load(Ordering::Acquire));
         self.standalone
             || !presence.is_vacant()
-            || now.saturating_sub(presence.touched()) < millis_of(self.hub.link.linger)
+            || now.saturating_sub(last) < millis_of(self.hub.link.linger)
     }
 
     /// Has the reader read the stream again if it stopped (a use came), and
@@ -177,44 +182,13 @@ impl Redis {
         Some((idle.map(|ms| ms.to_string()).unwrap_or_default(), ago))
     }
 
-    /// A read request on a stream of a collection: when this instance last
-    /// counted a use in Redis more than half the stream's sliding time ago,
-    /// counts this one now (the sweep would, but maybe after Redis expired
-    /// the stream). Returns `false` when the stream is gone from Redis; a
-    /// stream found in another epoch (deleted and created again elsewhere)
-    /// is loaded again by the reader before it is read.
-    pub(crate) async fn keep_alive(&self, presence: &Presence, epoch: u64) -> bool {
-        let link = &self.hub.link;
-        let span = [
-            link.idle.map(millis_of),
-            (self.ttl_ms > 0).then_some(self.ttl_ms),
-        ]
-        .into_iter()
-        .flatten()
-        .min();
-        let (Some(span), false) = (span, self.standalone) else {
-            return true;
-        };
-        let now = millis(Instant::now());
-        if now.saturating_sub(self.proposed.load(Ordering::Acquire)) < span / 2 {
-            return true;
-        }
-        self.proposed.store(now, Ordering::Release);
+    /// Counts a use of a stream of a collection in Redis now (a lookup of
+    /// it), as a sweep would: the idle argument of the look script.
+    fn count_use(&self, presence: &Presence) -> String {
+        self.proposed
+            .store(millis(Instant::now()), Ordering::Release);
         self.counted.fetch_max(presence.touched(), Ordering::AcqRel);
-        match self
-            .hub
-            .touch(&self.key, &self.meta, &link.idle_arg(), 0)
-            .await
-        {
-            Ok(None) => false,
-            Ok(Some(current)) if parse_epoch(&current).ok() != Some(epoch) => {
-                self.flag_reload();
-                self.hub.watch(None).await;
-                true
-            }
-            // Unreachable Redis: the reader finds out and answers 503.
-            Ok(Some(_)) | Err(_) => true,
-        }
+        self.hub.link.idle_arg()
     }
 }
 
@@ -231,23 +205,6 @@ impl sealed::Sealed for Redis {
             let hub = Arc::clone(&self.hub);
             tokio::spawn(async move { hub.watch(None).await });
         }
-    }
-}
-
-impl sealed::Collect for Redis {
-    type Collection = Arc<Hub>;
-
-    async fn delete_stream(hub: &Arc<Hub>, name: &str) -> Result<bool, StreamsError> {
-        if check_name(name).is_err() {
-            return Ok(false);
-        }
-        let key = hub.stream_key(name);
-        hub.delete(&key, &meta_key(&key))
-            .await
-            .map_err(|err| StreamsError::Unavailable {
-                retry_after: hub.link.retry_after,
-                reason: err.to_string(),
-            })
     }
 }
 
@@ -289,12 +246,41 @@ impl Backend for Redis {
     ///   cursor can hold (see
     ///   [the Redis backend](crate::event_log#the-redis-backend)); it is
     ///   deleted again, and readers past it get `410` `evicted`.
+    ///
+    /// With a [sequence token](crate::event_log::Append::seq), the script
+    /// compares it with the last one accepted (kept in the meta hash,
+    /// byte-wise) and keeps it, in the same step as the append and the
+    /// close: [`PublishError::OutOfOrder`] for one that does not sort after
+    /// it, whichever instance accepted that one.
     fn append<T: Payload>(
         log: &EventLog<T, Self>,
-        data: Option<T>,
-        close: bool,
+        append: Append<T>,
     ) -> impl Future<Output = Result<Cursor, PublishError>> + Send + '_ {
-        log.append_redis(data, close)
+        log.append_redis(append)
+    }
+
+    type Hub = Arc<Hub>;
+
+    fn open<'a, T: Payload>(
+        streams: &'a Streams<T, Self>,
+        name: &'a str,
+        options: &'a StreamOptions,
+        how: Open,
+    ) -> impl Future<Output = Result<Option<EventLog<T, Self>>, StreamsError>> + Send + 'a {
+        streams.open_redis(name, options, how)
+    }
+
+    async fn delete(hub: &Arc<Hub>, name: &str) -> Result<bool, StreamsError> {
+        if check_name(name).is_err() {
+            return Ok(false);
+        }
+        let key = hub.stream_key(name);
+        hub.delete(&key, &meta_key(&key))
+            .await
+            .map_err(|err| StreamsError::Unavailable {
+                retry_after: hub.link.retry_after,
+                reason: err.to_string(),
+            })
     }
 }
 
@@ -318,13 +304,13 @@ where
             hub,
             key,
             standalone,
-            ttl_ms: loaded.ttl_ms,
             proposed: AtomicU64::new(now),
             counted: AtomicU64::new(presence.touched()),
             mark: Mutex::new(mark),
             reload: AtomicBool::new(false),
             active: AtomicBool::new(true),
             waking: AtomicBool::new(false),
+            peeked: AtomicU64::new(0),
             lag: Lag::default(),
         };
         EventLog {
@@ -341,6 +327,72 @@ where
             .watch(Some((Arc::clone(&redis.key), mirror)))
             .await;
     }
+
+    /// Before a request uses this stream of a collection (a lookup that
+    /// found it mirrored here): looks at it in Redis, counting a use unless
+    /// `peek`, and waits (at most the timeout) until the mirror holds the
+    /// newest entry Redis had then, so that a request served here sees
+    /// every event published before it, on any instance. Returns `false`
+    /// when the stream is gone from Redis. A stream found in another epoch
+    /// (deleted and created again elsewhere) is loaded again by the reader
+    /// first (or retired, when it is another stream).
+    pub(crate) async fn catch_up(&self, peek: bool) -> bool {
+        let redis = &self.inner.backend;
+        let idle = if peek {
+            redis
+                .peeked
+                .store(millis(Instant::now()), Ordering::Release);
+            "-".to_owned()
+        } else {
+            redis.count_use(&self.inner.presence)
+        };
+        let epoch = self.epoch();
+        let newest = match redis.hub.look(&redis.key, &redis.meta, &idle).await {
+            // Unreachable Redis: the reader finds out, and reads answer 503.
+            Err(_) => return true,
+            Ok(None) => return false,
+            Ok(Some((current, _))) if parse_epoch(&current).ok() != Some(epoch) => {
+                redis.flag_reload();
+                redis.hub.watch(None).await;
+                return true;
+            }
+            Ok(Some((_, newest))) => newest,
+        };
+        let Some(newest) = newest else {
+            return true;
+        };
+        if redis.mark().last >= newest {
+            return true;
+        }
+        redis.wake().await;
+        let lag = &redis.lag;
+        let deadline = Instant::now() + redis.hub.link.timeout;
+        loop {
+            let published = self.inner.published.notified();
+            let synced = lag.synced.notified();
+            tokio::pin!(published, synced);
+            published.as_mut().enable();
+            synced.as_mut().enable();
+            {
+                let state = self.inner.state();
+                if state.deleted || state.epoch != epoch {
+                    return true;
+                }
+            }
+            if redis.mark().last >= newest {
+                return true;
+            }
+            let woken = async {
+                tokio::select! {
+                    () = published => {},
+                    () = synced => {},
+                }
+            };
+            if tokio::time::timeout_at(deadline, woken).await.is_err() {
+                return true;
+            }
+        }
+    }
 }
 
 impl<T: Payload> EventLog<T, Redis> {
@@ -348,7 +400,12 @@ impl<T: Payload> EventLog<T, Redis> {
         self.inner.presence.name().cloned()
     }
 
-    async fn append_redis(&self, data: Option<T>, close: bool) -> Result<Cursor, PublishError> {
+    async fn append_redis(&self, append: Append<T>) -> Result<Cursor, PublishError> {
+        let Append {
+            event: data,
+            close,
+            seq,
+        } = append;
         // What the mirror knows already: answered as the memory log would.
         {
             let state = self.inner.state();
@@ -368,7 +425,7 @@ impl<T: Payload> EventLog<T, Redis> {
                     }),
                 };
             }
-            if !close && data.is_none() {
+            if !close && data.is_none() && seq.is_none() {
                 return Ok(end);
             }
         }
@@ -382,7 +439,14 @@ impl<T: Payload> EventLog<T, Redis> {
         let mut epoch = self.epoch();
         for _ in 0..3 {
             let appended = hub
-                .append(&redis.key, &redis.meta, epoch, json.as_deref(), close)
+                .append(
+                    &redis.key,
+                    &redis.meta,
+                    epoch,
+                    json.as_deref(),
+                    close,
+                    seq.as_deref(),
+                )
                 .await
                 .map_err(|err| hub.unavailable(err))?;
             match appended {
@@ -410,6 +474,18 @@ impl<T: Payload> EventLog<T, Redis> {
                     self.until_mirrored(epoch, position, true).await;
                     return Ok(Cursor { epoch, position });
                 }
+                Appended::Nothing(id) => {
+                    let position = Id::parse(&id).map_or(0, position_of);
+                    redis.wake().await;
+                    self.until_mirrored(epoch, position, false).await;
+                    return Ok(Cursor { epoch, position });
+                }
+                Appended::OutOfOrder(last) => {
+                    return Err(PublishError::OutOfOrder {
+                        seq: crate::params::echo(seq.as_deref().unwrap_or_default()),
+                        last: crate::params::echo(&last),
+                    });
+                }
                 Appended::Closed(end) => {
                     let end = Cursor {
                         epoch,
@@ -430,7 +506,13 @@ impl<T: Payload> EventLog<T, Redis> {
                     // Redis lost the stream: the first instance back starts
                     // it again under a new epoch, the others adopt it.
                     let loaded = hub
-                        .load(&redis.key, &redis.meta, Mode::Open, Deadlines::default())
+                        .load(
+                            &redis.key,
+                            &redis.meta,
+                            Mode::Open,
+                            Deadlines::default(),
+                            &[],
+                        )
                         .await
                         .map_err(|err| hub.unavailable(err))?;
                     if let Load::Loaded(loaded) = loaded {

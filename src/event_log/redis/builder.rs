@@ -13,10 +13,11 @@ use super::hub::Hub;
 use super::link::{millis_of, Deadlines, Link, LinkConfig, Load, Mode};
 use super::mirror::Mirror;
 use super::Redis;
+use crate::event_log::backend::sealed::Open;
 use crate::event_log::backend::Payload;
 use crate::event_log::presence::Presence;
 use crate::event_log::{
-    check_name, EventLog, EventLogBuilder, StreamOptions, Streams, StreamsBuilder, StreamsError,
+    EventLog, EventLogBuilder, StreamOptions, Streams, StreamsBuilder, StreamsError,
 };
 
 /// What both Redis builders set: how the instance talks to Redis.
@@ -189,7 +190,7 @@ impl RedisLogBuilder {
         let key: Arc<str> = Arc::from(self.key);
         let meta = meta_key(&key);
         let Load::Loaded(loaded) = hub
-            .load(&key, &meta, Mode::Open, Deadlines::default())
+            .load(&key, &meta, Mode::Open, Deadlines::default(), &[])
             .await?
         else {
             unreachable!("opening a stream loads it")
@@ -283,67 +284,60 @@ impl RedisStreamsBuilder {
         let capacity = self.streams.log.retention.capacity;
         let link = self.options.link(capacity, self.streams.idle_setting());
         let hub = Hub::start(link, self.prefix).await?;
-        Ok(self.streams.with_collection(hub))
+        Ok(self.streams.with_hub(hub))
     }
 }
 
 impl<T: Payload> Streams<T, Redis> {
-    /// The stream of this name: the one this instance mirrors, or else the
-    /// one in Redis, loaded (its meta and its newest `capacity` events) into
-    /// a mirror that this instance's reader keeps in step from then on; or
-    /// else a new one (empty, open, a new epoch), created in Redis for every
-    /// instance. Counts as a use of it (idle and TTL start again, in Redis
-    /// too).
+    /// [`Backend::open`](crate::event_log::Backend::open) on Redis: the
+    /// stream this instance mirrors, brought up to date with Redis (one
+    /// round trip: [`EventLog::catch_up`]); or else the one in Redis,
+    /// loaded (its meta and its newest `capacity` events, at one instant)
+    /// into a mirror that this instance's reader keeps in step from then
+    /// on; or else, when `how` creates, a new one (empty, open, a new
+    /// epoch, with the options' TTL, expiry and attributes in its meta
+    /// hash), created in Redis for every instance.
     ///
-    /// # Errors
-    ///
-    /// [`StreamsError::InvalidName`] (`400`), [`StreamsError::Full`] (`503` +
-    /// `Retry-After`: this instance mirrors `max_streams` streams already),
-    /// [`StreamsError::Unavailable`] (`503` + `Retry-After`: Redis cannot be
-    /// reached).
-    ///
-    /// # Cancellation safety
+    /// [`Open::Find`] and [`Open::OrCreate`] count as a use, here and in
+    /// Redis (idle and TTL start again); [`Open::Peek`] counts neither:
+    /// it loads the stream or brings the mirror up to date all the same.
+    /// [`Open::Create`] of a stream that exists in Redis is
+    /// [`StreamsError::Exists`], whichever instance created it.
     ///
     /// Cancel safe: a stream it created in Redis stays there, as if created
     /// by another instance.
-    pub async fn get_or_create(&self, name: &str) -> Result<EventLog<T, Redis>, StreamsError> {
-        check_name(name)?;
-        if let Some(log) = self.get(name) {
-            let redis = &log.inner.backend;
-            if redis.keep_alive(&log.inner.presence, log.epoch()).await {
-                redis.wake().await;
-                // Unless the reader, checking it again, found it gone.
-                if !Mirror::is_retired(&*log.inner) {
-                    return Ok(log);
-                }
-            } else {
-                // Gone from Redis (expired, deleted) before the reader
-                // noticed.
-                Mirror::retire(&*log.inner);
-            }
-        }
-        self.load(name, Mode::Open, &StreamOptions::new()).await
-    }
-
-    /// Creates the stream `name` with `options`, in Redis for every
-    /// instance: its TTL and expiry are kept in its meta hash and counted by
-    /// Redis (the keys expire).
-    ///
-    /// # Errors
-    ///
-    /// [`StreamsError::Exists`] (`409`) when it exists in Redis already, and
-    /// those of [`get_or_create`](Self::get_or_create).
-    ///
-    /// # Cancellation safety
-    ///
-    /// As for [`get_or_create`](Self::get_or_create).
-    pub async fn create(
+    pub(crate) async fn open_redis(
         &self,
         name: &str,
-        options: StreamOptions,
-    ) -> Result<EventLog<T, Redis>, StreamsError> {
-        check_name(name)?;
-        self.load(name, Mode::Create, &options).await
+        options: &StreamOptions,
+        how: Open,
+    ) -> Result<Option<EventLog<T, Redis>>, StreamsError> {
+        if how != Open::Create {
+            let mirrored = if how == Open::Peek {
+                self.peek_here(name)
+            } else {
+                self.get(name)
+            };
+            if let Some(log) = mirrored {
+                if log.catch_up(how == Open::Peek).await {
+                    // Unless the reader, checking it again, found it gone.
+                    if !Mirror::is_retired(&*log.inner) {
+                        return Ok(Some(log));
+                    }
+                } else {
+                    // Gone from Redis (expired, deleted) before the reader
+                    // noticed.
+                    Mirror::retire(&*log.inner);
+                }
+            }
+        }
+        let mode = match how {
+            Open::Peek => Mode::Get,
+            Open::Find => Mode::Find,
+            Open::OrCreate => Mode::Open,
+            Open::Create => Mode::Create,
+        };
+        self.load(name, mode, options).await
     }
 
     async fn load(
@@ -351,13 +345,13 @@ impl<T: Payload> Streams<T, Redis> {
         name: &str,
         mode: Mode,
         options: &StreamOptions,
-    ) -> Result<EventLog<T, Redis>, StreamsError> {
-        if self.get(name).is_none() {
+    ) -> Result<Option<EventLog<T, Redis>>, StreamsError> {
+        if self.peek_here(name).is_none() {
             if let Some(full) = self.full() {
                 return Err(full);
             }
         }
-        let hub = self.collection();
+        let hub = self.hub();
         let unavailable = |err: RedisError| StreamsError::Unavailable {
             retry_after: hub.link.retry_after,
             reason: err.to_string(),
@@ -372,12 +366,13 @@ impl<T: Payload> Streams<T, Redis> {
         };
         let key: Arc<str> = Arc::from(hub.stream_key(name));
         let loaded = match hub
-            .load(&key, &meta_key(&key), mode, deadlines)
+            .load(&key, &meta_key(&key), mode, deadlines, options.attributes())
             .await
             .map_err(unavailable)?
         {
             Load::Loaded(loaded) => loaded,
-            Load::Exists | Load::Missing => {
+            Load::Missing => return Ok(None),
+            Load::Exists => {
                 return Err(StreamsError::Exists {
                     name: Arc::from(name),
                 })
@@ -385,8 +380,10 @@ impl<T: Payload> Streams<T, Redis> {
         };
         let name: Arc<str> = Arc::from(name);
         // The stream's own TTL and expiry are counted by Redis, which sees
-        // the uses of every instance: not here.
-        let member = self.member(&name, &StreamOptions::new());
+        // the uses of every instance: not here. Its attributes are as Redis
+        // holds them.
+        let attributes = loaded.attributes.clone().into_boxed_slice();
+        let member = self.member(&name, &StreamOptions::new(), attributes);
         let log = EventLog::on_redis(
             self.config(),
             Presence::new(Some(member)),
@@ -399,6 +396,6 @@ impl<T: Payload> Streams<T, Redis> {
         if Arc::ptr_eq(&live.inner, &log.inner) {
             log.watch().await;
         }
-        Ok(live)
+        Ok(Some(live))
     }
 }

@@ -50,7 +50,7 @@ pub enum StartError {
     Unavailable(Unavailable),
 }
 
-impl crate::event_log::backend::sealed::Sealed for StartError {}
+impl crate::event_log::backend::sealed::Refusal for StartError {}
 
 impl crate::event_log::backend::sealed::StartRefusal for StartError {
     fn into_gone(self) -> Result<CursorGone, Response> {

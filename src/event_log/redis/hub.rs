@@ -12,6 +12,7 @@ use redis::{RedisError, RedisResult};
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
+use super::id::Id;
 use super::link::{is_broken, Appended, Deadlines, Link, Load, Mode};
 use super::mirror::Mirror;
 use super::reader;
@@ -19,7 +20,7 @@ use crate::event_log::PublishError;
 
 /// An instance's connections to Redis and its reader task (aborted when the
 /// last log and collection that use it are dropped).
-#[allow(unreachable_pub)] // named by the sealed `Collect` trait only
+#[allow(unreachable_pub)] // named by the hidden `Backend::Hub` only
 pub struct Hub {
     pub(crate) link: Arc<Link>,
     /// Streams of a collection are at `<prefix><name>`.
@@ -106,11 +107,17 @@ impl Hub {
         meta: &str,
         mode: Mode,
         deadlines: Deadlines,
+        attributes: &[(Box<str>, Box<str>)],
     ) -> RedisResult<Load> {
-        self.with_writer(async |conn| self.link.load(conn, key, meta, mode, deadlines).await)
-            .await
+        self.with_writer(async |conn| {
+            self.link
+                .load(conn, key, meta, mode, deadlines, attributes)
+                .await
+        })
+        .await
     }
 
+    #[allow(clippy::too_many_arguments)] // one script's arguments
     pub(crate) async fn append(
         &self,
         key: &str,
@@ -118,19 +125,23 @@ impl Hub {
         epoch: u64,
         json: Option<&str>,
         close: bool,
+        seq: Option<&str>,
     ) -> RedisResult<Appended> {
-        self.with_writer(async |conn| self.link.append(conn, key, meta, epoch, json, close).await)
-            .await
+        self.with_writer(async |conn| {
+            self.link
+                .append(conn, key, meta, epoch, json, close, seq)
+                .await
+        })
+        .await
     }
 
-    pub(crate) async fn touch(
+    pub(crate) async fn look(
         &self,
         key: &str,
         meta: &str,
         idle: &str,
-        ago: u64,
-    ) -> RedisResult<Option<String>> {
-        self.with_writer(async |conn| self.link.touch(conn, key, meta, idle, ago).await)
+    ) -> RedisResult<Option<(String, Option<Id>)>> {
+        self.with_writer(async |conn| self.link.look(conn, key, meta, idle).await)
             .await
     }
 

@@ -266,8 +266,9 @@ pub(crate) struct Loaded {
     pub(crate) epoch: u64,
     /// The end's entry ID, once closed.
     pub(crate) closed: Option<Id>,
-    /// Its own sliding TTL and expiry (from `create`).
-    pub(crate) ttl_ms: u64,
+    /// What the stream was created with ([`StreamOptions::attribute`](crate::event_log::StreamOptions::attribute)),
+    /// sorted by key.
+    pub(crate) attributes: Vec<(Box<str>, Box<str>)>,
     pub(crate) tail: Tail,
 }
 
@@ -279,16 +280,29 @@ pub(crate) fn parse_loaded(value: Value, asked: usize) -> RedisResult<Option<Loa
     }
     #[allow(clippy::type_complexity)]
     let (meta, newest, (secs, micros), info, _created): (
-        Vec<Option<String>>,
+        Vec<String>,
         StreamRangeReply,
         (u64, u64),
         Value,
         i64,
     ) = redis::from_redis_value(&value)?;
-    let field = |i: usize| meta.get(i).cloned().flatten();
-    let epoch = parse_epoch(&field(0).unwrap_or_default())?;
-    let closed = field(1).as_deref().and_then(Id::parse);
-    let ttl_ms = field(2).and_then(|v| v.parse().ok()).unwrap_or(0);
+    let mut epoch = None;
+    let mut closed = None;
+    let mut attributes = Vec::new();
+    for pair in meta.chunks_exact(2) {
+        let (field, value) = (pair[0].as_str(), &pair[1]);
+        match field {
+            "epoch" => epoch = Some(value.as_str()),
+            "closed" => closed = Id::parse(value),
+            _ => {
+                if let Some(key) = field.strip_prefix("a:") {
+                    attributes.push((Box::from(key), Box::from(value.as_str())));
+                }
+            }
+        }
+    }
+    attributes.sort();
+    let epoch = parse_epoch(epoch.unwrap_or_default())?;
     let clock = Clock {
         at: Instant::now(),
         ms: secs.saturating_mul(1000).saturating_add(micros / 1000),
@@ -301,7 +315,7 @@ pub(crate) fn parse_loaded(value: Value, asked: usize) -> RedisResult<Option<Loa
     Ok(Some(Loaded {
         epoch,
         closed,
-        ttl_ms,
+        attributes,
         tail: Tail {
             newest: newest.ids,
             asked,
@@ -352,6 +366,8 @@ fn stream_info(value: &Value) -> (Option<bool>, Id) {
 pub(crate) enum Mode {
     /// Load it if it exists (not counted as a use).
     Get,
+    /// Load it if it exists (counted as a use).
+    Find,
     /// Load it, creating it if missing.
     Open,
     /// Create it; refused if it exists.
@@ -389,6 +405,12 @@ pub(crate) enum Appended {
     Gone,
     /// Refused: the stream is closed (its end).
     Closed(String),
+    /// Refused: the sequence token is not after the last one accepted
+    /// (this one).
+    OutOfOrder(String),
+    /// Nothing to append (a sequence token alone, accepted): the newest
+    /// entry's ID.
+    Nothing(String),
 }
 
 fn opt(value: Option<u64>) -> String {
@@ -405,7 +427,8 @@ impl Link {
         opt(self.idle.map(millis_of))
     }
 
-    /// Loads the stream `key` (meta at `meta`), as `mode` says.
+    /// Loads the stream `key` (meta at `meta`), as `mode` says; a stream it
+    /// creates gets `deadlines` and `attributes`.
     pub(crate) async fn load(
         &self,
         conn: &mut MultiplexedConnection,
@@ -413,10 +436,12 @@ impl Link {
         meta: &str,
         mode: Mode,
         deadlines: Deadlines,
+        attributes: &[(Box<str>, Box<str>)],
     ) -> RedisResult<Load> {
         let asked = self.keep.saturating_add(1);
         let mode_arg = match mode {
             Mode::Get => "get",
+            Mode::Find => "find",
             Mode::Open => "open",
             Mode::Create => "create",
         };
@@ -429,6 +454,9 @@ impl Link {
             .arg(opt(deadlines.at_ms))
             .arg(self.idle_arg())
             .arg(asked);
+        for (name, value) in attributes {
+            invocation.arg(&**name).arg(&**value);
+        }
         match invocation.invoke_async::<Value>(conn).await {
             Ok(value) => Ok(match parse_loaded(value, asked)? {
                 Some(loaded) => Load::Loaded(loaded),
@@ -439,7 +467,9 @@ impl Link {
         }
     }
 
-    /// Appends `json` (and/or the close) under `epoch`.
+    /// Appends `json` (and/or the close) under `epoch`, guarded by the
+    /// sequence token `seq` if any.
+    #[allow(clippy::too_many_arguments)] // one script's arguments
     pub(crate) async fn append(
         &self,
         conn: &mut MultiplexedConnection,
@@ -448,6 +478,7 @@ impl Link {
         epoch: u64,
         json: Option<&str>,
         close: bool,
+        seq: Option<&str>,
     ) -> RedisResult<Appended> {
         let mut invocation = self.scripts.append.key(key);
         invocation
@@ -456,9 +487,13 @@ impl Link {
             .arg(self.keep)
             .arg(json.unwrap_or_default())
             .arg(if close { "1" } else { "0" })
-            .arg(self.idle_arg());
+            .arg(self.idle_arg())
+            .arg(if seq.is_some() { "1" } else { "0" })
+            .arg(seq.unwrap_or_default());
         match invocation.invoke_async::<(String, i64)>(conn).await {
             Ok((id, 1)) => Ok(Appended::Entry(id)),
+            Ok((last, 2)) => Ok(Appended::OutOfOrder(last)),
+            Ok((id, 3)) => Ok(Appended::Nothing(id)),
             Ok((id, _)) => Ok(Appended::End(id)),
             Err(err) => {
                 let detail = || err.detail().unwrap_or_default().to_owned();
@@ -472,20 +507,20 @@ impl Link {
         }
     }
 
-    /// Counts a use of one stream `ago` ms ago (`idle`: the idle argument of
-    /// the sweep script); returns its epoch (`None`: gone).
-    pub(crate) async fn touch(
+    /// Looks at one stream before a request uses it: its epoch (`None`:
+    /// gone) and its newest entry's ID (`None`: no entry); counts a use
+    /// with `idle` (the idle argument of the look script; `-`: none).
+    pub(crate) async fn look(
         &self,
         conn: &mut MultiplexedConnection,
         key: &str,
         meta: &str,
         idle: &str,
-        ago: u64,
-    ) -> RedisResult<Option<String>> {
-        let mut invocation = self.scripts.sweep.key(meta);
-        invocation.key(key).arg(idle).arg(ago);
-        let mut epochs: Vec<Option<String>> = invocation.invoke_async(conn).await?;
-        Ok(epochs.pop().flatten())
+    ) -> RedisResult<Option<(String, Option<Id>)>> {
+        let mut invocation = self.scripts.look.key(meta);
+        invocation.key(key).arg(idle);
+        let (epoch, newest): (Option<String>, String) = invocation.invoke_async(conn).await?;
+        Ok(epoch.map(|epoch| (epoch, Id::parse(&newest))))
     }
 
     /// Replaces `old` by a new epoch (unless another instance did); the

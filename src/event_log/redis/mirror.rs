@@ -265,6 +265,9 @@ pub(crate) trait Mirror: Send + Sync {
     fn read(&self, raw: &[StreamId]) -> Option<Stop>;
     /// Replaces the mirror by the stream as loaded.
     fn reload(&self, loaded: &Loaded);
+    /// Whether the stream as loaded has the attributes this mirror was
+    /// made with.
+    fn same_attributes(&self, loaded: &Loaded) -> bool;
     /// The stream is gone: removed from its collection, its readers told.
     fn retire(&self);
     fn is_retired(&self) -> bool;
@@ -318,6 +321,14 @@ where
             *mark = fresh_mark;
         }
         self.published.notify_waiters();
+    }
+
+    fn same_attributes(&self, loaded: &Loaded) -> bool {
+        let mine = self
+            .presence
+            .member()
+            .map_or(&[][..], |m| &m.attributes[..]);
+        mine == loaded.attributes.as_slice()
     }
 
     fn retire(&self) {
@@ -426,7 +437,7 @@ mod tests {
         Loaded {
             epoch: EPOCH,
             closed: closed.then_some(Id { ms: 1, seq: 0 }),
-            ttl_ms: 0,
+            attributes: Vec::new(),
             tail: Tail {
                 newest,
                 asked,

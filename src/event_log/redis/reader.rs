@@ -244,9 +244,18 @@ async fn reload_flagged(
                 redis.meta_key(),
                 mode,
                 Deadlines::default(),
+                &[],
             )
             .await?
         {
+            // A stream of a collection created again with other attributes
+            // (deleted and created by another instance while this one did
+            // not read it) is another stream: this mirror goes, and the next
+            // request loads the new one.
+            Load::Loaded(loaded) if !mirror.same_attributes(&loaded) => {
+                redis.clear_reload();
+                mirror.retire();
+            }
             Load::Loaded(loaded) => {
                 redis.clear_reload();
                 mirror.reload(&loaded);

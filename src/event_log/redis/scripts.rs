@@ -3,7 +3,9 @@
 //! checks and its writes.
 //!
 //! A stream `S` has two keys: the stream itself and the hash `S:meta`
-//! (`epoch`, `closed` = the end's entry ID, `ttl` in ms, `at` in Unix ms).
+//! (`epoch`, `closed` = the end's entry ID, `ttl` in ms, `at` in Unix ms,
+//! `seq` = the last writer's sequence token accepted, and `a:<key>` for
+//! each attribute the stream was created with).
 //! The hash is the truth about whether the stream exists. Every entry
 //! carries the epoch it was written under (`e`), so a mirror that reads an
 //! entry of another epoch (the stream was deleted and created again, or its
@@ -47,15 +49,32 @@ local function extend(key, ms)
 end
 ";
 
+/// Byte-wise order of two strings (Lua's `<` follows the server's locale).
+const AFTER: &str = r"
+local function after(a, b)
+  local n = math.min(#a, #b)
+  for i = 1, n do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then return x > y end
+  end
+  return #a > #b
+end
+";
+
 /// Publish and close. KEYS: stream, meta. ARGV: epoch, keep, data (`''`:
-/// none), close (`1`/`0`), idle in ms (`''`: none).
+/// none), close (`1`/`0`), idle in ms (`''`: none), whether a sequence
+/// token guards the append (`1`/`0`), the token.
 ///
 /// Appends only while the meta hash holds the writer's epoch and no close:
 /// errors `GONE` (no meta), `EPOCH <epoch in force>`, `CLOSED <end ID>`.
-/// Closing a closed stream without an event answers its end. Returns
-/// `{ID, appended}`: the entry's ID, or the end for a close.
+/// Closing a closed stream without an event answers its end. A sequence
+/// token that does not sort after the last one accepted (byte-wise) refuses
+/// the append; an accepted one is kept in the same step. Returns `{ID, 1}`:
+/// the entry's ID, or the end for a close; `{end ID, 0}`: closed already;
+/// `{last token, 2}`: refused, out of order; `{newest ID, 3}`: nothing to
+/// append (a token alone).
 const APPEND: &str = r"
-local meta = redis.call('HMGET', KEYS[2], 'epoch', 'closed')
+local meta = redis.call('HMGET', KEYS[2], 'epoch', 'closed', 'seq')
 if not meta[1] then return redis.error_reply('GONE the stream does not exist') end
 if meta[1] ~= ARGV[1] then return redis.error_reply('EPOCH ' .. meta[1]) end
 local close = ARGV[4] == '1'
@@ -63,12 +82,17 @@ if meta[2] then
   if close and ARGV[3] == '' then return {meta[2], 0} end
   return redis.error_reply('CLOSED ' .. meta[2])
 end
+if ARGV[6] == '1' then
+  if meta[3] and not after(ARGV[7], meta[3]) then return {meta[3], 2} end
+  redis.call('HSET', KEYS[2], 'seq', ARGV[7])
+end
 local id
 if ARGV[3] == '' then
   -- The end is the newest entry: an event, since nothing follows a close.
   local newest = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
   id = '0-0'
   if newest[1] then id = newest[1][1] end
+  if not close then return {id, 3} end
   -- One more kept: the marker is not an event.
   redis.call('XADD', KEYS[1], 'MAXLEN', '~', tonumber(ARGV[2]) + 1, '*',
     'e', ARGV[1], 'close', '1')
@@ -87,25 +111,27 @@ return {id, 1}
 ";
 
 /// Loads a stream, creating it if asked. KEYS: stream, meta. ARGV: mode
-/// (`get`: nil when missing; `open`: create when missing; `create`: error
-/// `EXISTS` when present), a new epoch, ttl in ms (`''`), expiry in Unix ms
-/// (`''`), idle in ms (`''`), how many entries.
+/// (`get`: nil when missing, not counted as a use; `find`: nil when
+/// missing; `open`: create when missing; `create`: error `EXISTS` when
+/// present), a new epoch, ttl in ms (`''`), expiry in Unix ms (`''`), idle
+/// in ms (`''`), how many entries, then the attributes of a new stream as
+/// key, value pairs.
 ///
 /// A new stream starts empty (a leftover stream key of a deleted one is
-/// removed). Returns `{meta, newest entries, TIME, XINFO STREAM or nil,
-/// created}`, all read at one instant: an entry added between two separate
-/// reads could otherwise be counted as seen and never read.
+/// removed). Returns `{meta (HGETALL), newest entries, TIME, XINFO STREAM
+/// or nil, created}`, all read at one instant: an entry added between two
+/// separate reads could otherwise be counted as seen and never read.
 const LOAD: &str = r"
-local fields = {'epoch', 'closed', 'ttl', 'at'}
-local meta = redis.call('HMGET', KEYS[2], unpack(fields))
 local created = 0
-if not meta[1] then
-  if ARGV[1] == 'get' then return false end
-  redis.call('DEL', KEYS[1])
+if redis.call('HEXISTS', KEYS[2], 'epoch') == 0 then
+  if ARGV[1] == 'get' or ARGV[1] == 'find' then return false end
+  redis.call('DEL', KEYS[1], KEYS[2])
   redis.call('HSET', KEYS[2], 'epoch', ARGV[2])
   if ARGV[3] ~= '' then redis.call('HSET', KEYS[2], 'ttl', ARGV[3]) end
   if ARGV[4] ~= '' then redis.call('HSET', KEYS[2], 'at', ARGV[4]) end
-  meta = redis.call('HMGET', KEYS[2], unpack(fields))
+  for i = 7, #ARGV - 1, 2 do
+    redis.call('HSET', KEYS[2], 'a:' .. ARGV[i], ARGV[i + 1])
+  end
   created = 1
 elseif ARGV[1] == 'create' then
   return redis.error_reply('EXISTS the stream exists')
@@ -115,6 +141,7 @@ if ARGV[1] ~= 'get' then
   extend(KEYS[1], ms)
   extend(KEYS[2], ms)
 end
+local meta = redis.call('HGETALL', KEYS[2])
 local newest = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', ARGV[6])
 local time = redis.call('TIME')
 local info = false
@@ -122,6 +149,25 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
   info = redis.call('XINFO', 'STREAM', KEYS[1])
 end
 return {meta, newest, time, info, created}
+";
+
+/// A look at one stream mirrored here, before a request uses it: its epoch
+/// (nil: gone) and its newest entry ID (`''`: none), so that the mirror can
+/// be brought up to that entry first; and a use counted, unless told not
+/// to. KEYS: meta, stream. ARGV: idle in ms (`''`: none; `-`: count no
+/// use).
+const LOOK: &str = r"
+local epoch = redis.call('HGET', KEYS[1], 'epoch')
+if not epoch then return {false, ''} end
+if ARGV[1] ~= '-' then
+  local ms = due_in(KEYS[1], ARGV[1], 0)
+  extend(KEYS[2], ms)
+  extend(KEYS[1], ms)
+end
+local newest = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
+local id = ''
+if newest[1] then id = newest[1][1] end
+return {epoch, id}
 ";
 
 /// After a reconnect: whether a mirror can read on from its last entry.
@@ -199,6 +245,7 @@ return 1
 pub(crate) struct Scripts {
     pub(crate) append: Script,
     pub(crate) load: Script,
+    pub(crate) look: Script,
     pub(crate) resync: Script,
     pub(crate) sweep: Script,
     pub(crate) claim: Script,
@@ -209,8 +256,9 @@ impl Scripts {
     pub(crate) fn new() -> Self {
         let with_expiry = |body: &str| Script::new(&format!("{EXPIRY}{body}"));
         Self {
-            append: with_expiry(APPEND),
+            append: Script::new(&format!("{EXPIRY}{AFTER}{APPEND}")),
             load: with_expiry(LOAD),
+            look: with_expiry(LOOK),
             resync: Script::new(RESYNC),
             sweep: with_expiry(SWEEP),
             claim: Script::new(CLAIM),
