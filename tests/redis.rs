@@ -1874,3 +1874,222 @@ async fn a_single_log_closed_by_one_instance_is_closed_for_the_other() {
     assert!(c.is_closed());
     assert_eq!(c.head(), end);
 }
+
+// ---------------------------------------------------------------------------
+// What the Durable Streams protocol needs of a Redis collection: sequence
+// tokens, attributes, `find` and `peek`, a lookup that is up to date. Two
+// collections on one Redis prefix are two instances (each its own hub).
+// ---------------------------------------------------------------------------
+
+/// Two collections ("instances" A and B) on one prefix.
+async fn two_collections(
+    redis: &RedisServer,
+    prefix: &str,
+) -> (streams_app::RedisStreams, streams_app::RedisStreams) {
+    let a = streams_app::connect(&redis.url(), &setup(prefix, &format!("{prefix}a"))).await;
+    let b = streams_app::connect(&redis.url(), &setup(prefix, &format!("{prefix}b"))).await;
+    (a, b)
+}
+
+fn text(s: &str) -> Arc<str> {
+    Arc::from(s)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sequence_token_is_checked_in_redis_across_instances_and_with_the_close() {
+    use axum_longpoll::event_log::{Append, PublishError};
+    let redis = redis_or_skip!(false);
+    let (a, b) = two_collections(&redis, "seq:").await;
+    let on_a = a.get_or_create("s").await.unwrap();
+    let on_b = b.get_or_create("s").await.unwrap();
+
+    on_a.append(Append::event(text("1")).seq("0001"))
+        .await
+        .unwrap();
+    // The same token on the other instance: refused, naming the last one.
+    match on_b.append(Append::event(text("dup")).seq("0001")).await {
+        Err(PublishError::OutOfOrder { seq, last }) => {
+            assert_eq!((seq.as_str(), last.as_str()), ("0001", "0001"));
+        }
+        other => panic!("expected OutOfOrder, got {other:?}"),
+    }
+    on_b.append(Append::event(text("2")).seq("0002"))
+        .await
+        .unwrap();
+    // Byte-wise, not the server's locale: "0010" > "0002", "B" < "a".
+    on_a.append(Append::event(text("3")).seq("0010"))
+        .await
+        .unwrap();
+    assert!(matches!(
+        on_b.append(Append::event(text("x")).seq("0009")).await,
+        Err(PublishError::OutOfOrder { .. })
+    ));
+    on_b.append(Append::event(text("4")).seq("a"))
+        .await
+        .unwrap();
+    let refused = on_a.append(Append::event(text("x")).seq("B")).await;
+    assert!(
+        matches!(&refused, Err(PublishError::OutOfOrder { last, .. }) if last == "a"),
+        "{refused:?}"
+    );
+    // Without a token an append is not checked, and does not move it.
+    on_a.publish(text("5")).await.unwrap();
+    assert!(on_b
+        .append(Append::event(text("x")).seq("a"))
+        .await
+        .is_err());
+
+    // Concurrent appends with one token, from both instances: exactly one
+    // is accepted.
+    let mut tasks = Vec::new();
+    for i in 0..6 {
+        let log = if i % 2 == 0 {
+            on_a.clone()
+        } else {
+            on_b.clone()
+        };
+        tasks.push(tokio::spawn(async move {
+            log.append(Append::event(Arc::from(format!("race{i}"))).seq("b"))
+                .await
+        }));
+    }
+    let mut accepted = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(_) => accepted += 1,
+            Err(PublishError::OutOfOrder { .. }) => {}
+            Err(err) => panic!("{err}"),
+        }
+    }
+    assert_eq!(accepted, 1, "one append per token");
+
+    // A refused token closes nothing; an accepted one closes with its event.
+    assert!(on_a
+        .append(Append::event(text("end")).seq("b").and_close())
+        .await
+        .is_err());
+    assert!(!on_a.is_closed());
+    let end = on_b
+        .append(Append::event(text("end")).seq("c").and_close())
+        .await
+        .unwrap();
+    // Closed: refused as closed (before the token is looked at), everywhere.
+    for log in [&on_a, &on_b] {
+        let refused = log.append(Append::event(text("late")).seq("d")).await;
+        assert!(
+            matches!(refused, Err(PublishError::Closed { end: e, .. }) if e == end),
+            "{refused:?}"
+        );
+    }
+    let read = a.find("s").await.unwrap().unwrap();
+    let batch = read.read(read.oldest()).unwrap();
+    let data: Vec<&str> = batch.events.iter().map(|e| &*e.data).collect();
+    assert_eq!(data.len(), 7, "{data:?}");
+    assert_eq!(&data[..5], ["1", "2", "3", "4", "5"]);
+    assert_eq!(data[6], "end");
+    assert!(batch.closed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attributes_are_kept_in_redis_and_read_by_every_instance() {
+    use axum_longpoll::event_log::{StreamOptions, StreamsError};
+    let redis = redis_or_skip!(false);
+    let (a, b) = two_collections(&redis, "attr:").await;
+    let options = StreamOptions::new()
+        .attribute("content-type", "text/plain; charset=utf-8")
+        .attribute("ttl", "3600")
+        .attribute("ttl", "60");
+    let created = a.create("doc", options).await.unwrap();
+    assert_eq!(
+        created.attribute("content-type"),
+        Some("text/plain; charset=utf-8")
+    );
+    assert_eq!(created.attribute("ttl"), Some("60"), "set again: replaced");
+    assert_eq!(created.attribute("missing"), None);
+
+    // B never saw it: `get` does not know it, `find` loads it with them.
+    assert!(b.get("doc").is_none());
+    let found = b.find("doc").await.unwrap().expect("created on A");
+    assert_eq!(
+        found.attribute("content-type"),
+        Some("text/plain; charset=utf-8")
+    );
+    assert_eq!(found.attribute("ttl"), Some("60"));
+    assert_eq!(found.epoch(), created.epoch(), "one stream");
+    // Created once, whichever instance asks again.
+    for c in [&a, &b] {
+        let err = c.create("doc", StreamOptions::new()).await.unwrap_err();
+        assert!(matches!(err, StreamsError::Exists { .. }), "{err:?}");
+    }
+    // A stream created by `get_or_create` has none.
+    let plain = b.get_or_create("plain").await.unwrap();
+    assert_eq!(plain.attribute("content-type"), None);
+    assert_eq!(
+        a.find("plain")
+            .await
+            .unwrap()
+            .unwrap()
+            .attribute("content-type"),
+        None
+    );
+
+    // Deleted on A and created again with other attributes: B sees the new
+    // stream's, never the old one's.
+    assert!(a.delete("doc").await.unwrap());
+    let renewed = a
+        .create(
+            "doc",
+            StreamOptions::new().attribute("content-type", "application/json"),
+        )
+        .await
+        .unwrap();
+    let found = b.find("doc").await.unwrap().unwrap();
+    assert_eq!(found.epoch(), renewed.epoch());
+    assert_eq!(found.attribute("content-type"), Some("application/json"));
+    assert_eq!(found.attribute("ttl"), None);
+    // In the meta hash, for any other reader of Redis.
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let ct: String = redis::cmd("HGET")
+        .arg("attr:doc:meta")
+        .arg("a:content-type")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(ct, "application/json");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn find_creates_nothing_and_a_lookup_on_b_sees_what_a_published_just_before() {
+    let redis = redis_or_skip!(false);
+    let (a, b) = two_collections(&redis, "find:").await;
+    assert!(b.find("nobody").await.unwrap().is_none());
+    assert!(!redis.exists("find:nobody:meta").await, "find created it");
+    assert!(b.find("bad name").await.is_err(), "names are checked");
+
+    let on_a = a.get_or_create("s").await.unwrap();
+    on_a.publish(text("0")).await.unwrap();
+    let on_b = b.find("s").await.unwrap().unwrap();
+    assert_eq!(on_b.head(), on_a.head());
+    // Mirrored on B and read there (B's reader names it), then idle on B
+    // long enough that B's reader stops reading it (ten times `block`): in
+    // both cases a lookup on B right after a publish on A has the event.
+    for pause in [Duration::ZERO, BLOCK * 12] {
+        tokio::time::sleep(pause).await;
+        for i in 0..20 {
+            let cursor = on_a.publish(Arc::from(format!("{i}"))).await.unwrap();
+            let looked = if i % 2 == 0 {
+                b.find("s").await.unwrap().unwrap()
+            } else {
+                b.get_or_create("s").await.unwrap()
+            };
+            assert_eq!(
+                looked.head(),
+                cursor,
+                "after a pause of {pause:?}, event {i}"
+            );
+            let batch = looked.read(looked.oldest()).unwrap();
+            assert_eq!(batch.events.last().unwrap().cursor, cursor);
+        }
+    }
+}
