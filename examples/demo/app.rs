@@ -13,9 +13,9 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use axum_longpoll::disconnect::InFlight;
-use axum_longpoll::durable::{DurableConfig, DurableStreams};
+use axum_longpoll::durable::{Chunk, DurableConfig, DurableStreams};
 use axum_longpoll::event_log::{
-    Backend, EventLog, Memory, PublishError, Resume, Streams, LAST_EVENT_ID,
+    Backend, EventLog, Memory, PublishError, Redis, Resume, Streams, StreamsBuilder, LAST_EVENT_ID,
 };
 use axum_longpoll::long_poll::CURSOR;
 use axum_longpoll::ws::{CloseReason, LiveSocket, WsConfig};
@@ -279,7 +279,7 @@ impl Named for Memory {
     const NAME: &'static str = "memory";
 }
 
-impl Named for axum_longpoll::event_log::Redis {
+impl Named for Redis {
     const NAME: &'static str = "redis";
 }
 
@@ -312,17 +312,97 @@ pub(crate) fn router_with_in_flight<B: Named, S: Named>(
 #[allow(dead_code)] // for the tests
 pub(crate) type DurableHandle = DurableStreams;
 
-/// Durable Streams in memory with the demo's defaults (`MAX_STREAMS`
-/// streams, never idle-evicted: durable streams go by `DELETE`, a TTL or
-/// an expiry), long-polls of `long_poll` (`DS_LONG_POLL`).
-pub(crate) fn memory_durable(long_poll: Duration) -> DurableStreams {
-    let streams = EventLog::builder()
+/// The demo's named streams (`/streams/{name}/…`): `RETAIN` events each,
+/// at most `MAX_STREAMS`, evicted after `STREAM_IDLE` (`None`: never). On
+/// Redis every instance on the same prefix shares them, and the idle time
+/// counts in Redis.
+pub(crate) fn streams_builder(
+    retain: usize,
+    max_streams: usize,
+    idle: Option<Duration>,
+) -> StreamsBuilder {
+    EventLog::builder()
+        .capacity(retain)
+        .streams()
+        .max_streams(max_streams)
+        .idle(idle)
+}
+
+/// The demo's Durable Streams collection: a million appends kept per
+/// stream, at most a thousand per read, never idle-evicted (durable
+/// streams go by `DELETE`, a TTL or an expiry), at most 10,000 (on Redis:
+/// mirrored on one instance).
+pub(crate) fn durable_builder() -> StreamsBuilder {
+    EventLog::builder()
         .capacity(1_000_000)
         .max_batch(1_000)
         .streams()
+        .max_streams(10_000)
         .idle(None)
-        .build();
+}
+
+/// The protocol's server over `streams`, long-polls of `long_poll`
+/// (`DS_LONG_POLL`).
+pub(crate) fn durable<D: Backend>(
+    streams: Streams<Chunk, D>,
+    long_poll: Duration,
+) -> DurableStreams<D> {
     DurableStreams::with_config(streams, DurableConfig::new().long_poll(long_poll))
+}
+
+/// Durable Streams in memory with the demo's defaults (10,000 streams),
+/// long-polls of `long_poll` (`DS_LONG_POLL`).
+pub(crate) fn memory_durable(long_poll: Duration) -> DurableStreams {
+    durable(durable_builder().build(), long_poll)
+}
+
+/// Where the demo keeps what it keeps in Redis (`REDIS_URL`), all under
+/// `REDIS_KEY` (default `axum-longpoll:demo`): the root log at the key,
+/// the named streams at `<key>:streams:<name>`, the Durable Streams at
+/// `<key>:ds:<name>` (each with its `:meta` hash).
+#[derive(Clone, Debug)]
+pub(crate) struct RedisPlace {
+    pub(crate) client: axum_longpoll::redis::Client,
+    pub(crate) key: String,
+}
+
+/// What `main.rs` serves: the root log, the named streams and the Durable
+/// Streams, each in memory or on Redis.
+pub(crate) struct Parts<B: Named, S: Named, D: Named> {
+    pub(crate) log: EventLog<Arc<str>, B>,
+    pub(crate) streams: Streams<Arc<str>, S>,
+    pub(crate) durable: DurableStreams<D>,
+}
+
+/// The demo's three parts on Redis: every instance given the same
+/// `REDIS_URL`, `REDIS_KEY` and `RETAIN` serves the same root log, the
+/// same named streams and the same Durable Streams. Three hubs of two
+/// connections each.
+pub(crate) async fn redis_parts(
+    place: &RedisPlace,
+    retain: usize,
+    max_streams: usize,
+    idle: Option<Duration>,
+    long_poll: Duration,
+) -> Result<Parts<Redis, Redis, Redis>, axum_longpoll::redis::RedisError> {
+    let log = EventLog::builder()
+        .capacity(retain)
+        .redis(place.client.clone(), place.key.as_str())
+        .connect()
+        .await?;
+    let streams = streams_builder(retain, max_streams, idle)
+        .redis(place.client.clone(), format!("{}:streams:", place.key))
+        .connect()
+        .await?;
+    let ds = durable_builder()
+        .redis(place.client.clone(), format!("{}:ds:", place.key))
+        .connect()
+        .await?;
+    Ok(Parts {
+        log,
+        streams,
+        durable: durable(ds, long_poll),
+    })
 }
 
 /// The demo as `main.rs` serves it: the root log and the named streams
