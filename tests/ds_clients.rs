@@ -10,8 +10,15 @@
 //! stops, and a new one resumes from the offset it saved. Every item must
 //! arrive exactly once and in order, then `closed`.
 //!
-//! Needs Node.js with `npm ci` run in `tests/clients` and `redis-server`
-//! (`.ci/run` installs them). Without them the tests are skipped with a
+//! The Python client, `durable-streams` 0.1.0 from PyPI
+//! (`tests/clients/follow.py`), the same over both modes, except that it
+//! neither retries a lost connection nor knows `Stream-Closed`: a follower
+//! cut off by the restart exits, and the next one resumes from the saved
+//! offset, until every item came exactly once, in order.
+//!
+//! Needs Node.js with `npm ci` run in `tests/clients`, a venv at
+//! `target/ds-pyclient` with the Python client, and `redis-server`
+//! (`.ci/run` makes them). Without them the tests are skipped with a
 //! message, except under `CI=true`, where they fail.
 
 #[allow(dead_code, unreachable_pub)]
@@ -274,6 +281,157 @@ async fn the_typescript_client_follows_over_long_poll_across_a_restart_exactly_o
     follow_across_a_restart(
         "long-poll",
         "the_typescript_client_follows_over_long_poll_across_a_restart_exactly_once",
+    )
+    .await;
+}
+
+// ---------------------------------------------------------------------------
+// The Python client
+// ---------------------------------------------------------------------------
+
+/// The venv `.ci/run` makes (`python3 -m venv target/ds-pyclient` and
+/// `pip install durable-streams==0.1.0`), or `None` (after saying why)
+/// when missing and this is not CI.
+fn python_client(test: &str) -> Option<(PathBuf, PathBuf)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let python = root.join("target/ds-pyclient/bin/python");
+    let installed = python.is_file()
+        && std::process::Command::new(&python)
+            .args(["-c", "import durable_streams"])
+            .status()
+            .is_ok_and(|s| s.success());
+    if installed {
+        return Some((python, root.join("tests/clients")));
+    }
+    let why = "a venv with the Python client is needed (apt-get install python3-venv; \
+               python3 -m venv target/ds-pyclient; \
+               target/ds-pyclient/bin/pip install durable-streams==0.1.0)";
+    assert!(!required(), "{test}: {why}; CI=true requires it");
+    eprintln!("SKIPPED {test}: {why}");
+    None
+}
+
+/// Runs a Python follower to its end: its items, and whether it stopped
+/// by count (else the stream ended or the server went away).
+async fn python_follower(
+    python: &Path,
+    dir: &Path,
+    url: &str,
+    live: &str,
+    offsets: &Path,
+    stop_after: usize,
+) -> (Vec<usize>, bool) {
+    let run = tokio::process::Command::new(python)
+        .arg(dir.join("follow.py"))
+        .args([url, live])
+        .arg(offsets)
+        .arg(stop_after.to_string())
+        .current_dir(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(60), run)
+        .await
+        .expect("the Python follower finished within a minute")
+        .unwrap();
+    let lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    match out.status.code() {
+        Some(0) => (items(&lines), true),
+        Some(3) => (items(&lines), false),
+        _ => panic!("the Python follower failed ({}): {lines:?}", out.status),
+    }
+}
+
+async fn python_follows_across_a_restart(live: &str, test: &str) {
+    let Some((python, dir)) = python_client(test) else {
+        return;
+    };
+    let Some(redis) = redis_demo::RedisServer::start(true).await else {
+        return;
+    };
+    let url = redis.url();
+    let key = format!("py-{live}");
+    let wait = Duration::from_secs(2);
+    let mut instance = redis_demo::Instance::start(&url, &key, wait, 0).await;
+    let addr = instance.addr;
+    let path = "/v1/stream/feed";
+    let created = try_request(addr, "PUT", path, &["content-type: application/json"], b"")
+        .await
+        .unwrap();
+    assert_eq!(created.0, 201, "{}", created.1);
+    let scratch =
+        std::env::temp_dir().join(format!("axum-longpoll-ds-py-{}-{live}", std::process::id()));
+    std::fs::create_dir_all(&scratch).unwrap();
+    let offsets = scratch.join("offset");
+    let _ = std::fs::remove_file(&offsets);
+    let stream_url = format!("http://{addr}{path}");
+    let total = ITEMS / 2;
+    let writer = tokio::spawn(async move {
+        for n in 0..total {
+            append(addr, path, n).await;
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    });
+
+    // The first follower is cut off by the restart (or stops at half);
+    // each next one resumes from the saved offset, until every item came.
+    let (python2, dir2, url2, offsets2) = (
+        python.clone(),
+        dir.clone(),
+        stream_url.clone(),
+        offsets.clone(),
+    );
+    let live2 = live.to_owned();
+    let first = tokio::spawn(async move {
+        python_follower(&python2, &dir2, &url2, &live2, &offsets2, total / 2).await
+    });
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    instance.stop().await;
+    instance = redis_demo::Instance::start(&url, &key, wait, addr.port()).await;
+    let (mut all, _) = first.await.unwrap();
+    let mut runs = 1;
+    while all.len() < total {
+        runs += 1;
+        assert!(runs <= 10, "ten followers did not get every item: {all:?}");
+        let (more, _) = python_follower(
+            &python,
+            &dir,
+            &stream_url,
+            live,
+            &offsets,
+            total - all.len(),
+        )
+        .await;
+        all.extend(more);
+    }
+    writer.await.unwrap();
+    let expected: Vec<usize> = (0..total).collect();
+    assert_eq!(
+        all, expected,
+        "every item exactly once, in order ({live}, {runs} runs)"
+    );
+    let _ = std::fs::remove_dir_all(&scratch);
+    drop(instance);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_python_client_follows_over_sse_across_a_restart_exactly_once() {
+    python_follows_across_a_restart(
+        "sse",
+        "the_python_client_follows_over_sse_across_a_restart_exactly_once",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_python_client_follows_over_long_poll_across_a_restart_exactly_once() {
+    python_follows_across_a_restart(
+        "long-poll",
+        "the_python_client_follows_over_long_poll_across_a_restart_exactly_once",
     )
     .await;
 }
