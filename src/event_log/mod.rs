@@ -400,6 +400,8 @@ pub use self::streams::{
 };
 pub use self::subscription::{Step, Subscription};
 
-pub(crate) use self::log::{Found, Make};
+#[cfg(feature = "durable")]
+pub(crate) use self::log::Found;
+pub(crate) use self::log::Make;
 pub(crate) use self::state::Entry;
 pub(crate) use self::subscription::Steps;

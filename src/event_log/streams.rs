@@ -732,6 +732,7 @@ impl<T: Payload, B: Backend> Streams<T, B> {
     /// renew a TTL). On Redis a stream not mirrored here is loaded, and one
     /// mirrored here is brought up to date, neither counted as a use in
     /// Redis.
+    #[cfg_attr(not(feature = "durable"), allow(dead_code))] // the durable HEAD
     pub(crate) async fn peek(&self, name: &str) -> Result<Option<EventLog<T, B>>, StreamsError> {
         check_name(name)?;
         B::open(self, name, &StreamOptions::new(), Open::Peek).await
