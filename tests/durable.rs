@@ -11,14 +11,24 @@
 //!   that leaves a long-poll or an SSE stream is no longer counted on the
 //!   stream.
 //!
+//! - on Redis (`REDIS_URL`, a `redis-server` started per test): two demo
+//!   instances serve one stream (created on A, appended on both, read on B
+//!   by catch-up, long-poll and SSE, a `Stream-Seq` conflict across them, a
+//!   close and a TTL seen by both), and the same conformance suite passes
+//!   against the demo on Redis.
+//!
 //! The suite needs Node.js and npm (`.ci/run` installs them and runs
 //! `npm ci` in `tests/conformance`). Without them the suite's test is
-//! skipped with a message, except under `CI=true`, where it fails.
+//! skipped with a message, except under `CI=true`, where it fails; the
+//! same for `redis-server`.
 
 mod common;
 #[allow(dead_code, unreachable_pub)]
 #[path = "../examples/demo/app.rs"]
 mod demo;
+#[allow(dead_code, unreachable_pub)]
+#[path = "support/redis_demo.rs"]
+mod redis_demo;
 
 use std::path::Path;
 use std::process::Stdio;
@@ -51,8 +61,10 @@ fn required() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_official_conformance_suite_passes_outside_forks() {
+/// Runs the pinned suite (outside forks) against `base` with a long-poll
+/// timeout of 500 ms; `None` (after saying why) when Node.js or the suite
+/// is missing and this is not CI. Returns Vitest's summary line.
+async fn run_suite(base: &str, test: &str) -> Option<String> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance");
     let npx = which("npx");
     let installed = dir
@@ -62,18 +74,13 @@ async fn the_official_conformance_suite_passes_outside_forks() {
         let why = "Node.js with the suite installed is needed \
                    (apt-get install nodejs npm; cd tests/conformance && npm ci)";
         assert!(!required(), "conformance suite: {why}; CI=true requires it");
-        eprintln!("SKIPPED the_official_conformance_suite_passes_outside_forks: {why}");
-        return;
+        eprintln!("SKIPPED {test}: {why}");
+        return None;
     };
-    // The suite runs two tests that wait a whole long-poll under Vitest's
-    // 5 s per-test limit: a short wait, as DS_LONG_POLL=0.5 gives the demo.
-    let shutdown = CancellationToken::new();
-    let (server, _) = demo(Duration::from_millis(500), &shutdown).await;
-    let base = format!("http://{}", server.addr);
     let run = tokio::process::Command::new(npx)
         .args(["vitest", "run", "-t", "^(?!Fork|Reserved)"])
         .current_dir(&dir)
-        .env("DS_BASE_URL", &base)
+        .env("DS_BASE_URL", base)
         .env("LONG_POLL_TIMEOUT_MS", "500")
         .env("NO_COLOR", "1")
         .stdout(Stdio::piped())
@@ -92,7 +99,7 @@ async fn the_official_conformance_suite_passes_outside_forks() {
         .unwrap_or("(no summary)")
         .trim()
         .to_owned();
-    eprintln!("conformance suite 0.3.6 against the demo: {summary}");
+    eprintln!("conformance suite 0.3.6 against {base} ({test}): {summary}");
     assert!(
         out.status.success(),
         "the conformance suite failed: {summary}\n{stdout}\n{stderr}"
@@ -101,7 +108,30 @@ async fn the_official_conformance_suite_passes_outside_forks() {
     // the opt-in subscription group are filtered out.
     assert!(summary.contains("250 passed"), "{summary}");
     assert!(!summary.contains("failed"), "{summary}");
+    Some(summary)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_official_conformance_suite_passes_outside_forks() {
+    // The suite runs two tests that wait a whole long-poll under Vitest's
+    // 5 s per-test limit: a short wait, as DS_LONG_POLL=0.5 gives the demo.
+    let shutdown = CancellationToken::new();
+    let (server, _) = demo(Duration::from_millis(500), &shutdown).await;
+    let base = format!("http://{}", server.addr);
+    run_suite(&base, "the_official_conformance_suite_passes_outside_forks").await;
     shutdown.cancel();
+}
+
+/// The same suite against the demo with `REDIS_URL`: every durable stream
+/// in Redis, read from this instance's mirrors.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_official_conformance_suite_passes_on_redis() {
+    let Some(redis) = redis_demo::RedisServer::start(false).await else {
+        return;
+    };
+    let a = redis_demo::Instance::start(&redis.url(), "conf", Duration::from_millis(500), 0).await;
+    let base = format!("http://{}", a.addr);
+    run_suite(&base, "the_official_conformance_suite_passes_on_redis").await;
 }
 
 fn which(name: &str) -> Option<std::path::PathBuf> {
@@ -182,4 +212,266 @@ async fn a_client_that_leaves_is_no_longer_counted() {
     drop(poll);
     drop(sse);
     wait_for(|| log.figures().waiters == 0 && log.figures().readers == 0).await;
+}
+
+// ---------------------------------------------------------------------------
+// Two instances on one Redis
+// ---------------------------------------------------------------------------
+
+/// One request with `headers` and `body`; the whole response (the head
+/// only for `HEAD`).
+async fn ds(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[&str],
+    body: &[u8],
+) -> common::RawResponse {
+    let mut conn = RawConn::connect(addr).await;
+    let mut head = format!("{method} {path} HTTP/1.1\r\nhost: t\r\nconnection: close\r\n");
+    for h in headers {
+        head.push_str(h);
+        head.push_str("\r\n");
+    }
+    head.push_str(&format!("content-length: {}\r\n\r\n", body.len()));
+    conn.send(head.as_bytes()).await;
+    conn.send(body).await;
+    let head = conn.read_head().await;
+    let body = conn.read_body(&head, method == "HEAD").await;
+    common::RawResponse { head, body }
+}
+
+fn offset(res: &common::RawResponse) -> String {
+    res.header("stream-next-offset")
+        .unwrap_or_else(|| panic!("no Stream-Next-Offset: {res:?}"))
+        .to_owned()
+}
+
+const TEXT: &str = "content-type: text/plain";
+
+/// The protocol across two instances: whatever A does, B serves, and the
+/// other way round; what a client sees does not depend on the instance it
+/// lands on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_on_redis_serve_one_durable_stream() {
+    let Some(redis) = redis_demo::RedisServer::start(false).await else {
+        return;
+    };
+    let url = redis.url();
+    let wait = Duration::from_secs(10);
+    let a = redis_demo::Instance::start(&url, "two", wait, 0).await;
+    let b = redis_demo::Instance::start(&url, "two", wait, 0).await;
+    let (a_addr, b_addr) = (a.addr, b.addr);
+    let s = "/v1/stream/notes";
+
+    // Created on A; B knows it, with its content type, and answers a PUT
+    // with the same settings 200 and with others 409.
+    let created = ds(a_addr, "PUT", s, &[TEXT], b"").await;
+    assert_eq!(created.status(), 201, "{created:?}");
+    let head = ds(b_addr, "HEAD", s, &[], b"").await;
+    assert_eq!(head.status(), 200, "{head:?}");
+    assert_eq!(head.header("content-type"), Some("text/plain"));
+    assert_eq!(offset(&head), offset(&created));
+    assert_eq!(ds(b_addr, "PUT", s, &[TEXT], b"").await.status(), 200);
+    let other = ds(b_addr, "PUT", s, &["content-type: application/json"], b"").await;
+    assert_eq!(other.status(), 409, "{other:?}");
+    // Created once: a PUT on B of a new name is 201 there, 200 on A.
+    assert_eq!(
+        ds(b_addr, "PUT", "/v1/stream/other", &[TEXT], b"")
+            .await
+            .status(),
+        201
+    );
+    assert_eq!(
+        ds(a_addr, "PUT", "/v1/stream/other", &[TEXT], b"")
+            .await
+            .status(),
+        200
+    );
+
+    // Appends on both, one writer's Stream-Seq checked across them.
+    let seq = |n: &str| format!("stream-seq: {n}");
+    let r = ds(a_addr, "POST", s, &[TEXT, &seq("0001")], b"a").await;
+    assert_eq!(r.status(), 204, "{r:?}");
+    let r = ds(b_addr, "POST", s, &[TEXT, &seq("0001")], b"dup").await;
+    assert_eq!(
+        r.status(),
+        409,
+        "the same Stream-Seq on the other instance: {r:?}"
+    );
+    assert!(r.text().contains("0001"), "{}", r.text());
+    let r = ds(b_addr, "POST", s, &[TEXT, &seq("0002")], b"b").await;
+    assert_eq!(r.status(), 204, "{r:?}");
+    let after_b = offset(&r);
+
+    // A catch-up read on A right after B's append has it.
+    let read = ds(a_addr, "GET", &format!("{s}?offset=-1"), &[], b"").await;
+    assert_eq!(read.status(), 200);
+    assert_eq!(read.text(), "ab");
+    assert_eq!(read.header("content-type"), Some("text/plain"));
+    assert_eq!(read.header("stream-up-to-date"), Some("true"));
+    assert_eq!(offset(&read), after_b);
+
+    // A long-poll parked on B is woken by an append on A.
+    let poll = tokio::spawn(async move {
+        let started = std::time::Instant::now();
+        let res = ds(
+            b_addr,
+            "GET",
+            &format!("/v1/stream/notes?offset={after_b}&live=long-poll"),
+            &[],
+            b"",
+        )
+        .await;
+        (res, started.elapsed())
+    });
+    let on_b = {
+        let durable = b.durable.clone();
+        move || durable.streams().figures("notes").map_or(0, |f| f.waiters)
+    };
+    wait_for(|| on_b() == 1).await;
+    let appended = ds(a_addr, "POST", s, &[TEXT], b"c").await;
+    assert_eq!(appended.status(), 204);
+    let (res, took) = poll.await.unwrap();
+    assert_eq!(res.status(), 200, "{res:?}");
+    assert_eq!(res.text(), "c");
+    assert_eq!(offset(&res), offset(&appended));
+    assert!(
+        took < Duration::from_secs(5),
+        "woken at once, not at the timeout: {took:?}"
+    );
+
+    // SSE on B from the start: the events so far, then what A appends, then
+    // A's close, and the stream ends.
+    let mut sse = RawConn::connect(b_addr).await;
+    sse.get("/v1/stream/notes?offset=-1&live=sse").await;
+    let head = sse.read_head().await;
+    assert_eq!(head.status, 200);
+    assert_eq!(head.header("content-type"), Some("text/event-stream"));
+    let mut seen = String::new();
+    let mut read_until = async |sse: &mut RawConn, needle: &str| {
+        while !seen.contains(needle) {
+            let chunk = sse.read_chunk().await.expect("the SSE stream ended early");
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    };
+    read_until(&mut sse, "data:abc").await;
+    let last = ds(a_addr, "POST", s, &[TEXT, "stream-closed: true"], b"d").await;
+    assert_eq!(last.status(), 204, "{last:?}");
+    assert_eq!(last.header("stream-closed"), Some("true"));
+    read_until(&mut sse, "\"streamClosed\":true").await;
+    assert!(seen.contains("data:d"), "{seen}");
+    assert!(
+        sse.read_chunk().await.is_none(),
+        "the stream ends after the close"
+    );
+
+    // Closed for B too: a long-poll at the end answers at once, an append
+    // is 409 with the end, a HEAD says closed.
+    let end = offset(&last);
+    let started = std::time::Instant::now();
+    let res = ds(
+        b_addr,
+        "GET",
+        &format!("{s}?offset={end}&live=long-poll"),
+        &[],
+        b"",
+    )
+    .await;
+    assert_eq!(res.status(), 204);
+    assert_eq!(res.header("stream-closed"), Some("true"));
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let refused = ds(b_addr, "POST", s, &[TEXT], b"late").await;
+    assert_eq!(refused.status(), 409);
+    assert_eq!(refused.header("stream-closed"), Some("true"));
+    assert_eq!(offset(&refused), end);
+    let head = ds(b_addr, "HEAD", s, &[], b"").await;
+    assert_eq!(head.header("stream-closed"), Some("true"));
+    let all = ds(b_addr, "GET", &format!("{s}?offset=-1"), &[], b"").await;
+    assert_eq!(all.text(), "abcd");
+
+    // Deleted on B: gone on A.
+    assert_eq!(ds(b_addr, "DELETE", s, &[], b"").await.status(), 204);
+    assert_eq!(
+        ds(a_addr, "GET", &format!("{s}?offset=-1"), &[], b"")
+            .await
+            .status(),
+        404
+    );
+    assert_eq!(ds(a_addr, "HEAD", s, &[], b"").await.status(), 404);
+}
+
+/// `Stream-TTL` and `Stream-Expires-At` count in Redis for every instance:
+/// reads on B renew a TTL set on A, `HEAD`s do not, and an expired stream
+/// is `404` on both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ttl_and_expiry_on_redis_count_for_every_instance_and_head_renews_nothing() {
+    let Some(redis) = redis_demo::RedisServer::start(false).await else {
+        return;
+    };
+    let url = redis.url();
+    let wait = Duration::from_secs(1);
+    let a = redis_demo::Instance::start(&url, "ttl", wait, 0).await;
+    let b = redis_demo::Instance::start(&url, "ttl", wait, 0).await;
+    for name in ["read", "looked"] {
+        let path = format!("/v1/stream/{name}");
+        let r = ds(a.addr, "PUT", &path, &[TEXT, "stream-ttl: 2"], b"x").await;
+        assert_eq!(r.status(), 201, "{r:?}");
+    }
+    let at = std::time::SystemTime::now() + Duration::from_secs(2);
+    let at = humantime_rfc3339(at.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs());
+    let expires = format!("stream-expires-at: {at}");
+    let r = ds(a.addr, "PUT", "/v1/stream/dated", &[TEXT, &expires], b"").await;
+    assert_eq!(r.status(), 201, "{r:?}");
+    // B sees the settings as given.
+    let head = ds(b.addr, "HEAD", "/v1/stream/looked", &[], b"").await;
+    assert_eq!(head.header("stream-ttl"), Some("2"));
+    let head = ds(b.addr, "HEAD", "/v1/stream/dated", &[], b"").await;
+    assert_eq!(head.header("stream-expires-at"), Some(at.as_str()));
+
+    // For 3.5 s B reads one stream and only looks at the other.
+    let until = std::time::Instant::now() + Duration::from_millis(3500);
+    while std::time::Instant::now() < until {
+        let r = ds(b.addr, "GET", "/v1/stream/read?offset=-1", &[], b"").await;
+        assert_eq!(r.status(), 200, "a stream read within its TTL lives");
+        let _ = ds(b.addr, "HEAD", "/v1/stream/looked", &[], b"").await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    for addr in [a.addr, b.addr] {
+        for (name, status) in [("read", 200), ("looked", 404), ("dated", 404)] {
+            let r = ds(
+                addr,
+                "GET",
+                &format!("/v1/stream/{name}?offset=-1"),
+                &[],
+                b"",
+            )
+            .await;
+            assert_eq!(r.status(), status, "{name} on {addr}: {r:?}");
+        }
+    }
+    // The names are free again: created anew, empty.
+    let r = ds(b.addr, "PUT", "/v1/stream/looked", &[TEXT], b"").await;
+    assert_eq!(r.status(), 201);
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` for Unix seconds (civil from days, UTC).
+fn humantime_rfc3339(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }

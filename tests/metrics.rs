@@ -63,11 +63,7 @@ fn parse(text: &str) -> HashMap<Series, f64> {
     out
 }
 
-fn get(
-    metrics: &HashMap<Series, f64>,
-    name: &str,
-    labels: &[(&str, &str)],
-) -> u64 {
+fn get(metrics: &HashMap<Series, f64>, name: &str, labels: &[(&str, &str)]) -> u64 {
     let mut labels: Vec<(String, String)> = labels
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
@@ -139,6 +135,8 @@ async fn differences(addr: std::net::SocketAddr) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_and_stats_agree_mode_by_mode() {
+    // As main.rs: the recorder first, then the router.
+    demo::install_metrics().unwrap();
     let log = EventLog::<Arc<str>>::new(64);
     let shutdown = CancellationToken::new();
     let (router, layer) = demo::durable_routes(

@@ -248,6 +248,19 @@ struct Instance {
 impl Instance {
     async fn start(redis: &RedisServer, key: &str, capacity: usize) -> Self {
         let (url, key) = (redis.url(), key.to_owned());
+        Self::spawn(move || async move {
+            let log = connect_log(&url, &key, capacity).await;
+            demo::router(log, CancellationToken::new())
+        })
+        .await
+    }
+
+    /// Serves the app `make` builds, in a runtime and thread of its own.
+    async fn spawn<F, Fut>(make: F) -> Self
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = axum::Router>,
+    {
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
@@ -257,10 +270,13 @@ impl Instance {
                 .build()
                 .unwrap();
             rt.block_on(async move {
-                let log = connect_log(&url, &key, capacity).await;
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                let app = make().await;
+                // A backlog for a thousand clients connecting at once to a
+                // one-thread server (the default 1024 overflows then).
+                let socket = tokio::net::TcpSocket::new_v4().unwrap();
+                socket.bind(SocketAddr::from(([127, 0, 0, 1], 0))).unwrap();
+                let listener = socket.listen(4096).unwrap();
                 ready_tx.send(listener.local_addr().unwrap()).unwrap();
-                let app = demo::router(log, CancellationToken::new());
                 tokio::select! {
                     _ = axum::serve(listener, app) => {},
                     _ = stopped => {},
@@ -543,6 +559,9 @@ fn public_types_are_send_sync_clone() {
     send_sync::<EventLog<Arc<str>, Redis>>();
     send_sync::<axum_longpoll::event_log::Subscription<Arc<str>, Redis>>();
     send_sync::<axum_longpoll::event_log::RedisLogBuilder>();
+    send_sync::<axum_longpoll::event_log::RedisStreamsBuilder>();
+    send_sync::<axum_longpoll::Streams<Arc<str>, Redis>>();
+    clone::<axum_longpoll::Streams<Arc<str>, Redis>>();
     send_sync::<axum_longpoll::event_log::StartError>();
     send_sync::<axum_longpoll::event_log::Unavailable>();
     send_sync::<axum_longpoll::event_log::PublishError>();
@@ -1025,4 +1044,1052 @@ async fn redis_down_new_polls_503_publish_fails_parked_polls_get_events_after_re
         ["after"],
         "the parked poll gets what was published after"
     );
+}
+
+// ---------------------------------------------------------------------------
+// Many named streams on Redis: `Streams<T, Redis>`
+// ---------------------------------------------------------------------------
+
+mod streams_app {
+    //! An app over a `Streams` collection on Redis: each route names its
+    //! stream, which `get_or_create` loads (or creates) on this instance.
+
+    use std::collections::HashMap;
+    use std::sync::Arc;
+    use std::time::{Duration, SystemTime};
+
+    use axum::extract::{Path, Query, State};
+    use axum::response::{IntoResponse, Response};
+    use axum::routing::{get, post};
+    use axum::{Json, Router};
+    use axum_longpoll::event_log::{Redis, Resume, StreamOptions, Streams};
+    use axum_longpoll::{DisconnectLayer, LongPoll, Streaming};
+    use serde_json::json;
+
+    pub(crate) type RedisStreams = Streams<Arc<str>, Redis>;
+
+    /// The settings each instance of a scenario shares.
+    #[derive(Clone, Debug)]
+    pub(crate) struct Setup {
+        pub(crate) prefix: String,
+        pub(crate) capacity: usize,
+        pub(crate) idle: Option<Duration>,
+        pub(crate) name: String,
+    }
+
+    pub(crate) async fn connect(url: &str, setup: &Setup) -> RedisStreams {
+        axum_longpoll::EventLog::builder()
+            .capacity(setup.capacity)
+            .streams()
+            .idle(setup.idle)
+            .redis(redis::Client::open(url).unwrap(), setup.prefix.clone())
+            .block(super::BLOCK)
+            .max_backoff(Duration::from_millis(200))
+            .client_name(setup.name.clone())
+            .connect()
+            .await
+            .unwrap()
+    }
+
+    async fn poll(
+        State(s): State<RedisStreams>,
+        Path(name): Path<String>,
+        resume: Resume,
+        lp: LongPoll,
+    ) -> Response {
+        match s.get_or_create(&name).await {
+            Ok(log) => lp.serve(log.reader(resume)).await,
+            Err(err) => err.into_response(),
+        }
+    }
+
+    async fn stream(
+        State(s): State<RedisStreams>,
+        Path(name): Path<String>,
+        resume: Resume,
+        st: Streaming,
+    ) -> Response {
+        match s.get_or_create(&name).await {
+            Ok(log) => st.ndjson(log.reader(resume)),
+            Err(err) => err.into_response(),
+        }
+    }
+
+    async fn publish(
+        State(s): State<RedisStreams>,
+        Path(name): Path<String>,
+        body: String,
+    ) -> Response {
+        let log = match s.get_or_create(&name).await {
+            Ok(log) => log,
+            Err(err) => return err.into_response(),
+        };
+        match log.publish(Arc::from(body)).await {
+            Ok(id) => Json(json!({ "id": id })).into_response(),
+            Err(err) => err.into_response(),
+        }
+    }
+
+    /// Closes the stream; the body, if any, is its last event.
+    async fn close(
+        State(s): State<RedisStreams>,
+        Path(name): Path<String>,
+        body: String,
+    ) -> Response {
+        let log = match s.get_or_create(&name).await {
+            Ok(log) => log,
+            Err(err) => return err.into_response(),
+        };
+        let last = (!body.is_empty()).then(|| Arc::from(body));
+        match log.close(last).await {
+            Ok(end) => Json(json!({ "end": end })).into_response(),
+            Err(err) => err.into_response(),
+        }
+    }
+
+    /// `?ttl=<ms>` and/or `?expires_in=<ms>`.
+    async fn create(
+        State(s): State<RedisStreams>,
+        Path(name): Path<String>,
+        Query(q): Query<HashMap<String, u64>>,
+    ) -> Response {
+        let mut options = StreamOptions::new();
+        if let Some(ms) = q.get("ttl") {
+            options = options.ttl(Duration::from_millis(*ms));
+        }
+        if let Some(ms) = q.get("expires_in") {
+            options = options.expires_at(SystemTime::now() + Duration::from_millis(*ms));
+        }
+        match s.create(&name, options).await {
+            Ok(log) => Json(json!({ "head": log.head() })).into_response(),
+            Err(err) => err.into_response(),
+        }
+    }
+
+    async fn delete(State(s): State<RedisStreams>, Path(name): Path<String>) -> Response {
+        match s.delete(&name).await {
+            Ok(existed) => Json(json!({ "existed": existed })).into_response(),
+            Err(err) => err.into_response(),
+        }
+    }
+
+    async fn stats(State(s): State<RedisStreams>) -> Response {
+        Json(json!({ "streams": s.len() })).into_response()
+    }
+
+    /// The stream's figures on this instance (`null` if not mirrored here).
+    async fn figures(State(s): State<RedisStreams>, Path(name): Path<String>) -> Response {
+        let figures = s.figures(&name).map(|f| {
+            json!({ "readers": f.readers, "waiters": f.waiters, "closed": f.closed, "head": f.head })
+        });
+        Json(figures).into_response()
+    }
+
+    pub(crate) fn router(streams: RedisStreams) -> Router {
+        Router::new()
+            .route("/s/{name}/poll", get(poll))
+            .route("/s/{name}/stream", get(stream))
+            .route("/s/{name}/publish", post(publish))
+            .route("/s/{name}/close", post(close))
+            .route("/s/{name}/create", post(create))
+            .route("/s/{name}/delete", post(delete))
+            .route("/s/{name}/figures", get(figures))
+            .route("/stats", get(stats))
+            .with_state(streams)
+            .layer(DisconnectLayer::new())
+    }
+}
+
+use streams_app::Setup;
+
+impl Instance {
+    /// An instance serving a `Streams` collection on Redis.
+    async fn streams(redis: &RedisServer, setup: &Setup) -> Self {
+        let (url, setup) = (redis.url(), setup.clone());
+        Self::spawn(
+            move || async move { streams_app::router(streams_app::connect(&url, &setup).await) },
+        )
+        .await
+    }
+}
+
+fn setup(prefix: &str, name: &str) -> Setup {
+    Setup {
+        prefix: prefix.to_owned(),
+        capacity: 64,
+        idle: Some(Duration::from_secs(300)),
+        name: name.to_owned(),
+    }
+}
+
+impl RedisServer {
+    /// `CLIENT LIST` lines whose connection name starts with `<name>:`.
+    async fn clients_named(&self, name: &str) -> Vec<String> {
+        let client = redis::Client::open(self.url()).unwrap();
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        let list: String = redis::cmd("CLIENT")
+            .arg("LIST")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let needle = format!(" name={name}:");
+        list.lines()
+            .filter(|l| l.contains(&needle))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Whether `key` exists.
+    async fn exists(&self, key: &str) -> bool {
+        let client = redis::Client::open(self.url()).unwrap();
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        let n: i64 = redis::cmd("EXISTS")
+            .arg(key)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        n == 1
+    }
+}
+
+/// Publishes `text` on stream `name` of `addr`; its cursor.
+async fn publish_on(addr: SocketAddr, name: &str, text: &str) -> String {
+    let reply = http(addr, "POST", &format!("/s/{name}/publish"), text.as_bytes())
+        .await
+        .unwrap();
+    assert_eq!(reply.status, 200, "publish {text:?} on {name}: {reply:?}");
+    reply.json()["id"].as_str().unwrap().to_owned()
+}
+
+/// Closes stream `name` of `addr` (with `last`, if not empty).
+async fn close_on(addr: SocketAddr, name: &str, last: &str) -> Reply {
+    http(addr, "POST", &format!("/s/{name}/close"), last.as_bytes())
+        .await
+        .unwrap()
+}
+
+/// Long-polls stream `name` of `addr`.
+async fn poll_on(addr: SocketAddr, name: &str, query: &str) -> Reply {
+    get(addr, &format!("/s/{name}/poll?{query}")).await
+}
+
+/// What one follower of one stream saw.
+#[derive(Debug, Default)]
+struct Followed {
+    data: Vec<String>,
+    polls: u32,
+}
+
+/// Follows stream `name` with its cursor, each poll on the next instance
+/// of `addrs`, until it has seen `events` events; asserts that ids strictly
+/// increase within one epoch. Any answer but `200` and `204` is a failure.
+async fn follow_stream(
+    addrs: [SocketAddr; 2],
+    name: String,
+    events: usize,
+    first: usize,
+) -> Followed {
+    let mut seen = Followed::default();
+    let mut cursor: Option<String> = None;
+    let mut last_id: Option<String> = None;
+    let mut turn = first;
+    while seen.data.len() < events {
+        let addr = addrs[turn % 2];
+        turn += 1;
+        seen.polls += 1;
+        let query = match &cursor {
+            Some(c) => format!("timeout=10&cursor={c}"),
+            None => "timeout=10&from=oldest".to_owned(),
+        };
+        let reply = poll_on(addr, &name, &query).await;
+        match reply.status {
+            200 => {
+                for (id, data) in reply.events() {
+                    if let Some(prev) = &last_id {
+                        assert_eq!(epoch_of(prev), epoch_of(&id), "{name}: epoch changed");
+                        assert!(id > *prev, "{name}: ids not increasing: {prev} then {id}");
+                    }
+                    last_id = Some(id);
+                    seen.data.push(data);
+                }
+                cursor = Some(reply.json()["cursor"].as_str().unwrap().to_owned());
+            }
+            204 => cursor = Some(reply.header("cursor").unwrap().to_owned()),
+            _ => panic!("{name} on {addr} with {cursor:?}: {reply:?}"),
+        }
+    }
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_streams_on_two_instances_a_client_alternating_per_poll_loses_nothing() {
+    const STREAMS: usize = 1_000;
+    const EVENTS: usize = 5;
+    let redis = redis_or_skip!(false);
+    let a = Instance::streams(&redis, &setup("alt:", "alt-a")).await;
+    let b = Instance::streams(&redis, &setup("alt:", "alt-b")).await;
+    let addrs = [a.addr, b.addr];
+    let started = Instant::now();
+    // One follower per stream, starting on A or B and switching at every
+    // poll; a stream is created by whichever instance sees it first.
+    let followers: Vec<_> = (0..STREAMS)
+        .map(|i| tokio::spawn(follow_stream(addrs, format!("s{i}"), EVENTS, i)))
+        .collect();
+    // Publishers: event k of stream i goes through instance (i + k) % 2.
+    let publishers: Vec<_> = (0..4)
+        .map(|worker| {
+            tokio::spawn(async move {
+                for k in 0..EVENTS {
+                    for i in (worker..STREAMS).step_by(4) {
+                        publish_on(addrs[(i + k) % 2], &format!("s{i}"), &k.to_string()).await;
+                    }
+                }
+            })
+        })
+        .collect();
+    for publisher in publishers {
+        tokio::time::timeout(Duration::from_secs(120), publisher)
+            .await
+            .expect("publishers did not finish")
+            .unwrap();
+    }
+    let expected: Vec<String> = (0..EVENTS).map(|k| k.to_string()).collect();
+    let mut polls = 0;
+    for (i, follower) in followers.into_iter().enumerate() {
+        let seen = tokio::time::timeout(Duration::from_secs(60), follower)
+            .await
+            .unwrap_or_else(|_| panic!("follower of s{i} did not finish"))
+            .unwrap();
+        assert_eq!(seen.data, expected, "stream s{i}");
+        polls += seen.polls;
+    }
+    // Both instances mirror every stream, on their two connections each.
+    for (name, addr) in [("alt-a", a.addr), ("alt-b", b.addr)] {
+        assert_eq!(stats(addr).await["streams"], STREAMS, "{name}");
+        assert_eq!(redis.clients_named(name).await.len(), 2, "{name}");
+    }
+    eprintln!(
+        "{STREAMS} streams x {EVENTS} events through 2 instances, {polls} polls alternating \
+         between them, in {:?}",
+        started.elapsed()
+    );
+}
+
+/// Waits until stream `name` on `addr` has `readers` readers and `waiters`
+/// parked long-polls.
+async fn until_present(addr: SocketAddr, name: &str, readers: u64, waiters: u64) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let figures = get(addr, &format!("/s/{name}/figures")).await.json();
+        if figures["readers"] == readers && figures["waiters"] == waiters {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{name} on {addr}: {figures}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Opens an NDJSON stream of `name` on `addr` after `cursor`.
+async fn ndjson_on(addr: SocketAddr, name: &str, cursor: &str) -> (TcpStream, Vec<u8>) {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(
+            format!("GET /s/{name}/stream?cursor={cursor} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    read_until(&mut stream, &mut buf, "\"open\"").await;
+    (stream, buf)
+}
+
+/// Polls `name` on `addr` from `cursor` until the stream says it is closed;
+/// the data seen and the end.
+async fn read_to_end(addr: SocketAddr, name: &str, cursor: &str) -> (Vec<String>, String) {
+    let mut cursor = cursor.to_owned();
+    let mut data = Vec::new();
+    loop {
+        let reply = poll_on(addr, name, &format!("timeout=10&cursor={cursor}")).await;
+        assert_eq!(reply.status, 200, "{name} on {addr}: {reply:?}");
+        data.extend(reply.data());
+        let body = reply.json();
+        cursor = body["cursor"].as_str().unwrap().to_owned();
+        if body["closed"] == true {
+            assert_eq!(reply.header("stream-closed"), Some("true"), "{reply:?}");
+            return (data, cursor);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_closed_on_a_is_closed_on_b_and_b_refuses_to_publish() {
+    let redis = redis_or_skip!(false);
+    let a = Instance::streams(&redis, &setup("close:", "close-a")).await;
+    let b = Instance::streams(&redis, &setup("close:", "close-b")).await;
+    let first = publish_on(a.addr, "room", "hello").await;
+    // On B: a long-poll parked after the first event, and an NDJSON stream.
+    let parked = {
+        let (addr, first) = (b.addr, first.clone());
+        tokio::spawn(
+            async move { poll_on(addr, "room", &format!("timeout=10&cursor={first}")).await },
+        )
+    };
+    let (mut ndjson, mut buf) = ndjson_on(b.addr, "room", &first).await;
+    until_present(b.addr, "room", 1, 1).await;
+
+    // Closed on A with a last event, in one step.
+    let closed = close_on(a.addr, "room", "bye").await;
+    assert_eq!(closed.status, 200, "{closed:?}");
+    let end = closed.json()["end"].as_str().unwrap().to_owned();
+
+    let reply = parked.await.unwrap();
+    assert_eq!(reply.events(), [(end.clone(), "bye".to_owned())]);
+    assert_eq!(reply.json()["closed"], true, "{}", reply.text());
+    assert_eq!(reply.header("stream-closed"), Some("true"));
+    assert_eq!(reply.header("cursor"), Some(end.as_str()));
+    let line = read_until(&mut ndjson, &mut buf, "bye").await;
+    assert!(line.contains(&end), "{line}");
+    let line = read_until(&mut ndjson, &mut buf, "\"closed\"").await;
+    let frame: Value = serde_json::from_str(line.trim()).unwrap();
+    assert_eq!(
+        frame,
+        serde_json::json!({"control": "closed", "cursor": end})
+    );
+
+    // Every instance refuses a publish now, whichever saw the close first.
+    for addr in [b.addr, a.addr] {
+        let reply = http(addr, "POST", "/s/room/publish", b"late")
+            .await
+            .unwrap();
+        assert_eq!(reply.status, 409, "{reply:?}");
+        assert!(reply.text().contains("closed"), "{}", reply.text());
+        assert!(reply.text().contains(&end), "{}", reply.text());
+        // A reader at the end learns at once that it has everything.
+        let reply = poll_on(addr, "room", &format!("timeout=10&cursor={end}")).await;
+        assert_eq!(reply.status, 200, "{reply:?}");
+        assert_eq!(reply.json()["events"], serde_json::json!([]));
+        assert_eq!(reply.json()["closed"], true);
+        assert_eq!(reply.header("stream-closed"), Some("true"));
+    }
+    // Closing again is harmless and answers the same end; with an event it
+    // is refused.
+    let again = close_on(b.addr, "room", "").await;
+    assert_eq!(again.status, 200, "{again:?}");
+    assert_eq!(again.json()["end"], end.as_str());
+    assert_eq!(close_on(b.addr, "room", "more").await.status, 409);
+
+    // An instance that starts now loads the stream closed.
+    let c = Instance::streams(&redis, &setup("close:", "close-c")).await;
+    let (data, last) = read_to_end(c.addr, "room", &first).await;
+    assert_eq!((data, last), (vec!["bye".to_owned()], end));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_per_instance_stay_two_from_one_to_a_thousand_streams() {
+    let redis = redis_or_skip!(false);
+    let a = Instance::streams(&redis, &setup("conn:", "conn-a")).await;
+    let b = Instance::streams(&redis, &setup("conn:", "conn-b")).await;
+    let mut created = 0;
+    let mut figures = Vec::new();
+    let mut all_parked = Vec::new();
+    for streams in [1, 10, 1_000] {
+        // Each new stream: created by a publish on A, read on B; and one
+        // long-poll parked on each stream on B.
+        let gate = Arc::new(tokio::sync::Semaphore::new(64));
+        let tasks: Vec<_> = (created..streams)
+            .map(|i| {
+                let (a, b, gate) = (a.addr, b.addr, Arc::clone(&gate));
+                tokio::spawn(async move {
+                    let _permit = gate.acquire().await.unwrap();
+                    let name = format!("s{i}");
+                    let id = publish_on(a, &name, "x").await;
+                    let reply = poll_on(b, &name, "timeout=0&from=oldest").await;
+                    assert_eq!(reply.data(), ["x"], "{name}");
+                    (name, id)
+                })
+            })
+            .collect();
+        let mut parked = Vec::new();
+        for task in tasks {
+            let (name, id) = task.await.unwrap();
+            let b = b.addr;
+            parked.push(tokio::spawn(async move {
+                poll_on(b, &name, &format!("timeout=60&cursor={id}")).await
+            }));
+        }
+        created = streams;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while get(b.addr, "/stats").await.json()["streams"] != streams {
+            assert!(
+                Instant::now() < deadline,
+                "B does not mirror {streams} streams"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let mut counts = Vec::new();
+        for name in ["conn-a", "conn-b"] {
+            let lines = redis.clients_named(name).await;
+            assert_eq!(lines.len(), 2, "{name} at {streams} streams: {lines:#?}");
+            for role in ["writer", "reader"] {
+                let needle = format!(" name={name}:{role} ");
+                assert!(lines.iter().any(|l| l.contains(&needle)), "{lines:#?}");
+            }
+            counts.push(lines.len());
+        }
+        figures.push((streams, counts));
+        // The parked polls stay parked (they are not what is counted).
+        assert!(parked.iter().all(|poll| !poll.is_finished()));
+        all_parked.extend(parked);
+    }
+    for poll in all_parked {
+        poll.abort();
+    }
+    eprintln!("(streams, [Redis connections of A, of B]): {figures:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_restarted_with_appendonly_keeps_closure_and_events() {
+    let mut redis = redis_or_skip!(true);
+    let a = Instance::streams(&redis, &setup("aofc:", "aofc-a")).await;
+    let b = Instance::streams(&redis, &setup("aofc:", "aofc-b")).await;
+    let mut ids = Vec::new();
+    for n in 0..20 {
+        let addr = if n % 2 == 0 { a.addr } else { b.addr };
+        ids.push(publish_on(addr, "log", &n.to_string()).await);
+    }
+    let closed = close_on(b.addr, "log", "end").await;
+    assert_eq!(closed.status, 200, "{closed:?}");
+    let end = closed.json()["end"].as_str().unwrap().to_owned();
+
+    redis.stop().await;
+    redis.restart().await;
+    let expected: Vec<String> = (10..20)
+        .map(|n| n.to_string())
+        .chain(["end".into()])
+        .collect();
+    for addr in [a.addr, b.addr] {
+        // Back in step (a 503 until then), then a reader that had read ten
+        // events resumes with its cursor: the rest, and the end.
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while poll_on(addr, "log", &format!("timeout=0&cursor={}", ids[9]))
+            .await
+            .status
+            == 503
+        {
+            assert!(Instant::now() < deadline, "{addr} never recovered");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let (data, last) = read_to_end(addr, "log", &ids[9]).await;
+        assert_eq!((&data, &last), (&expected, &end), "on {addr}");
+        assert_eq!(
+            http(addr, "POST", "/s/log/publish", b"x")
+                .await
+                .unwrap()
+                .status,
+            409
+        );
+    }
+    // An instance started after the restart loads it closed, same epoch.
+    let c = Instance::streams(&redis, &setup("aofc:", "aofc-c")).await;
+    let (data, last) = read_to_end(c.addr, "log", &ids[9]).await;
+    assert_eq!((data, last), (expected, end));
+    assert_eq!(
+        http(c.addr, "POST", "/s/log/publish", b"x")
+            .await
+            .unwrap()
+            .status,
+        409
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cursor_of_another_stream_is_410_epoch_on_every_instance() {
+    let redis = redis_or_skip!(false);
+    let a = Instance::streams(&redis, &setup("xy:", "xy-a")).await;
+    let b = Instance::streams(&redis, &setup("xy:", "xy-b")).await;
+    let x = publish_on(a.addr, "x", "x1").await;
+    let y = publish_on(b.addr, "y", "y1").await;
+    assert_ne!(epoch_of(&x), epoch_of(&y), "each stream has its own epoch");
+    for addr in [a.addr, b.addr] {
+        for (name, cursor, own) in [("y", &x, &y), ("x", &y, &x)] {
+            let reply = poll_on(addr, name, &format!("timeout=0&cursor={cursor}")).await;
+            let restart = assert_gone(&reply, "epoch");
+            assert_eq!(epoch_of(&restart), epoch_of(own), "{name} on {addr}");
+            // The stream's own cursor is served.
+            let reply = poll_on(addr, name, &format!("timeout=0&cursor={own}")).await;
+            assert_eq!(reply.status, 204, "{reply:?}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_streams_expire_in_redis_for_every_instance_but_not_while_read() {
+    let redis = redis_or_skip!(false);
+    let short = |name: &str| Setup {
+        idle: Some(Duration::from_secs(1)),
+        ..setup("idle:", name)
+    };
+    let a = Instance::streams(&redis, &short("idle-a")).await;
+    let b = Instance::streams(&redis, &short("idle-b")).await;
+
+    // Used on A, read on B, then nobody: Redis deletes it after `idle`.
+    let gone = publish_on(a.addr, "quiet", "1").await;
+    let reply = poll_on(b.addr, "quiet", "timeout=0&from=oldest").await;
+    assert_eq!(reply.data(), ["1"]);
+    assert!(redis.exists("idle:quiet:meta").await);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while redis.exists("idle:quiet:meta").await || redis.exists("idle:quiet").await {
+        assert!(Instant::now() < deadline, "the idle stream was not deleted");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Its cursors are refused everywhere (the name is a new stream now).
+    for addr in [b.addr, a.addr] {
+        let reply = poll_on(addr, "quiet", &format!("timeout=0&cursor={gone}")).await;
+        assert_gone(&reply, "epoch");
+    }
+
+    // A long-poll parked on B keeps the stream alive well past `idle`,
+    // though nothing is published and nobody else asks.
+    let kept = publish_on(a.addr, "read", "1").await;
+    let parked = {
+        let (addr, kept) = (b.addr, kept.clone());
+        tokio::spawn(
+            async move { poll_on(addr, "read", &format!("timeout=20&cursor={kept}")).await },
+        )
+    };
+    until_present(b.addr, "read", 0, 1).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(redis.exists("idle:read:meta").await, "deleted while read");
+    let next = publish_on(a.addr, "read", "2").await;
+    let reply = parked.await.unwrap();
+    assert_eq!(reply.events(), [(next, "2".to_owned())]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ttl_expiry_and_delete_reach_the_readers_of_every_instance() {
+    let redis = redis_or_skip!(false);
+    let a = Instance::streams(&redis, &setup("ttl:", "ttl-a")).await;
+    let b = Instance::streams(&redis, &setup("ttl:", "ttl-b")).await;
+
+    // A TTL counts with readers too: unused for it, the stream goes, and a
+    // long-poll parked on B is told (not left waiting on a stream that no
+    // longer exists).
+    for (name, query) in [("ttl", "ttl=1000"), ("at", "expires_in=1500")] {
+        let reply = http(a.addr, "POST", &format!("/s/{name}/create?{query}"), b"")
+            .await
+            .unwrap();
+        assert_eq!(reply.status, 200, "{reply:?}");
+        let head = reply.json()["head"].as_str().unwrap().to_owned();
+        // Created once, for every instance.
+        let again = http(b.addr, "POST", &format!("/s/{name}/create"), b"")
+            .await
+            .unwrap();
+        assert_eq!(again.status, 409, "{again:?}");
+        let reply = poll_on(b.addr, name, &format!("timeout=20&cursor={head}")).await;
+        assert_gone(&reply, "deleted");
+        assert!(!redis.exists(&format!("ttl:{name}:meta")).await);
+    }
+
+    // Deleted on A: B's parked long-poll and open stream are told at once.
+    let first = publish_on(a.addr, "doomed", "1").await;
+    let parked = {
+        let (addr, first) = (b.addr, first.clone());
+        tokio::spawn(
+            async move { poll_on(addr, "doomed", &format!("timeout=20&cursor={first}")).await },
+        )
+    };
+    let (mut ndjson, mut buf) = ndjson_on(b.addr, "doomed", &first).await;
+    until_present(b.addr, "doomed", 1, 1).await;
+    let reply = http(a.addr, "POST", "/s/doomed/delete", b"").await.unwrap();
+    assert_eq!(reply.json()["existed"], true, "{reply:?}");
+    assert_gone(&parked.await.unwrap(), "deleted");
+    let line = read_until(&mut ndjson, &mut buf, "\"gone\"").await;
+    assert!(line.contains("\"deleted\""), "{line}");
+    // The name is free: a new stream, whose cursors are not the old ones'.
+    let reply = poll_on(b.addr, "doomed", &format!("timeout=0&cursor={first}")).await;
+    assert_gone(&reply, "epoch");
+    let renewed = publish_on(a.addr, "doomed", "again").await;
+    assert_ne!(epoch_of(&renewed), epoch_of(&first));
+}
+
+impl RedisServer {
+    /// The keys of the next `XREAD` the connection named `name` sends, as
+    /// `MONITOR` shows it.
+    async fn next_xread_keys(&self, name: &str) -> Vec<String> {
+        let needle = format!(" name={name} ");
+        let addr = self
+            .clients_named(name.split(':').next().unwrap())
+            .await
+            .into_iter()
+            .find(|l| l.contains(&needle))
+            .and_then(|l| {
+                l.split(' ')
+                    .find_map(|f| f.strip_prefix("addr=").map(str::to_owned))
+            })
+            .unwrap_or_else(|| panic!("no connection named {name}"));
+        let mut monitor = TcpStream::connect(("127.0.0.1", self.port)).await.unwrap();
+        monitor.write_all(b"MONITOR\r\n").await.unwrap();
+        let mut buf = Vec::new();
+        let from = format!(" {addr}] \"XREAD\" ");
+        let deadline = Instant::now() + IO_GUARD;
+        loop {
+            let text = String::from_utf8_lossy(&buf).into_owned();
+            if let Some(line) = text.lines().find(|l| l.contains(&from)) {
+                let args: Vec<&str> = line
+                    .split(&from)
+                    .nth(1)
+                    .unwrap()
+                    .split(' ')
+                    .map(|a| a.trim_matches('"'))
+                    .collect();
+                let at = args.iter().position(|a| *a == "STREAMS").unwrap();
+                let rest = &args[at + 1..];
+                return rest[..rest.len() / 2]
+                    .iter()
+                    .map(|k| (*k).to_owned())
+                    .collect();
+            }
+            let mut chunk = [0u8; 8192];
+            let n = tokio::time::timeout_at(deadline, monitor.read(&mut chunk))
+                .await
+                .expect("no XREAD seen")
+                .unwrap();
+            assert!(n > 0, "MONITOR closed");
+            buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_reads_only_the_streams_in_use_there_and_resumes_the_others_exactly() {
+    const STREAMS: usize = 50;
+    let redis = redis_or_skip!(false);
+    let a = Instance::streams(&redis, &setup("use:", "use-a")).await;
+    let b = Instance::streams(&redis, &setup("use:", "use-b")).await;
+    let mut first = Vec::new();
+    for i in 0..STREAMS {
+        let name = format!("s{i}");
+        first.push(publish_on(a.addr, &name, "1").await);
+        let reply = poll_on(b.addr, &name, "timeout=0&from=oldest").await;
+        assert_eq!(reply.data(), ["1"]);
+    }
+    // Long-polls wait on five streams of B; nobody uses the others there.
+    let parked: Vec<_> = (0..5)
+        .map(|i| {
+            let (addr, cursor) = (b.addr, first[i].clone());
+            tokio::spawn(async move {
+                poll_on(
+                    addr,
+                    &format!("s{i}"),
+                    &format!("timeout=12&cursor={cursor}"),
+                )
+                .await
+            })
+        })
+        .collect();
+    // After the linger time B's reader reads those five only, though it
+    // still holds all fifty.
+    let waited: HashSet<String> = (0..5).map(|i| format!("use:s{i}")).collect();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let keys: HashSet<String> = redis
+            .next_xread_keys("use-b:reader")
+            .await
+            .into_iter()
+            .collect();
+        if keys == waited {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "B still reads {} streams",
+            keys.len()
+        );
+    }
+    assert_eq!(get(b.addr, "/stats").await.json()["streams"], STREAMS);
+    // The parked ones get what is published.
+    let id = publish_on(a.addr, "s0", "2").await;
+    let mut parked = parked.into_iter();
+    let reply = parked.next().unwrap().await.unwrap();
+    assert_eq!(reply.events(), [(id, "2".to_owned())]);
+    parked.for_each(|poll| poll.abort());
+
+    // A stream B stopped reading: what was published meanwhile is there
+    // when it is asked for again, exactly.
+    let id = publish_on(a.addr, "s10", "2").await;
+    let reply = poll_on(b.addr, "s10", &format!("timeout=5&cursor={}", first[10])).await;
+    assert_eq!(reply.events(), [(id, "2".to_owned())]);
+    // One closed meanwhile: B refuses to publish, and its readers learn the
+    // end.
+    let end = close_on(a.addr, "s12", "bye").await.json()["end"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let reply = http(b.addr, "POST", "/s/s12/publish", b"late")
+        .await
+        .unwrap();
+    assert_eq!(reply.status, 409, "{reply:?}");
+    let (data, last) = read_to_end(b.addr, "s12", &first[12]).await;
+    assert_eq!((data, last), (vec!["bye".to_owned()], end));
+    // And one trimmed past its capacity meanwhile: 410 evicted, never a gap.
+    for n in 0..100 {
+        publish_on(a.addr, "s11", &n.to_string()).await;
+    }
+    let reply = poll_on(b.addr, "s11", &format!("timeout=5&cursor={}", first[11])).await;
+    let restart = assert_gone(&reply, "evicted");
+    let reply = poll_on(b.addr, "s11", &format!("timeout=5&cursor={restart}")).await;
+    let data = reply.data();
+    assert_eq!(data.len(), 64, "{data:?}");
+    assert_eq!(data.last().map(String::as_str), Some("99"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_log_closed_by_one_instance_is_closed_for_the_other() {
+    let redis = redis_or_skip!(false);
+    let a = connect_log(&redis.url(), "t:close", 64).await;
+    let b = connect_log(&redis.url(), "t:close", 64).await;
+    let first = a.publish(Arc::from("1")).await.unwrap();
+    let waiting = {
+        let b = b.clone();
+        tokio::spawn(async move { b.wait(first).await })
+    };
+    let end = a.close(Some(Arc::from("end"))).await.unwrap();
+    let batch = tokio::time::timeout(IO_GUARD, waiting)
+        .await
+        .expect("B never saw the close")
+        .unwrap()
+        .unwrap();
+    assert_eq!(batch.events.len(), 1);
+    assert_eq!((batch.cursor, batch.closed), (end, true));
+    assert!(b.is_closed());
+    match b.publish(Arc::from("late")).await {
+        Err(axum_longpoll::event_log::PublishError::Closed { end: at, .. }) => assert_eq!(at, end),
+        other => panic!("{other:?}"),
+    }
+    // Closing again answers the end; with an event it is refused.
+    assert_eq!(b.close(None).await.unwrap(), end);
+    assert!(b.close(Some(Arc::from("more"))).await.is_err());
+    // A third instance loads it closed.
+    let c = connect_log(&redis.url(), "t:close", 64).await;
+    assert!(c.is_closed());
+    assert_eq!(c.head(), end);
+}
+
+// ---------------------------------------------------------------------------
+// What the Durable Streams protocol needs of a Redis collection: sequence
+// tokens, attributes, `find` and `peek`, a lookup that is up to date. Two
+// collections on one Redis prefix are two instances (each its own hub).
+// ---------------------------------------------------------------------------
+
+/// Two collections ("instances" A and B) on one prefix.
+async fn two_collections(
+    redis: &RedisServer,
+    prefix: &str,
+) -> (streams_app::RedisStreams, streams_app::RedisStreams) {
+    let a = streams_app::connect(&redis.url(), &setup(prefix, &format!("{prefix}a"))).await;
+    let b = streams_app::connect(&redis.url(), &setup(prefix, &format!("{prefix}b"))).await;
+    (a, b)
+}
+
+fn text(s: &str) -> Arc<str> {
+    Arc::from(s)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sequence_token_is_checked_in_redis_across_instances_and_with_the_close() {
+    use axum_longpoll::event_log::{Append, PublishError};
+    let redis = redis_or_skip!(false);
+    let (a, b) = two_collections(&redis, "seq:").await;
+    let on_a = a.get_or_create("s").await.unwrap();
+    let on_b = b.get_or_create("s").await.unwrap();
+
+    on_a.append(Append::event(text("1")).seq("0001"))
+        .await
+        .unwrap();
+    // The same token on the other instance: refused, naming the last one.
+    match on_b.append(Append::event(text("dup")).seq("0001")).await {
+        Err(PublishError::OutOfOrder { seq, last }) => {
+            assert_eq!((seq.as_str(), last.as_str()), ("0001", "0001"));
+        }
+        other => panic!("expected OutOfOrder, got {other:?}"),
+    }
+    on_b.append(Append::event(text("2")).seq("0002"))
+        .await
+        .unwrap();
+    // Byte-wise, not the server's locale: "0010" > "0002", "B" < "a".
+    on_a.append(Append::event(text("3")).seq("0010"))
+        .await
+        .unwrap();
+    assert!(matches!(
+        on_b.append(Append::event(text("x")).seq("0009")).await,
+        Err(PublishError::OutOfOrder { .. })
+    ));
+    on_b.append(Append::event(text("4")).seq("a"))
+        .await
+        .unwrap();
+    let refused = on_a.append(Append::event(text("x")).seq("B")).await;
+    assert!(
+        matches!(&refused, Err(PublishError::OutOfOrder { last, .. }) if last == "a"),
+        "{refused:?}"
+    );
+    // Without a token an append is not checked, and does not move it.
+    on_a.publish(text("5")).await.unwrap();
+    assert!(on_b
+        .append(Append::event(text("x")).seq("a"))
+        .await
+        .is_err());
+
+    // Concurrent appends with one token, from both instances: exactly one
+    // is accepted.
+    let mut tasks = Vec::new();
+    for i in 0..6 {
+        let log = if i % 2 == 0 {
+            on_a.clone()
+        } else {
+            on_b.clone()
+        };
+        tasks.push(tokio::spawn(async move {
+            log.append(Append::event(Arc::from(format!("race{i}"))).seq("b"))
+                .await
+        }));
+    }
+    let mut accepted = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(_) => accepted += 1,
+            Err(PublishError::OutOfOrder { .. }) => {}
+            Err(err) => panic!("{err}"),
+        }
+    }
+    assert_eq!(accepted, 1, "one append per token");
+
+    // A refused token closes nothing; an accepted one closes with its event.
+    assert!(on_a
+        .append(Append::event(text("end")).seq("b").and_close())
+        .await
+        .is_err());
+    assert!(!on_a.is_closed());
+    let end = on_b
+        .append(Append::event(text("end")).seq("c").and_close())
+        .await
+        .unwrap();
+    // Closed: refused as closed (before the token is looked at), everywhere.
+    for log in [&on_a, &on_b] {
+        let refused = log.append(Append::event(text("late")).seq("d")).await;
+        assert!(
+            matches!(refused, Err(PublishError::Closed { end: e, .. }) if e == end),
+            "{refused:?}"
+        );
+    }
+    let read = a.find("s").await.unwrap().unwrap();
+    let batch = read.read(read.oldest()).unwrap();
+    let data: Vec<&str> = batch.events.iter().map(|e| &*e.data).collect();
+    assert_eq!(data.len(), 7, "{data:?}");
+    assert_eq!(&data[..5], ["1", "2", "3", "4", "5"]);
+    assert_eq!(data[6], "end");
+    assert!(batch.closed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attributes_are_kept_in_redis_and_read_by_every_instance() {
+    use axum_longpoll::event_log::{StreamOptions, StreamsError};
+    let redis = redis_or_skip!(false);
+    let (a, b) = two_collections(&redis, "attr:").await;
+    let options = StreamOptions::new()
+        .attribute("content-type", "text/plain; charset=utf-8")
+        .attribute("ttl", "3600")
+        .attribute("ttl", "60");
+    let created = a.create("doc", options).await.unwrap();
+    assert_eq!(
+        created.attribute("content-type"),
+        Some("text/plain; charset=utf-8")
+    );
+    assert_eq!(created.attribute("ttl"), Some("60"), "set again: replaced");
+    assert_eq!(created.attribute("missing"), None);
+
+    // B never saw it: `get` does not know it, `find` loads it with them.
+    assert!(b.get("doc").is_none());
+    let found = b.find("doc").await.unwrap().expect("created on A");
+    assert_eq!(
+        found.attribute("content-type"),
+        Some("text/plain; charset=utf-8")
+    );
+    assert_eq!(found.attribute("ttl"), Some("60"));
+    assert_eq!(found.epoch(), created.epoch(), "one stream");
+    // Created once, whichever instance asks again.
+    for c in [&a, &b] {
+        let err = c.create("doc", StreamOptions::new()).await.unwrap_err();
+        assert!(matches!(err, StreamsError::Exists { .. }), "{err:?}");
+    }
+    // A stream created by `get_or_create` has none.
+    let plain = b.get_or_create("plain").await.unwrap();
+    assert_eq!(plain.attribute("content-type"), None);
+    assert_eq!(
+        a.find("plain")
+            .await
+            .unwrap()
+            .unwrap()
+            .attribute("content-type"),
+        None
+    );
+
+    // Deleted on A and created again with other attributes: B sees the new
+    // stream's, never the old one's.
+    assert!(a.delete("doc").await.unwrap());
+    let renewed = a
+        .create(
+            "doc",
+            StreamOptions::new().attribute("content-type", "application/json"),
+        )
+        .await
+        .unwrap();
+    let found = b.find("doc").await.unwrap().unwrap();
+    assert_eq!(found.epoch(), renewed.epoch());
+    assert_eq!(found.attribute("content-type"), Some("application/json"));
+    assert_eq!(found.attribute("ttl"), None);
+    // In the meta hash, for any other reader of Redis.
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let ct: String = redis::cmd("HGET")
+        .arg("attr:doc:meta")
+        .arg("a:content-type")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(ct, "application/json");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn find_creates_nothing_and_a_lookup_on_b_sees_what_a_published_just_before() {
+    let redis = redis_or_skip!(false);
+    let (a, b) = two_collections(&redis, "find:").await;
+    assert!(b.find("nobody").await.unwrap().is_none());
+    assert!(!redis.exists("find:nobody:meta").await, "find created it");
+    assert!(b.find("bad name").await.is_err(), "names are checked");
+
+    let on_a = a.get_or_create("s").await.unwrap();
+    on_a.publish(text("0")).await.unwrap();
+    let on_b = b.find("s").await.unwrap().unwrap();
+    assert_eq!(on_b.head(), on_a.head());
+    // Mirrored on B and read there (B's reader names it), then idle on B
+    // long enough that B's reader stops reading it (ten times `block`): in
+    // both cases a lookup on B right after a publish on A has the event.
+    for pause in [Duration::ZERO, BLOCK * 12] {
+        tokio::time::sleep(pause).await;
+        for i in 0..20 {
+            let cursor = on_a.publish(Arc::from(format!("{i}"))).await.unwrap();
+            let looked = if i % 2 == 0 {
+                b.find("s").await.unwrap().unwrap()
+            } else {
+                b.get_or_create("s").await.unwrap()
+            };
+            assert_eq!(
+                looked.head(),
+                cursor,
+                "after a pause of {pause:?}, event {i}"
+            );
+            let batch = looked.read(looked.oldest()).unwrap();
+            assert_eq!(batch.events.last().unwrap().cursor, cursor);
+        }
+    }
 }

@@ -149,8 +149,11 @@ async fn deleting_a_stream_tells_its_readers_and_refuses_its_old_cursors() {
     assert_eq!(stream.read_head().await.status, 200);
     wait_for(|| log.figures().waiters == 1 && log.figures().readers == 1).await;
 
-    assert!(rooms.delete("doomed"));
-    assert!(!rooms.delete("doomed"), "deleting again: it is gone");
+    assert!(rooms.delete("doomed").await.unwrap());
+    assert!(
+        !rooms.delete("doomed").await.unwrap(),
+        "deleting again: it is gone"
+    );
     // The parked poll: 410 `deleted`, at once.
     let res = poll.read_response().await;
     assert_eq!(res.status(), 410, "{}", res.text());
@@ -228,7 +231,7 @@ async fn the_cap_answers_503_and_names_refuses_bad_ones() {
     assert_eq!(res.headers()["retry-after"], "3");
     // Existing names are still served; a deleted one frees a place.
     assert!(rooms.get_or_create("a").await.is_ok());
-    rooms.delete("b");
+    rooms.delete("b").await.unwrap();
     assert!(rooms.get_or_create("c").await.is_ok());
 
     assert!(matches!(
@@ -241,7 +244,7 @@ async fn the_cap_answers_503_and_names_refuses_bad_ones() {
         assert!(err.to_string().contains("`name`"), "{err}");
     }
     assert!(rooms.get_or_create(&"x".repeat(128)).await.is_err(), "full");
-    rooms.delete("c");
+    rooms.delete("c").await.unwrap();
     assert!(rooms.get_or_create(&"x".repeat(128)).await.is_ok());
     assert!(rooms.get_or_create("A-z.0_9~").await.is_err(), "full again");
 }

@@ -127,7 +127,8 @@ impl World {
             }
             Op::Delete(n) => {
                 let name = NAMES[n];
-                assert_eq!(self.rooms.delete(name), self.lives.remove(name).is_some());
+                let deleted = self.rooms.delete(name).await.unwrap();
+                assert_eq!(deleted, self.lives.remove(name).is_some());
             }
             Op::Read(n, which) => {
                 let name = NAMES[n];

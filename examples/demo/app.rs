@@ -13,9 +13,9 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Extension, Json, Router};
 use axum_longpoll::disconnect::InFlight;
-use axum_longpoll::durable::{DurableConfig, DurableStreams};
+use axum_longpoll::durable::{Chunk, DurableConfig, DurableStreams};
 use axum_longpoll::event_log::{
-    Backend, EventLog, Memory, PublishError, Resume, Streams, LAST_EVENT_ID,
+    Backend, EventLog, Memory, PublishError, Redis, Resume, Streams, StreamsBuilder, LAST_EVENT_ID,
 };
 use axum_longpoll::long_poll::CURSOR;
 use axum_longpoll::ws::{CloseReason, LiveSocket, WsConfig};
@@ -148,7 +148,8 @@ async fn named_close<S: Named>(NamedLog(log): NamedLog<S>, req: Request) -> Resp
 }
 
 /// `DELETE /streams/{name}`: `204`; the stream's old cursors are refused
-/// afterwards (`410`), whether or not it lived.
+/// afterwards (`410`), whether or not it lived; on Redis `503` +
+/// `Retry-After` while Redis is unreachable.
 async fn named_delete<B: Named, S: Named>(
     State(app): State<App<B, S>>,
     Path(name): Path<String>,
@@ -156,8 +157,10 @@ async fn named_delete<B: Named, S: Named>(
     if let Err(err) = axum_longpoll::event_log::check_name(&name) {
         return err.into_response();
     }
-    app.streams.delete(&name);
-    StatusCode::NO_CONTENT.into_response()
+    match app.streams.delete(&name).await {
+        Ok(_) => StatusCode::NO_CONTENT.into_response(),
+        Err(err) => err.into_response(),
+    }
 }
 
 // The four modes, the same shape: the client's position in the log, served
@@ -277,42 +280,60 @@ async fn stats<B: Named, S: Named>(State(app): State<App<B, S>>) -> Response {
     Json(body).into_response()
 }
 
-/// The process's Prometheus recorder: every `metrics` call of the crate
-/// (feature `metrics`) lands here. Installed on first use; one per process
-/// (a second demo in the same process shares it).
-fn prometheus() -> &'static Result<PrometheusHandle, String> {
-    static HANDLE: OnceLock<Result<PrometheusHandle, String>> = OnceLock::new();
-    HANDLE.get_or_init(|| {
-        const SECONDS: &[f64] = &[
-            0.000_1, 0.000_5, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 15.0, 30.0, 60.0,
-            120.0, 300.0,
-        ];
-        const EVENTS: &[f64] = &[0.0, 1.0, 2.0, 5.0, 10.0, 50.0, 100.0, 500.0, 1000.0];
-        PrometheusBuilder::new()
-            .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), SECONDS)
-            .and_then(|b| b.set_buckets_for_metric(Matcher::Suffix("_per_answer".into()), EVENTS))
-            .and_then(PrometheusBuilder::install_recorder)
-            .map_err(|err| format!("no metrics: {err}"))
-    })
+/// The process's Prometheus recorder, once [`install_metrics`] ran.
+static PROMETHEUS: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the Prometheus recorder for the process (every `metrics` call
+/// of the crate, feature `metrics`, lands in it; `GET /metrics` renders
+/// it) and a task that drains its histograms every 5 s (else their samples
+/// pile up between scrapes). Call it inside the runtime, before the router
+/// is made: the layer describes the metrics to the recorder. A second call
+/// does nothing.
+pub(crate) fn install_metrics() -> Result<(), String> {
+    if PROMETHEUS.get().is_some() {
+        return Ok(());
+    }
+    const SECONDS: &[f64] = &[
+        0.000_1, 0.000_5, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 15.0, 30.0, 60.0, 120.0,
+        300.0,
+    ];
+    const EVENTS: &[f64] = &[0.0, 1.0, 2.0, 5.0, 10.0, 50.0, 100.0, 500.0, 1000.0];
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), SECONDS)
+        .and_then(|b| b.set_buckets_for_metric(Matcher::Suffix("_per_answer".into()), EVENTS))
+        .and_then(PrometheusBuilder::install_recorder)
+        .map_err(|err| format!("cannot install the Prometheus recorder: {err}"))?;
+    let upkeep = handle.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            every.tick().await;
+            upkeep.run_upkeep();
+        }
+    });
+    let _ = PROMETHEUS.set(handle);
+    Ok(())
 }
 
 /// `GET /metrics`: the crate's counters, gauges and histograms in the
 /// Prometheus text format (the same figures as `/stats`, by mode and
 /// outcome).
 async fn metrics() -> Response {
-    match prometheus() {
-        Ok(handle) => {
-            handle.run_upkeep();
-            (
-                [(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("text/plain; version=0.0.4"),
-                )],
-                handle.render(),
-            )
-                .into_response()
-        }
-        Err(err) => (StatusCode::INTERNAL_SERVER_ERROR, err.clone()).into_response(),
+    match PROMETHEUS.get() {
+        Some(handle) => (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4"),
+            )],
+            handle.render(),
+        )
+            .into_response(),
+        None => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no metrics: the Prometheus recorder is not installed in this process \
+             (`main.rs` installs it)",
+        )
+            .into_response(),
     }
 }
 
@@ -325,7 +346,7 @@ impl Named for Memory {
     const NAME: &'static str = "memory";
 }
 
-impl Named for axum_longpoll::event_log::Redis {
+impl Named for Redis {
     const NAME: &'static str = "redis";
 }
 
@@ -358,17 +379,97 @@ pub(crate) fn router_with_in_flight<B: Named, S: Named>(
 #[allow(dead_code)] // for the tests
 pub(crate) type DurableHandle = DurableStreams;
 
-/// Durable Streams in memory with the demo's defaults (`MAX_STREAMS`
-/// streams, never idle-evicted: durable streams go by `DELETE`, a TTL or
-/// an expiry), long-polls of `long_poll` (`DS_LONG_POLL`).
-pub(crate) fn memory_durable(long_poll: Duration) -> DurableStreams {
-    let streams = EventLog::builder()
+/// The demo's named streams (`/streams/{name}/…`): `RETAIN` events each,
+/// at most `MAX_STREAMS`, evicted after `STREAM_IDLE` (`None`: never). On
+/// Redis every instance on the same prefix shares them, and the idle time
+/// counts in Redis.
+pub(crate) fn streams_builder(
+    retain: usize,
+    max_streams: usize,
+    idle: Option<Duration>,
+) -> StreamsBuilder {
+    EventLog::builder()
+        .capacity(retain)
+        .streams()
+        .max_streams(max_streams)
+        .idle(idle)
+}
+
+/// The demo's Durable Streams collection: a million appends kept per
+/// stream, at most a thousand per read, never idle-evicted (durable
+/// streams go by `DELETE`, a TTL or an expiry), at most 10,000 (on Redis:
+/// mirrored on one instance).
+pub(crate) fn durable_builder() -> StreamsBuilder {
+    EventLog::builder()
         .capacity(1_000_000)
         .max_batch(1_000)
         .streams()
+        .max_streams(10_000)
         .idle(None)
-        .build();
+}
+
+/// The protocol's server over `streams`, long-polls of `long_poll`
+/// (`DS_LONG_POLL`).
+pub(crate) fn durable<D: Backend>(
+    streams: Streams<Chunk, D>,
+    long_poll: Duration,
+) -> DurableStreams<D> {
     DurableStreams::with_config(streams, DurableConfig::new().long_poll(long_poll))
+}
+
+/// Durable Streams in memory with the demo's defaults (10,000 streams),
+/// long-polls of `long_poll` (`DS_LONG_POLL`).
+pub(crate) fn memory_durable(long_poll: Duration) -> DurableStreams {
+    durable(durable_builder().build(), long_poll)
+}
+
+/// Where the demo keeps what it keeps in Redis (`REDIS_URL`), all under
+/// `REDIS_KEY` (default `axum-longpoll:demo`): the root log at the key,
+/// the named streams at `<key>:streams:<name>`, the Durable Streams at
+/// `<key>:ds:<name>` (each with its `:meta` hash).
+#[derive(Clone, Debug)]
+pub(crate) struct RedisPlace {
+    pub(crate) client: axum_longpoll::redis::Client,
+    pub(crate) key: String,
+}
+
+/// What `main.rs` serves: the root log, the named streams and the Durable
+/// Streams, each in memory or on Redis.
+pub(crate) struct Parts<B: Named, S: Named, D: Named> {
+    pub(crate) log: EventLog<Arc<str>, B>,
+    pub(crate) streams: Streams<Arc<str>, S>,
+    pub(crate) durable: DurableStreams<D>,
+}
+
+/// The demo's three parts on Redis: every instance given the same
+/// `REDIS_URL`, `REDIS_KEY` and `RETAIN` serves the same root log, the
+/// same named streams and the same Durable Streams. Three hubs of two
+/// connections each.
+pub(crate) async fn redis_parts(
+    place: &RedisPlace,
+    retain: usize,
+    max_streams: usize,
+    idle: Option<Duration>,
+    long_poll: Duration,
+) -> Result<Parts<Redis, Redis, Redis>, axum_longpoll::redis::RedisError> {
+    let log = EventLog::builder()
+        .capacity(retain)
+        .redis(place.client.clone(), place.key.as_str())
+        .connect()
+        .await?;
+    let streams = streams_builder(retain, max_streams, idle)
+        .redis(place.client.clone(), format!("{}:streams:", place.key))
+        .connect()
+        .await?;
+    let ds = durable_builder()
+        .redis(place.client.clone(), format!("{}:ds:", place.key))
+        .connect()
+        .await?;
+    Ok(Parts {
+        log,
+        streams,
+        durable: durable(ds, long_poll),
+    })
 }
 
 /// The demo as `main.rs` serves it, with its layer applied (for
@@ -423,9 +524,6 @@ fn routes<B: Named, S: Named>(
     streams: Streams<Arc<str>, S>,
     shutdown: CancellationToken,
 ) -> (Router, DisconnectLayer) {
-    // Installed before the first request, so that every figure of `/stats`
-    // is in `/metrics` too.
-    let _ = prometheus();
     let layer = DisconnectLayer::new()
         .shutdown(shutdown)
         .config(WsConfig::new().max_message_size(MAX_MESSAGE));

@@ -106,23 +106,35 @@
 //!     `"closed":true` (and `Stream-Closed: true`), NDJSON and SSE send a
 //!     `closed` frame and end (a request at the end gets `204`, which
 //!     stops `EventSource`), a WebSocket gets the frame and close `1000`.
+//! - Durable Streams (the open protocol, see the crate's `durable` module)
+//!   under `/v1/stream/{name}`: `PUT` creates, `POST` appends (and closes
+//!   with `Stream-Closed: true`), `GET ?offset=…[&live=long-poll|sse]`
+//!   reads, `HEAD`, `DELETE`; CORS open to any origin. The official
+//!   conformance suite runs against these routes (`tests/durable.rs`).
+//! - `GET /metrics` → the same figures as `/stats` (and histograms) in the
+//!   Prometheus text format.
 //! - `GET /` → the demo page.
 //!
 //! Environment: `ADDR` (default `127.0.0.1:3000`), `RETAIN` (events kept,
-//! default 1024), `ORIGINS`: the origins whose pages may call the API
-//! (CORS with credentials, as the crate docs recommend): `loopback` (the
-//! default: `http(s)://localhost`, `127.0.0.1` or `[::1]` on any port) or a
-//! comma-separated list such as `https://app.example,http://localhost:8000`;
-//! `REDIS_URL` (e.g. `redis://127.0.0.1:6379`: keep the log in a Redis
-//! stream instead of this process; instances sharing a key must agree on
-//! `RETAIN`), `REDIS_KEY` (the stream's key, default `axum-longpoll:demo`),
-//! `MAX_STREAMS` (named streams at once, default 10000), `STREAM_IDLE`
-//! (seconds without a reader or a publish before a named stream is
-//! evicted, default 300; `0`: never), `DS_LONG_POLL` (seconds a Durable
-//! Streams long-poll waits, default 30), `LONG_POLL_MAX` (the longest wait
-//! a `/poll` client may ask for, in seconds, default 120: keep it and
-//! `DS_LONG_POLL` below the read timeout of a proxy in front),
-//! `TRUSTED_PROXIES` (below).
+//! default 1024, by the root log and by each named stream), `ORIGINS`: the
+//! origins whose pages may call the API (CORS with credentials, as the
+//! crate docs recommend): `loopback` (the default: `http(s)://localhost`,
+//! `127.0.0.1` or `[::1]` on any port) or a comma-separated list such as
+//! `https://app.example,http://localhost:8000`; `MAX_STREAMS` (named
+//! streams at once, default 10000; on Redis: mirrored on this instance),
+//! `STREAM_IDLE` (seconds without a reader or a publish before a named
+//! stream is evicted, default 300; `0`: never; on Redis counted across
+//! the instances), `DS_LONG_POLL` (seconds a Durable Streams
+//! `live=long-poll` waits, default 30, e.g. `0.5`), `LONG_POLL_MAX` (the
+//! longest wait a `/poll` client may ask for, in seconds, default 120:
+//! keep it and `DS_LONG_POLL` below the read timeout of a proxy in front),
+//! `REDIS_URL` (e.g. `redis://127.0.0.1:6379`: keep the root log, the named
+//! streams and the Durable Streams in Redis instead of this process,
+//! shared by every instance with the same URL and key), `REDIS_KEY`
+//! (default `axum-longpoll:demo`: the root log's stream; the named streams
+//! are at `<key>:streams:<name>` and the Durable Streams at
+//! `<key>:ds:<name>`; instances sharing a key must agree on `RETAIN` and
+//! `STREAM_IDLE`), `TRUSTED_PROXIES` (below).
 //!
 //! Behind a reverse proxy (nginx, a load balancer, a CDN):
 //! `docs/nginx.md` has a tested nginx recipe, the timeouts to choose and a
@@ -246,45 +258,43 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         )
         .into());
     }
-    let durable = app::memory_durable(Duration::from_secs_f64(ds_long_poll));
-    let streams = EventLog::builder()
-        .capacity(retain)
-        .streams()
-        .max_streams(max_streams)
-        .idle((idle > 0).then(|| Duration::from_secs(idle)))
-        .build();
+    let long_poll = Duration::from_secs_f64(ds_long_poll);
+    let idle = (idle > 0).then(|| Duration::from_secs(idle));
+
+    // Before the routers: every figure of `/stats` goes to `/metrics` too.
+    app::install_metrics()?;
 
     // Cancelled by Ctrl-C or SIGTERM: the signal for `serve`, which then
     // cancels the layer's own shutdown token (phase (a)).
     let signal = CancellationToken::new();
     tokio::spawn(cancel_on_signal(signal.clone()));
 
-    let builder = EventLog::builder().capacity(retain);
     match std::env::var("REDIS_URL") {
         Err(_) => {
-            serve(
-                addr,
-                builder.build(),
-                streams,
-                durable,
-                retain,
-                &http,
-                signal,
-            )
-            .await
+            let parts = app::Parts {
+                log: EventLog::builder().capacity(retain).build(),
+                streams: app::streams_builder(retain, max_streams, idle).build(),
+                durable: app::memory_durable(long_poll),
+            };
+            serve(addr, parts, retain, &http, signal).await
         }
         #[cfg(feature = "redis")]
         Ok(url) => {
             let key = std::env::var("REDIS_KEY").unwrap_or_else(|_| "axum-longpoll:demo".into());
             let client = axum_longpoll::redis::Client::open(url.as_str())
                 .map_err(|e| format!("invalid REDIS_URL={url:?}: {e}"))?;
-            let log = builder
-                .redis(client, key.as_str())
-                .connect()
+            let place = app::RedisPlace {
+                client,
+                key: key.clone(),
+            };
+            let parts = app::redis_parts(&place, retain, max_streams, idle, long_poll)
                 .await
                 .map_err(|e| format!("cannot use Redis at {url} (key {key:?}): {e}"))?;
-            eprintln!("log on Redis {url}, stream key {key:?}");
-            serve(addr, log, streams, durable, retain, &http, signal).await
+            eprintln!(
+                "on Redis {url}: the log at {key:?}, named streams at \"{key}:streams:<name>\", \
+                 Durable Streams at \"{key}:ds:<name>\""
+            );
+            serve(addr, parts, retain, &http, signal).await
         }
         #[cfg(not(feature = "redis"))]
         Ok(_) => Err("REDIS_URL is set but the demo was built without Redis: \
@@ -301,11 +311,9 @@ struct Http {
     long_poll_max: Duration,
 }
 
-async fn serve<B: app::Named, S: app::Named>(
+async fn serve<B: app::Named, S: app::Named, D: app::Named>(
     addr: SocketAddr,
-    log: EventLog<std::sync::Arc<str>, B>,
-    streams: axum_longpoll::Streams<std::sync::Arc<str>, S>,
-    durable: axum_longpoll::durable::DurableStreams,
+    parts: app::Parts<B, S, D>,
     retain: usize,
     http: &Http,
     signal: CancellationToken,
@@ -323,9 +331,9 @@ async fn serve<B: app::Named, S: app::Named>(
     // ends the shutdown within 25 s. `with_connect_info`: the WebSocket
     // origin check needs the peer's address for TRUSTED_PROXIES.
     let (router, layer) = app::durable_routes(
-        log,
-        streams,
-        durable,
+        parts.log,
+        parts.streams,
+        parts.durable,
         &http.origins,
         &http.proxies,
         CancellationToken::new(),

@@ -79,9 +79,20 @@ fn is_true(headers: &HeaderMap, name: &http::HeaderName) -> bool {
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
 }
 
+/// The most of a refused (too large) body that is read and dropped before
+/// the `413`, and for how long at most. A client that sends its body
+/// without waiting for an answer (no `Expect: 100-continue`, as `fetch`
+/// does) is still writing when the answer comes: a connection closed with
+/// its body unread is reset under it, and it sees `EPIPE` instead of the
+/// `413`. Reading the rest first (as a web server's lingering close does)
+/// lets it read the answer.
+const DRAIN_MAX: u64 = 64 * 1024 * 1024;
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Reads the body within `limit` bytes: `413` for an announced or a read
 /// length beyond it (an announced one before any `100 Continue`).
-async fn body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, Response> {
+async fn body(headers: &HeaderMap, mut body: Body, limit: usize) -> Result<Bytes, Response> {
+    use http_body_util::BodyExt as _;
     let too_large = || {
         fail(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -91,12 +102,50 @@ async fn body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, Re
     let announced = headers
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    // A client that waits for `100 Continue` has sent nothing yet: nothing
+    // to drain (reading would ask it for the body).
+    let drain =
+        !headers.contains_key(http::header::EXPECT) && announced.is_none_or(|n| n <= DRAIN_MAX);
     if announced.is_some_and(|n| n > limit as u64) {
+        if drain {
+            drain_body(body).await;
+        }
         return Err(too_large());
     }
-    axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| too_large())
+    let mut data = bytes::BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else {
+            return Err(bad_request("the request body could not be read to its end"));
+        };
+        if let Ok(chunk) = frame.into_data() {
+            if data.len() + chunk.len() > limit {
+                if drain {
+                    drain_body(body).await;
+                }
+                return Err(too_large());
+            }
+            data.extend_from_slice(&chunk);
+        }
+    }
+    Ok(data.freeze())
+}
+
+/// Reads and drops what is left of `body`: at most [`DRAIN_MAX`] bytes,
+/// for at most [`DRAIN_TIME`].
+async fn drain_body(mut body: Body) {
+    use http_body_util::BodyExt as _;
+    let drained = async {
+        let mut seen = 0u64;
+        while let Some(Ok(frame)) = body.frame().await {
+            if let Ok(chunk) = frame.into_data() {
+                seen += chunk.len() as u64;
+                if seen > DRAIN_MAX {
+                    return;
+                }
+            }
+        }
+    };
+    let _ = tokio::time::timeout(DRAIN_TIME, drained).await;
 }
 
 /// What an append stores, checked against the stream's media: `None` for
@@ -183,14 +232,15 @@ impl<B: Backend> DurableStreams<B> {
 
         let (log, created) = match self.streams.create(name, options).await {
             Ok(log) => (log, true),
-            Err(StreamsError::Exists { .. }) => match self.streams.get(name) {
-                Some(log) => (log, false),
-                None => {
+            Err(StreamsError::Exists { .. }) => match self.streams.find(name).await {
+                Ok(Some(log)) => (log, false),
+                Ok(None) => {
                     return fail(
                         StatusCode::CONFLICT,
                         "the stream was deleted meanwhile; retry",
                     )
                 }
+                Err(err) => return err.into_response(),
             },
             Err(err) => return err.into_response(),
         };
@@ -268,8 +318,10 @@ impl<B: Backend> DurableStreams<B> {
         if !data.is_empty() && given.is_none() {
             return bad_request("missing `Content-Type`: allowed the stream's content type");
         }
-        let Some(log) = self.streams.get(name) else {
-            return not_found(name);
+        let log = match self.streams.find(name).await {
+            Ok(Some(log)) => log,
+            Ok(None) => return not_found(name),
+            Err(err) => return err.into_response(),
         };
         let (stream_type, media) = content_type(&log);
         let seq = headers
@@ -404,8 +456,10 @@ impl<B: Backend> DurableStreams<B> {
             Ok(query) => query,
             Err(res) => return res,
         };
-        let Some(log) = self.streams.get(name) else {
-            return not_found(name);
+        let log = match self.streams.find(name).await {
+            Ok(Some(log)) => log,
+            Ok(None) => return not_found(name),
+            Err(err) => return err.into_response(),
         };
         let start = match query.offset {
             None | Some(Offset::Start) => log.oldest(),
@@ -564,10 +618,12 @@ impl<B: Backend> DurableStreams<B> {
     // HEAD, DELETE
     // ---------------------------------------------------------------------
 
-    pub(crate) fn head(&self, name: &str) -> Response {
+    pub(crate) async fn head(&self, name: &str) -> Response {
         // Looked at, not used: a HEAD does not renew a TTL.
-        let Some(log) = self.streams.peek(name) else {
-            return not_found(name);
+        let log = match self.streams.peek(name).await {
+            Ok(Some(log)) => log,
+            Ok(None) => return not_found(name),
+            Err(err) => return err.into_response(),
         };
         let (content_type, _) = content_type(&log);
         let mut res = StatusCode::OK.into_response();
@@ -587,12 +643,14 @@ impl<B: Backend> DurableStreams<B> {
         res
     }
 
-    pub(crate) fn delete(&self, name: &str) -> Response {
-        if self.streams.delete(name) {
-            self.producers.forget(name);
-            StatusCode::NO_CONTENT.into_response()
-        } else {
-            not_found(name)
+    pub(crate) async fn delete(&self, name: &str) -> Response {
+        match self.streams.delete(name).await {
+            Ok(true) => {
+                self.producers.forget(name);
+                StatusCode::NO_CONTENT.into_response()
+            }
+            Ok(false) => not_found(name),
+            Err(err) => err.into_response(),
         }
     }
 }
@@ -698,7 +756,7 @@ pub(crate) async fn head_handler<B: Backend>(
     Path(name): Path<String>,
 ) -> Response {
     match checked(&name) {
-        Ok(()) => ds.head(&name),
+        Ok(()) => ds.head(&name).await,
         Err(res) => res,
     }
 }
@@ -708,7 +766,7 @@ pub(crate) async fn delete_handler<B: Backend>(
     Path(name): Path<String>,
 ) -> Response {
     match checked(&name) {
-        Ok(()) => ds.delete(&name),
+        Ok(()) => ds.delete(&name).await,
         Err(res) => res,
     }
 }

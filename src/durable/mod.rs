@@ -64,6 +64,25 @@
 //! and exposes the protocol's headers. Forks (`Stream-Forked-From`) are
 //! not supported (`501`).
 //!
+//! # On Redis
+//!
+//! `DurableStreams<Redis>` serves a collection made by
+//! [`StreamsBuilder::redis`](crate::event_log::StreamsBuilder)`(client,
+//! prefix)`: every instance on the prefix serves every stream. A `PUT` on
+//! one instance is a `200` (same settings) or a `409` (others) on every
+//! other: the content type and the TTL or expiry as given are stream
+//! attributes, kept in the stream's meta hash in Redis. Each request looks
+//! the stream up in Redis once (a stream only another instance used is
+//! loaded here), and is served from this instance's mirror brought up to
+//! the newest append: a read on B right after an append on A has it, a
+//! long-poll parked on B is woken by an append on A (one `XREAD` round
+//! trip later), a close on A ends B's readers. `Stream-Seq` is checked by
+//! the append script in Redis, so it holds across instances; the TTL and
+//! the expiry are key expiries in Redis, renewed by the reads and appends
+//! of every instance, never by a `HEAD`. The demo serves its Durable
+//! Streams this way with `REDIS_URL`, and the conformance suite passes
+//! against it as it does in memory.
+//!
 //! Idempotent producers (`Producer-Id`, `Producer-Epoch`, `Producer-Seq`)
 //! are served with their state kept by the instance that serves the
 //! stream's appends: behind a load balancer, route a stream's writes to one

@@ -59,20 +59,31 @@ pub trait Backend: sealed::Sealed + fmt::Debug + Send + Sync + Sized + 'static {
     ) -> impl Future<Output = Result<Cursor, PublishError>> + Send + '_;
 
     /// What the streams of one [`Streams`] collection share on this backend
-    /// (nothing in memory; the connections on Redis).
+    /// (nothing in memory; on Redis the instance's hub: its connections
+    /// and its reader).
     #[doc(hidden)]
     type Hub: Send + Sync + 'static;
 
-    /// [`Streams::get_or_create`] (not `exclusive`) and
-    /// [`Streams::create`] (`exclusive`): the stream `name` (checked
-    /// already), opened or created on this backend.
+    /// [`Streams::get_or_create`], [`Streams::create`], [`Streams::find`]
+    /// and `Streams::peek`: the stream `name` (checked already) as `how`
+    /// says, found, loaded or created on this backend; `None` when it does
+    /// not exist and was not to be created.
     #[doc(hidden)]
     fn open<'a, T: Payload>(
         streams: &'a Streams<T, Self>,
         name: &'a str,
         options: &'a StreamOptions,
-        exclusive: bool,
-    ) -> impl Future<Output = Result<EventLog<T, Self>, StreamsError>> + Send + 'a;
+        how: sealed::Open,
+    ) -> impl Future<Output = Result<Option<EventLog<T, Self>>, StreamsError>> + Send + 'a;
+
+    /// [`Streams::delete`]: deletes the stream `name` where the backend
+    /// keeps it (nothing for memory: the collection's map is all there
+    /// is). Returns whether it existed there.
+    #[doc(hidden)]
+    fn delete<'a>(
+        hub: &'a Self::Hub,
+        name: &'a str,
+    ) -> impl Future<Output = Result<bool, StreamsError>> + Send + 'a;
 }
 
 pub(crate) mod sealed {
@@ -87,6 +98,28 @@ pub(crate) mod sealed {
         fn lag(&self) -> Option<&crate::event_log::log::Lag> {
             None
         }
+
+        /// A reader is about to wait on this log (for a backend that lags:
+        /// make sure its view is being brought up to date).
+        fn waiting(&self) {}
+    }
+
+    /// How [`Backend::open`](super::Backend::open) treats the stream.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    #[allow(unreachable_pub)]
+    pub enum Open {
+        /// The stream if it exists, counted as a use
+        /// ([`Streams::find`](crate::event_log::Streams::find)).
+        Find,
+        /// The stream if it exists, not counted as a use (a `HEAD` must not
+        /// renew a TTL).
+        Peek,
+        /// The stream, created if it does not exist
+        /// ([`Streams::get_or_create`](crate::event_log::Streams::get_or_create)).
+        OrCreate,
+        /// A new stream; [`StreamsError::Exists`](crate::event_log::StreamsError::Exists)
+        /// if it exists ([`Streams::create`](crate::event_log::Streams::create)).
+        Create,
     }
 
     /// Seals [`StartRefusal`].
@@ -145,9 +178,24 @@ impl Backend for Memory {
         streams: &'a Streams<T, Self>,
         name: &'a str,
         options: &'a StreamOptions,
-        exclusive: bool,
-    ) -> impl Future<Output = Result<EventLog<T, Self>, StreamsError>> + Send + 'a {
-        std::future::ready(streams.insert_memory(name, options, exclusive))
+        how: sealed::Open,
+    ) -> impl Future<Output = Result<Option<EventLog<T, Self>>, StreamsError>> + Send + 'a {
+        std::future::ready(match how {
+            sealed::Open::Find => Ok(streams.get(name)),
+            sealed::Open::Peek => Ok(streams.peek_here(name)),
+            sealed::Open::OrCreate => match streams.get(name) {
+                Some(log) => Ok(Some(log)),
+                None => streams.insert_memory(name, options, false).map(Some),
+            },
+            sealed::Open::Create => streams.insert_memory(name, options, true).map(Some),
+        })
+    }
+
+    fn delete<'a>(
+        (): &'a (),
+        _: &'a str,
+    ) -> impl Future<Output = Result<bool, StreamsError>> + Send + 'a {
+        std::future::ready(Ok(false))
     }
 }
 

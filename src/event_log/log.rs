@@ -668,6 +668,7 @@ impl<T, B: Backend> EventLog<T, B> {
         let Some(lag) = super::backend::sealed::Sealed::lag(&self.inner.backend) else {
             unreachable!("a backend that lags has a `Lag`")
         };
+        super::backend::sealed::Sealed::waiting(&self.inner.backend);
         // For a cursor ahead of a lagging log: the count of caught-up rounds
         // when it was first seen ahead.
         let mut ahead_since = None;

@@ -168,9 +168,10 @@
 //!
 //! | | [`Memory`] (the default) | `Redis` (feature `redis`) |
 //! |---|---|---|
-//! | events live in | this process | a Redis stream, shared by every instance that names its key |
+//! | events live in | this process | a Redis stream, shared by every instance that names its key (or its collection's prefix) |
 //! | publish | [`log.publish(x).await`](EventLog::publish): ready at once, never fails | `log.publish(x).await`: writes to Redis first; [`PublishError`] when Redis is unreachable |
-//! | epoch | random per log: a restart is a `410` `epoch` | kept in Redis: changes only when Redis lost the stream |
+//! | epoch | random per log: a restart is a `410` `epoch` | random per stream, kept in Redis: changes only when the stream was lost (or deleted and created again) |
+//! | a [`Streams`] collection | [`StreamsBuilder::build`] | [`StreamsBuilder::redis`](StreamsBuilder#method.redis)`(client, prefix).connect()`: `get_or_create`, `create`, `find`, `delete` are the same calls, `async` on both |
 //! | positions | 1, 2, 3, … | the stream entry ID `<ms>-<seq>` as `ms << 20 \| seq` |
 //! | [`Resume::start`] refuses with | [`CursorGone`] (`410`) | `StartError`: `410`, or `503` + `Retry-After` while Redis is unreachable |
 //!
@@ -186,20 +187,41 @@
 //!
 //! # The Redis backend
 //!
-//! With the `redis` feature, [`EventLogBuilder::redis`](EventLogBuilder#method.redis)
-//! builds a log on a Redis stream. Every instance that connects to the same
-//! key serves the same events with the same cursors, so a client's next
-//! long-poll, stream or reconnect may land on any of them.
+//! With the `redis` feature, a log or a [`Streams`] collection lives in
+//! Redis, shared by every instance that names the same key or prefix: each
+//! serves the same events with the same cursors and the same closure, so a
+//! client's next long-poll, stream or reconnect may land on any of them.
 //!
 //! ```ignore
 //! let client = redis::Client::open("redis://127.0.0.1:6379")?;
+//! // One log:
 //! let log = EventLog::builder()
 //!     .capacity(10_000)
-//!     .redis(client, "chat:events")
+//!     .redis(client.clone(), "chat:events")
 //!     .connect::<Arc<str>>()
 //!     .await?;
 //! let cursor = log.publish("hello".into()).await?;
+//! // Many named streams, created on demand, each at `chat:room:<name>`:
+//! let rooms = EventLog::builder()
+//!     .capacity(1024)
+//!     .streams()
+//!     .max_streams(10_000)
+//!     .idle(Some(Duration::from_secs(300)))
+//!     .redis(client, "chat:room:")
+//!     .connect::<Arc<str>>()
+//!     .await?;
+//! let lobby = rooms.get_or_create("lobby").await?; // 400, or 503 + Retry-After
+//! lobby.publish("hello".into()).await?;
+//! lobby.close(Some("bye".into())).await?;
 //! ```
+//!
+//! Builders: [`EventLogBuilder::redis`](EventLogBuilder#method.redis)`(client,
+//! key)` → `RedisLogBuilder` → `connect::<T>()` gives an [`EventLog`];
+//! [`StreamsBuilder::redis`](StreamsBuilder#method.redis)`(client, prefix)` →
+//! `RedisStreamsBuilder` → `connect::<T>()` gives a [`Streams`]. Both have
+//! the same settings: `timeout` (connect and command, 2 s), `block` (one
+//! `XREAD BLOCK`, 2 s), `retry_after` (of the `503` answers, 1 s),
+//! `max_backoff` (reconnects, 2 s) and `client_name` (`axum-longpoll`).
 //!
 //! **Client crate.** [redis-rs](https://docs.rs/redis/0.32) (`redis` 0.32,
 //! features `tokio-comp`, `streams`, `script`): the maintained, most widely
@@ -210,25 +232,74 @@
 //! log wants a failing publish to fail at once and the reader to control its
 //! own reconnects. The crate is re-exported as `axum_longpoll::redis`.
 //!
-//! **One reader per log.** Each log holds two connections: one for
-//! publishing, one for a reader task that loops on `XREAD BLOCK <block>
-//! STREAMS <key> <last ID>` and appends what it gets to the mirror (which
-//! keeps exactly what a memory log of the same capacity and age would), then
-//! wakes the local waiters through the log's `Notify`. So 10,000 parked
-//! clients on one instance cost one Redis connection and one `XREAD` at a
-//! time, and a publish anywhere wakes every instance's waiters one round
-//! trip later.
+//! **Keys.** A stream at key `K` (the log's key, or `<prefix><name>` in a
+//! collection) is two Redis keys:
 //!
-//! **Publish** is `XADD <key> MAXLEN ~ <capacity + 1> * data <json>` in a
-//! Lua script that first checks the epoch (below). The stream keeps at least
-//! `capacity + 1` entries (so the newest `capacity + 1` always tell exactly
-//! where the evicted ones end); every instance on a key must use the same
-//! capacity. `publish` returns once this instance's mirror has the entry
-//! (at most `RedisLogBuilder::timeout` later), so a read
-//! here right after sees it.
+//! | key | holds |
+//! |---|---|
+//! | `K` | a Redis stream: an entry per event, with `e` (the epoch it was written under) and `data` (its JSON); the entry that closes the stream has `close`; a deleted stream gets a last entry with `deleted` |
+//! | `K:meta` | a hash: `epoch`; `closed` (the end's entry ID, once closed); `ttl` and `at` (a collection stream's own TTL and expiry); `seq` (the last [sequence token](Append::seq) accepted); `a:<key>` (each [attribute](StreamOptions::attribute) the stream was created with) |
+//!
+//! The hash is what says that a stream exists. Every change is one Lua
+//! script, so that no command of any instance comes between its checks and
+//! its writes: publish and close, load (which creates a missing stream),
+//! delete, and the reader's resync and sweep.
+//!
+//! **Two connections per instance.** The builder's `connect` opens them,
+//! whatever the number of streams: a multiplexed writer for every command
+//! of every stream, and a reader connection for one task that keeps the
+//! in-process mirrors in step with one `XREAD BLOCK <block> STREAMS <k1> …
+//! <kn> <id1> … <idn>` over the streams read here, and wakes each stream's
+//! waiters through its `Notify`. So 10,000 clients parked on 1,000 streams
+//! cost two Redis connections and one `XREAD` at a time, and a publish
+//! anywhere wakes every instance's waiters one round trip later. `CLIENT
+//! LIST` shows them as `<client_name>:writer` and `<client_name>:reader`.
+//!
+//! **What is mirrored, and when.** A log outside a collection is read all
+//! the time. In a collection, [`Streams::get_or_create`] (and `create`,
+//! [`find`](Streams::find)) loads a stream's meta (its epoch, closure and
+//! attributes) and newest `capacity` events into a mirror, in one script,
+//! the first time this instance uses it. A later lookup of a stream
+//! mirrored here costs one round trip: a script reads the stream's epoch
+//! and newest entry ID (and counts the use), and the lookup returns once
+//! the mirror holds that entry (at most `timeout` later), so a request
+//! served here sees every event published before it on any instance, and
+//! a stream deleted or expired elsewhere is found gone at once. The reader then reads the
+//! stream while a stream or socket reads it here, a long-poll waits on it,
+//! or it was used here (a request, a publish) within ten times `block`;
+//! after that it stops naming it (every name in an `XREAD` costs Redis work
+//! on every round: about 0.3 µs), and the mirror stays as it was. Before
+//! it reads a stream again, the reader checks that the mirror's last entry
+//! is still in the stream and reads on from it (nothing is skipped), or
+//! loads it again (trimmed past: old cursors get `410` `evicted`; history
+//! lost: a new epoch). A new stream, or one used again, is added to the
+//! read at once: the writer cuts the blocked `XREAD` short with `CLIENT
+//! UNBLOCK <reader>`, and `get_or_create` and `publish` return once an
+//! `XREAD` covers it. A mirror nobody used here for `idle` is dropped here
+//! (the stream stays in Redis for the other instances; using it again
+//! loads it again, same epoch); `max_streams` caps the mirrors of one
+//! instance.
+//!
+//! **Publish and close.** Publish is `XADD <key> MAXLEN ~ <capacity + 1>`
+//! in a script that first checks the epoch, that the stream is not
+//! closed and, for an [`Append::seq`], that the writer's sequence token
+//! sorts after the last one accepted (compared byte by byte in the script,
+//! kept in the hash in the same step: [`PublishError::OutOfOrder`] names the
+//! last one, whichever instance accepted it). The stream keeps at least `capacity + 1` events (so the newest
+//! `capacity + 1` always tell exactly where the evicted ones end); every
+//! instance on a key or prefix must use the same capacity. `publish`
+//! returns once this instance's mirror has the entry (at most `timeout`
+//! later), so a read here right after sees it. [`EventLog::close`] is the
+//! same script: the last event, if any, and the close in one step (an entry
+//! with `close`, and `closed` in the hash), so no publish can come between
+//! them; every instance applies the close right after that event, in
+//! stream order, and every later publish is refused ([`PublishError::Closed`],
+//! `409`) on every instance. Closing twice answers the same end. Closure is
+//! data in Redis: it survives a restart of the instances, and of Redis with
+//! persistence.
 //!
 //! **Cursors and positions.** A cursor keeps the opaque
-//! `<16-hex epoch>-<decimal position>` form; the position is the entry ID
+//! `<16-hex epoch>-<position>` form; the position is the entry ID
 //! `<ms>-<seq>` packed as `ms << 20 | seq`, so positions order as IDs do and
 //! are sparse. An ID that does not fit (2^20 or more entries within one
 //! millisecond, which Redis only produces when its clock went back under
@@ -238,43 +309,69 @@
 //! such an ID, or whose `data` is not JSON of `T`, is a gap in the mirror, so
 //! readers behind it get `410` `evicted`, never a silent skip.
 //!
-//! **Epochs.** The epoch is a random 64-bit value with the top bit set (the
-//! memory log's random epochs have it clear, so the two never match), kept
-//! at `<key>:epoch` and created if missing. A publish appends only while
-//! that key holds the epoch it knows. It is replaced only when the stream's
-//! history is lost:
+//! **Epochs.** Each stream has its own: a random 64-bit value with the top
+//! bit set (the memory log's random epochs have it clear, so the two never
+//! match), created with the stream. So a cursor of another stream is refused
+//! like one of an earlier run: `410` `epoch`; a name deleted or expired and
+//! used again is a new stream with a new epoch. Every entry carries the
+//! epoch it was written under: a mirror that reads an entry of another
+//! epoch loads the stream again rather than file it under its own. The
+//! epoch is replaced only when the stream's history is lost:
 //!
-//! - Redis restarted without persistence: key and stream are gone; the
-//!   first instance back creates a new epoch, every instance adopts it,
-//!   and old cursors get `410` `epoch` (with a cursor to start over from),
-//!   never a silent gap.
-//! - Redis restarted with `appendonly yes` (or RDB that has it all): the
-//!   epoch and the stream are back; each reader reconnects, checks that the
-//!   last entry it saw is still there, and reads on from it: zero loss.
+//! - Redis restarted without persistence: everything is gone; a log outside
+//!   a collection is created again under a new epoch by the first instance
+//!   back, every instance adopts it, and old cursors get `410` `epoch` (with
+//!   a cursor to start over from), never a silent gap; the streams of a
+//!   collection are gone (their readers get `410` `deleted`; the names can be
+//!   used again).
+//! - Redis restarted with `appendonly yes` (or RDB that has it all): epochs,
+//!   streams and closures are back; the reader reconnects, checks for each
+//!   stream that the last entry it saw is still there, and reads on from
+//!   it: zero loss.
 //! - Redis came back without writes that instances had already seen (a
 //!   crash inside the fsync window, a failover to a replica that lagged):
 //!   the reader finds its last entry missing and replaces the epoch, so
 //!   clients resynchronise rather than miss those events unknowingly.
 //!
+//! **Idle, TTL, expiry and delete** count in Redis, for every instance. The
+//! stream's two keys get a `PEXPIRE` that is never shortened (the latest
+//! use on any instance wins): a publish sets it to the stream's sliding time
+//! (the collection's `idle`, or the stream's [`StreamOptions::ttl`] when
+//! shorter, capped at its [`StreamOptions::expires_at`]); every `block` the
+//! reader counts this instance's uses (read requests since the last count;
+//! a reader or waiter present keeps the stream alive until the next count)
+//! and looks whether each stream it mirrors still exists. So a stream is
+//! deleted once no instance used it for `idle` (or its TTL, or at its
+//! expiry), and readers of a stream that expired get `410` `deleted` on
+//! every instance (within `block`). [`Streams::delete`] removes the meta
+//! hash at once and gives the stream a `deleted` entry, which wakes every
+//! instance's reader: its readers get `410` `deleted` at once; the stream
+//! key itself goes after a grace time, or when the name is created again.
+//! Every instance on a prefix must use the same `idle`.
+//!
 //! **Lag.** An instance's mirror may be a moment behind another's: a cursor
 //! ahead of this instance's newest event is waited for, not refused.
 //! [`wait`](EventLog::wait) answers `410` `ahead` only after the reader
 //! has caught up with the stream twice since and the cursor is still ahead
-//! (at most about twice `RedisLogBuilder::block`).
+//! (at most about twice `block`).
 //!
 //! **Redis unavailable.**
 //!
 //! | what | while Redis is down |
 //! |---|---|
 //! | new requests ([`Resume::start`]) | `503` + `Retry-After` (`StartError::Unavailable`) |
+//! | [`Streams::get_or_create`], `create`, `find`, `delete` of a stream not mirrored here | `503` + `Retry-After` ([`StreamsError::Unavailable`]) |
+//! | the same of a stream mirrored here | the mirror as it is (its new requests get `503` as above) |
 //! | parked long-polls and open streams | keep waiting (heartbeats go on), or time out as usual |
-//! | publish | fails at once or after the timeout: [`PublishError::Unavailable`] (`503` as a response); never dropped silently. The event may still have reached Redis before the failure: a retry gives at-least-once delivery |
-//! | the reader | reconnects with jittered exponential backoff (50 ms doubling, capped at 2 s), resynchronises from the last ID it saw, then wakes the waiters with what was published meanwhile |
+//! | publish, close | fail at once or after the timeout: [`PublishError::Unavailable`] (`503` as a response); never dropped silently. The event may still have reached Redis before the failure: a retry gives at-least-once delivery |
+//! | the reader | reconnects with jittered exponential backoff (50 ms doubling, capped at `max_backoff`), checks every stream it reads against Redis as above, then wakes the waiters with what was published meanwhile |
 //!
 //! **Requirements.** Redis 5 or later (7.0 or later makes the floor exact
-//! even after someone else trimmed the stream); a `maxmemory-policy` that
-//! never evicts the epoch key (`noeviction` or a `volatile-*` one: the key
-//! has no TTL); one Redis, not Redis Cluster.
+//! even after someone else trimmed the stream); a `maxmemory-policy` of
+//! `noeviction` (with a `volatile-*` one, the streams of a collection, which
+//! have a TTL, may be evicted under memory pressure, which their readers see
+//! as a deletion); one Redis, not Redis Cluster (the scripts use two keys
+//! each, and the reader reads every stream on one connection).
 
 pub(crate) mod backend;
 mod cursor;
@@ -296,7 +393,7 @@ pub use self::log::{Append, Batch, Event, EventLog, EventLogBuilder, Figures};
 pub use self::reader::LogReader;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
-pub use self::redis::{Redis, RedisLogBuilder, StartError, Unavailable};
+pub use self::redis::{Redis, RedisLogBuilder, RedisStreamsBuilder, StartError, Unavailable};
 pub use self::resume::{Resume, ResumeRejection, StartFrom, LAST_EVENT_ID};
 pub use self::streams::{
     check_name, StreamOptions, Streams, StreamsBuilder, StreamsError, MAX_NAME,

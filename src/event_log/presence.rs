@@ -37,6 +37,10 @@ pub(crate) fn instant(ms: u64) -> Instant {
 /// reader or waiter left), so that the collection can plan its eviction.
 pub(crate) trait Janitor: Send + Sync {
     fn idle(&self, name: &Arc<str>);
+    /// The log at `log` (its `Inner`) is gone from its backend: removes it
+    /// from the collection if it is still the one under `name`.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    fn forget(&self, name: &Arc<str>, log: *const ());
 }
 
 /// A log's place in a collection.
@@ -81,6 +85,11 @@ impl Presence {
             touched: AtomicU64::new(millis(Instant::now())),
             member,
         }
+    }
+
+    #[cfg(feature = "redis")]
+    pub(crate) fn member(&self) -> Option<&Member> {
+        self.member.as_ref()
     }
 
     pub(crate) fn name(&self) -> Option<&Arc<str>> {

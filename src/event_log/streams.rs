@@ -12,6 +12,7 @@ use http::StatusCode;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use super::backend::sealed::Open;
 use super::log::{memory_epoch, LogConfig};
 use super::presence::{millis, Janitor, Member, Presence};
 use super::{Backend, EventLog, EventLogBuilder, Figures, Memory, Payload};
@@ -25,7 +26,9 @@ pub const MAX_NAME: usize = 128;
 ///
 /// - [`get_or_create`](Self::get_or_create) finds a stream by name or
 ///   creates it (on a publish or a read); [`create`](Self::create) and
-///   [`delete`](Self::delete) do it explicitly.
+///   [`delete`](Self::delete) do it explicitly; [`find`](Self::find) finds
+///   one without creating it. All four are `async` and the same calls on
+///   every backend, so a handler generic over `B: Backend` serves either.
 /// - At most [`max_streams`](StreamsBuilder::max_streams) live at once;
 ///   beyond it a new name is refused ([`StreamsError::Full`]: `503` +
 ///   `Retry-After`).
@@ -38,10 +41,19 @@ pub const MAX_NAME: usize = 128;
 /// - A deleted or evicted name can be used again: it is a new stream, with
 ///   a new epoch, so the old stream's cursors are refused (`410` `epoch`,
 ///   "from another stream or an earlier run").
+/// - On Redis (`StreamsBuilder::redis`, feature `redis`) the streams are
+///   shared by every instance on the same prefix: `get_or_create` and
+///   `find` load one into this instance's mirror (or bring the mirror up to
+///   date with Redis, one round trip), and `create` of a stream that any
+///   instance created is [`StreamsError::Exists`]; `max_streams` and `idle` eviction apply to
+///   the mirrors of this instance (an evicted mirror is loaded again, same
+///   epoch, while the stream lives in Redis), and idle, TTL, expiry and
+///   `delete` count in Redis, for every instance (see
+///   [the Redis backend](crate::event_log#the-redis-backend)).
 ///
 /// Cloning is cheap (one `Arc`).
 pub struct Streams<T, B: Backend = Memory> {
-    pub(crate) inner: Arc<Registry<T, B>>,
+    inner: Arc<Registry<T, B>>,
 }
 
 impl<T, B: Backend> Clone for Streams<T, B> {
@@ -73,10 +85,7 @@ struct Settings {
 /// The janitor's plan: (due in [`millis`], stream), earliest first.
 type Queue = BinaryHeap<Reverse<(u64, Arc<str>)>>;
 
-pub(crate) struct Registry<T, B: Backend> {
-    /// What the backend shares between the streams.
-    #[allow(dead_code)] // nothing in memory
-    pub(crate) hub: B::Hub,
+struct Registry<T, B: Backend> {
     logs: RwLock<HashMap<Arc<str>, EventLog<T, B>>>,
     config: Arc<LogConfig>,
     settings: Settings,
@@ -86,6 +95,8 @@ pub(crate) struct Registry<T, B: Backend> {
     /// Wakes the janitor: an earlier deadline, or the collection is gone.
     wake: Arc<Notify>,
     janitor: AtomicBool,
+    /// What the backend shares between the streams (Redis: the hub).
+    hub: B::Hub,
 }
 
 impl<T, B: Backend> Drop for Registry<T, B> {
@@ -100,7 +111,7 @@ impl<T, B: Backend> Drop for Registry<T, B> {
 #[derive(Clone, Debug)]
 #[must_use]
 pub struct StreamsBuilder {
-    log: EventLogBuilder,
+    pub(crate) log: EventLogBuilder,
     settings: Settings,
 }
 
@@ -144,15 +155,26 @@ impl StreamsBuilder {
 
     /// A collection of in-memory streams.
     pub fn build<T>(self) -> Streams<T> {
+        self.with_hub(())
+    }
+
+    /// How long a stream may stay unused before it is evicted, if ever.
+    #[cfg(feature = "redis")]
+    pub(crate) fn idle_setting(&self) -> Option<Duration> {
+        self.settings.idle
+    }
+
+    /// The collection, with what its backend shares between the streams.
+    pub(crate) fn with_hub<T, B: Backend>(self, hub: B::Hub) -> Streams<T, B> {
         Streams {
             inner: Arc::new(Registry {
-                hub: (),
                 logs: RwLock::default(),
                 config: self.log.log_config(),
                 settings: self.settings,
                 queue: Mutex::default(),
                 wake: Arc::default(),
                 janitor: AtomicBool::new(false),
+                hub,
             }),
         }
     }
@@ -199,6 +221,21 @@ impl StreamOptions {
         self.attributes.push((key, value.into()));
         self
     }
+
+    #[cfg(feature = "redis")]
+    pub(crate) fn ttl_setting(&self) -> Option<Duration> {
+        self.ttl
+    }
+
+    #[cfg(feature = "redis")]
+    pub(crate) fn expires_at_setting(&self) -> Option<SystemTime> {
+        self.expires_at
+    }
+
+    #[cfg(feature = "redis")]
+    pub(crate) fn attributes(&self) -> &[(Box<str>, Box<str>)] {
+        &self.attributes
+    }
 }
 
 /// Why a [`Streams`] call was refused.
@@ -218,6 +255,13 @@ pub enum StreamsError {
         /// The name.
         name: Arc<str>,
     },
+    /// The backend cannot be reached (Redis): `503` + `Retry-After`.
+    Unavailable {
+        /// The `Retry-After` sent.
+        retry_after: Duration,
+        /// What failed.
+        reason: String,
+    },
 }
 
 impl Reject for StreamsError {
@@ -226,6 +270,7 @@ impl Reject for StreamsError {
             Self::InvalidName { .. } => StatusCode::BAD_REQUEST,
             Self::Full(full) => full.status(),
             Self::Exists { .. } => StatusCode::CONFLICT,
+            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -238,12 +283,18 @@ impl Reject for StreamsError {
             ),
             Self::Full(full) => write!(f, "{full}"),
             Self::Exists { name } => write!(f, "stream {name:?} exists already"),
+            Self::Unavailable { reason, .. } => write!(
+                f,
+                "the streams' backend is unavailable ({reason}); retry after the time in \
+                 `Retry-After`"
+            ),
         }
     }
 
     fn retry_after(&self) -> Option<Duration> {
         match self {
             Self::Full(full) => Some(full.retry_after),
+            Self::Unavailable { retry_after, .. } => Some(*retry_after),
             _ => None,
         }
     }
@@ -278,7 +329,7 @@ pub(crate) struct Expiry {
 }
 
 impl Expiry {
-    fn new(options: &StreamOptions) -> Self {
+    pub(crate) fn new(options: &StreamOptions) -> Self {
         let ttl_secs = options.ttl.map_or(0, |ttl| {
             u32::try_from(ttl.as_secs().max(1)).unwrap_or(u32::MAX)
         });
@@ -397,6 +448,16 @@ impl<T: Send + Sync + 'static, B: Backend> Janitor for Registry<T, B> {
             self.plan(name, &log);
         }
     }
+
+    fn forget(&self, name: &Arc<str>, log: *const ()) {
+        let mut logs = self.logs_mut();
+        if logs
+            .get(name)
+            .is_some_and(|l| Arc::as_ptr(&l.inner).cast::<()>() == log)
+        {
+            logs.remove(name);
+        }
+    }
 }
 
 /// The one task of a collection: sleeps until the earliest planned look,
@@ -442,14 +503,16 @@ async fn janitor<T: Send + Sync + 'static, B: Backend>(
 }
 
 impl<T, B: Backend> Streams<T, B> {
-    /// The stream of this name, if it lives, without counting as a use of
-    /// it (a `HEAD` must not renew a TTL).
-    #[cfg_attr(not(feature = "durable"), allow(dead_code))]
-    pub(crate) fn peek(&self, name: &str) -> Option<EventLog<T, B>> {
+    /// The stream of this name if this instance holds it, without counting
+    /// as a use of it.
+    pub(crate) fn peek_here(&self, name: &str) -> Option<EventLog<T, B>> {
         self.inner.logs().get(name).cloned()
     }
 
-    /// The stream of this name, if it lives (it is not created).
+    /// The stream of this name if this instance holds it now (it is not
+    /// created, nor loaded: on Redis a stream that only another instance
+    /// used is not found here, see [`find`](Self::find)). Counts as a use
+    /// of it here (not in Redis).
     #[must_use]
     pub fn get(&self, name: &str) -> Option<EventLog<T, B>> {
         let log = self.inner.logs().get(name).cloned()?;
@@ -462,15 +525,29 @@ impl<T, B: Backend> Streams<T, B> {
     /// handle to it fails ([`PublishError::Deleted`](super::PublishError::Deleted)).
     /// The name can be used again, for a new stream with a new epoch.
     /// Returns whether it lived.
-    pub fn delete(&self, name: &str) -> bool {
+    ///
+    /// `async` as on every backend: on Redis it deletes the stream's keys
+    /// first, so that it is gone for every instance (whose readers are told
+    /// as well); on memory it is ready at once and never fails.
+    ///
+    /// # Errors
+    ///
+    /// On Redis, [`StreamsError::Unavailable`] (`503` + `Retry-After`) when
+    /// Redis cannot be reached: nothing was deleted here, and the stream may
+    /// or may not be gone in Redis (retry).
+    ///
+    /// # Cancellation safety
+    ///
+    /// Cancel safe on memory. On Redis, dropped after the command was sent,
+    /// the stream may be deleted in Redis and still live here until Redis
+    /// tells this instance's reader (at once, by an entry in the stream).
+    pub async fn delete(&self, name: &str) -> Result<bool, StreamsError> {
+        let existed = B::delete(&self.inner.hub, name).await?;
         let removed = self.inner.logs_mut().remove(name);
-        match removed {
-            Some(log) => {
-                log.retire();
-                true
-            }
-            None => false,
+        if let Some(log) = &removed {
+            log.retire();
         }
+        Ok(existed || removed.is_some())
     }
 
     /// How many streams live now.
@@ -493,30 +570,136 @@ impl<T, B: Backend> Streams<T, B> {
     }
 }
 
+impl<T: Send + Sync + 'static, B: Backend> Streams<T, B> {
+    /// The refusal when `max_streams` live already.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))] // for loading backends
+    pub(crate) fn full(&self) -> Option<StreamsError> {
+        let settings = self.inner.settings;
+        (self.len() >= settings.max_streams).then(|| full(settings))
+    }
+
+    /// The settings every stream's log reads.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))] // for loading backends
+    pub(crate) fn config(&self) -> Arc<LogConfig> {
+        Arc::clone(&self.inner.config)
+    }
+
+    /// What the backend shares between the streams.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))] // for loading backends
+    pub(crate) fn hub(&self) -> &B::Hub {
+        &self.inner.hub
+    }
+
+    /// The place of a new stream `name` in this collection: its own TTL and
+    /// expiry as `options` says (a backend that counts them itself gives
+    /// none), and its attributes.
+    pub(crate) fn member(
+        &self,
+        name: &Arc<str>,
+        options: &StreamOptions,
+        attributes: Box<[(Box<str>, Box<str>)]>,
+    ) -> Member {
+        let janitor: Weak<dyn Janitor> =
+            Arc::downgrade(&(Arc::clone(&self.inner) as Arc<dyn Janitor>));
+        Member {
+            name: Arc::clone(name),
+            janitor,
+            expiry: Expiry::new(options),
+            attributes,
+        }
+    }
+
+    /// Adds a log made outside the lock (loaded from the backend): returns
+    /// the one that lives under `name` if another came first, unless
+    /// `replace` (then that one is retired).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))] // for loading backends
+    pub(crate) fn adopt(
+        &self,
+        name: &Arc<str>,
+        log: EventLog<T, B>,
+        replace: bool,
+    ) -> Result<EventLog<T, B>, StreamsError> {
+        self.start_janitor();
+        let registry = &self.inner;
+        let mut logs = registry.logs_mut();
+        if let Some(live) = logs.get(name) {
+            if !replace {
+                live.inner.presence.touch();
+                return Ok(live.clone());
+            }
+            let old = logs.remove(name);
+            if let Some(old) = old {
+                old.retire();
+            }
+        } else if logs.len() >= registry.settings.max_streams {
+            return Err(full(registry.settings));
+        }
+        logs.insert(Arc::clone(name), log.clone());
+        drop(logs);
+        registry.plan(name, &log);
+        Ok(log)
+    }
+
+    fn start_janitor(&self) {
+        let registry = &self.inner;
+        if registry.janitor.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        tokio::spawn(janitor(
+            Arc::downgrade(registry),
+            Arc::clone(&registry.wake),
+        ));
+    }
+}
+
+fn full(settings: Settings) -> StreamsError {
+    StreamsError::Full(Overloaded {
+        what: "streams live",
+        setting: "StreamsBuilder::max_streams",
+        limit: settings.max_streams,
+        retry_after: settings.retry_after,
+    })
+}
+
 impl<T: Payload, B: Backend> Streams<T, B> {
+    /// What `open` answers for a stream that it was to create (a backend
+    /// answers `None` only for a stream deleted meanwhile).
+    fn created(
+        &self,
+        log: Option<EventLog<T, B>>,
+        name: &str,
+    ) -> Result<EventLog<T, B>, StreamsError> {
+        log.ok_or_else(|| StreamsError::Unavailable {
+            retry_after: self.inner.settings.retry_after,
+            reason: format!("stream {name:?} was deleted while it was being opened; retry"),
+        })
+    }
+
     /// The stream of this name, created (empty, open) if it does not live.
     /// Counts as a use of it (idle and TTL start again).
     ///
     /// The same call on every backend: on memory it is ready at once; on
-    /// Redis it may load the stream (or create it there).
+    /// Redis it finds the stream this instance mirrors (brought up to date
+    /// with Redis: one round trip), or loads it from Redis, or creates it
+    /// there (see `Streams<T, Redis>`).
     ///
     /// # Errors
     ///
     /// [`StreamsError::InvalidName`] (`400`), [`StreamsError::Full`]
+    /// (`503` + `Retry-After`); on Redis [`StreamsError::Unavailable`]
     /// (`503` + `Retry-After`).
     pub async fn get_or_create(&self, name: &str) -> Result<EventLog<T, B>, StreamsError> {
-        if let Some(log) = self.get(name) {
-            return Ok(log);
-        }
         check_name(name)?;
-        B::open(self, name, &StreamOptions::new(), false).await
+        let log = B::open(self, name, &StreamOptions::new(), Open::OrCreate).await?;
+        self.created(log, name)
     }
 
     /// Creates the stream `name` with `options`.
     ///
     /// # Errors
     ///
-    /// [`StreamsError::Exists`] (`409`) when it lives already, and those of
+    /// [`StreamsError::Exists`] (`409`) when it lives already (on Redis:
+    /// in Redis, created by any instance), and those of
     /// [`get_or_create`](Self::get_or_create).
     pub async fn create(
         &self,
@@ -524,7 +707,35 @@ impl<T: Payload, B: Backend> Streams<T, B> {
         options: StreamOptions,
     ) -> Result<EventLog<T, B>, StreamsError> {
         check_name(name)?;
-        B::open(self, name, &options, true).await
+        let log = B::open(self, name, &options, Open::Create).await?;
+        self.created(log, name)
+    }
+
+    /// The stream of this name if it lives, wherever it was created (on
+    /// Redis: by any instance; it is loaded into this instance's mirror),
+    /// not created otherwise. Counts as a use of it (idle and TTL start
+    /// again). [`get`](Self::get) is the same without the backend: on
+    /// memory the two agree.
+    ///
+    /// # Errors
+    ///
+    /// [`StreamsError::InvalidName`] (`400`); on Redis
+    /// [`StreamsError::Full`] (`503` + `Retry-After`: this instance mirrors
+    /// `max_streams` streams already) and [`StreamsError::Unavailable`]
+    /// (`503` + `Retry-After`).
+    pub async fn find(&self, name: &str) -> Result<Option<EventLog<T, B>>, StreamsError> {
+        check_name(name)?;
+        B::open(self, name, &StreamOptions::new(), Open::Find).await
+    }
+
+    /// [`find`](Self::find) without counting as a use (a `HEAD` must not
+    /// renew a TTL). On Redis a stream not mirrored here is loaded, and one
+    /// mirrored here is brought up to date, neither counted as a use in
+    /// Redis.
+    #[cfg_attr(not(feature = "durable"), allow(dead_code))] // the durable HEAD
+    pub(crate) async fn peek(&self, name: &str) -> Result<Option<EventLog<T, B>>, StreamsError> {
+        check_name(name)?;
+        B::open(self, name, &StreamOptions::new(), Open::Peek).await
     }
 }
 
@@ -547,24 +758,15 @@ impl<T: Send + Sync + 'static> Streams<T, Memory> {
             log.inner.presence.touch();
             return Ok(log.clone());
         }
-        let settings = registry.settings;
-        if logs.len() >= settings.max_streams {
-            return Err(StreamsError::Full(Overloaded {
-                what: "streams live",
-                setting: "StreamsBuilder::max_streams",
-                limit: settings.max_streams,
-                retry_after: settings.retry_after,
-            }));
+        if logs.len() >= registry.settings.max_streams {
+            return Err(full(registry.settings));
         }
         let name: Arc<str> = Arc::from(name);
-        let janitor: Weak<dyn Janitor> =
-            Arc::downgrade(&(Arc::clone(registry) as Arc<dyn Janitor>));
-        let member = Member {
-            name: Arc::clone(&name),
-            janitor,
-            expiry: Expiry::new(options),
-            attributes: options.attributes.clone().into_boxed_slice(),
-        };
+        let member = self.member(
+            &name,
+            options,
+            options.attributes.clone().into_boxed_slice(),
+        );
         let log = EventLog::memory(
             Arc::clone(&registry.config),
             memory_epoch(),
@@ -574,17 +776,6 @@ impl<T: Send + Sync + 'static> Streams<T, Memory> {
         drop(logs);
         registry.plan(&name, &log);
         Ok(log)
-    }
-
-    fn start_janitor(&self) {
-        let registry = &self.inner;
-        if registry.janitor.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        tokio::spawn(janitor(
-            Arc::downgrade(registry),
-            Arc::clone(&registry.wake),
-        ));
     }
 }
 

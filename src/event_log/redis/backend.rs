@@ -1,129 +1,210 @@
 use std::fmt;
 use std::future::Future;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
-use redis::aio::MultiplexedConnection;
-use redis::{Client, RedisError};
 use serde::de::DeserializeOwned;
-use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
 use super::error::{StartError, Unavailable};
+use super::hub::Hub;
 use super::id::Id;
-use super::link::{is_broken, Link, LinkConfig};
-use super::reader;
+use super::link::{millis_of, parse_epoch, Appended, Deadlines, Link, Load, Loaded, Mode};
+use super::mirror::{fresh, position_of, Mark, Mirror};
+use crate::event_log::backend::sealed::Open;
 use crate::event_log::backend::{sealed, Backend, Payload, PublishError};
-use crate::event_log::log::{Inner, Lag};
-use crate::event_log::presence::Presence;
+use crate::event_log::log::{Inner, Lag, LogConfig};
+use crate::event_log::presence::{millis, Presence};
 use crate::event_log::{
-    Append, Cursor, EventLog, EventLogBuilder, StreamOptions, Streams, StreamsError,
+    check_name, Append, Cursor, EventLog, StreamOptions, Streams, StreamsError,
 };
 
 /// The Redis Streams backend: the log is a Redis stream shared by every
 /// instance that names the same key. See the
 /// [module docs](crate::event_log#the-redis-backend).
 ///
-/// Holds the writer connection and the reader task (aborted when the last
-/// handle of the log is dropped).
+/// Each log holds the instance's hub (its two connections to Redis and its
+/// reader task, shared by all its logs on Redis) and where its mirror
+/// stands in the stream.
 pub struct Redis {
-    link: Arc<Link>,
-    writer: tokio::sync::Mutex<Option<MultiplexedConnection>>,
-    reader: AbortHandle,
+    hub: Arc<Hub>,
+    key: Arc<str>,
+    meta: Box<str>,
+    /// A log outside a collection: started again under a new epoch when its
+    /// stream is lost, never retired.
+    standalone: bool,
+    /// [`millis`] of this instance's last use counted in Redis, and the
+    /// `touched` it covered.
+    proposed: AtomicU64,
+    counted: AtomicU64,
+    mark: Mutex<Mark>,
+    /// The reader found the mirror out of step: load it again.
+    reload: AtomicBool,
+    /// Whether the reader reads the stream now (in step from the mark on).
+    /// It stops reading a stream of a collection that nobody here reads,
+    /// waits on or used for a while, and checks the mark before it reads
+    /// it again.
+    active: AtomicBool,
+    /// A task asks the reader to read the stream again.
+    waking: AtomicBool,
+    /// [`millis`] of the last look that was no use (`Streams::peek`): the
+    /// reader reads the stream for the linger time after it too.
+    peeked: AtomicU64,
     pub(crate) lag: Lag,
 }
 
 impl fmt::Debug for Redis {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Redis")
-            .field("key", &self.link.key)
-            .field("connected", &self.link.connected())
+            .field("key", &self.key)
+            .field("connected", &self.hub.link.connected())
             .finish_non_exhaustive()
     }
 }
 
-impl Drop for Redis {
-    fn drop(&mut self) {
-        self.reader.abort();
-    }
+/// The key of a stream's meta hash.
+pub(crate) fn meta_key(key: &str) -> String {
+    format!("{key}:meta")
 }
 
 impl Redis {
-    /// The stream's key (the epoch is kept at `<key>:epoch`).
+    /// The stream's key (its meta hash, with the epoch and the closure, is
+    /// at `<key>:meta`).
     #[must_use]
     pub fn key(&self) -> &str {
-        &self.link.key
+        &self.key
     }
 
-    /// Whether the reader is connected and in step with the stream. While it
-    /// is not, [`Resume::start`](crate::event_log::Resume::start) answers
-    /// `503`.
+    /// Whether the instance's reader is connected and in step with the
+    /// streams. While it is not,
+    /// [`Resume::start`](crate::event_log::Resume::start) answers `503`.
     #[must_use]
     pub fn is_connected(&self) -> bool {
-        self.link.connected()
+        self.hub.link.connected()
     }
 
-    fn unavailable(&self, source: RedisError) -> PublishError {
-        PublishError::Unavailable {
-            retry_after: self.link.retry_after,
-            source: Box::new(source),
+    pub(crate) fn meta_key(&self) -> &str {
+        &self.meta
+    }
+
+    pub(crate) fn standalone(&self) -> bool {
+        self.standalone
+    }
+
+    pub(crate) fn keep(&self) -> usize {
+        self.hub.link.keep
+    }
+
+    pub(crate) fn mark(&self) -> Mark {
+        *self.mark_mut()
+    }
+
+    pub(crate) fn mark_mut(&self) -> MutexGuard<'_, Mark> {
+        self.mark
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub(crate) fn flag_reload(&self) {
+        self.reload.store(true, Ordering::Release);
+    }
+
+    pub(crate) fn clear_reload(&self) {
+        self.reload.store(false, Ordering::Release);
+    }
+
+    pub(crate) fn reload_pending(&self) -> bool {
+        self.reload.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn is_active(&self) -> bool {
+        self.active.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set_active(&self, active: bool) {
+        self.active.store(active, Ordering::Release);
+        if active {
+            self.waking.store(false, Ordering::Release);
         }
     }
 
-    /// The writer connection, connecting if there is none.
-    async fn writer(&self) -> Result<MultiplexedConnection, PublishError> {
-        let mut slot = self.writer.lock().await;
-        if let Some(conn) = &*slot {
-            return Ok(conn.clone());
-        }
-        let conn = self
-            .link
-            .connect()
-            .await
-            .map_err(|err| self.unavailable(err))?;
-        *slot = Some(conn.clone());
-        Ok(conn)
+    /// Whether the reader should read the stream now: always for a log
+    /// outside a collection; else while someone here reads or waits on it,
+    /// or used it within the linger time.
+    pub(crate) fn wanted(&self, presence: &Presence, now: u64) -> bool {
+        let last = presence.touched().max(self.peeked.load(Ordering::Acquire));
+        self.standalone
+            || !presence.is_vacant()
+            || now.saturating_sub(last) < millis_of(self.hub.link.linger)
     }
 
-    async fn failed(&self, err: RedisError) -> PublishError {
-        if is_broken(&err) {
-            *self.writer.lock().await = None;
+    /// Has the reader read the stream again if it stopped (a use came), and
+    /// waits until it does.
+    pub(crate) async fn wake(&self) {
+        if !self.is_active() {
+            self.hub.watch(None).await;
         }
-        self.unavailable(err)
     }
 
-    /// `XADD` under `epoch`, or under the epoch in force if that changed.
-    async fn append(&self, epoch: u64, json: &str) -> Result<(u64, String), PublishError> {
-        let mut conn = self.writer().await?;
-        let mut epoch = epoch;
-        for _ in 0..2 {
-            match self.link.append(&mut conn, epoch, json).await {
-                Ok(Some(id)) => return Ok((epoch, id)),
-                Ok(None) => {
-                    epoch = match self.link.claim_epoch(&mut conn, None).await {
-                        Ok(epoch) => epoch,
-                        Err(err) => return Err(self.failed(err).await),
-                    }
-                }
-                Err(err) => return Err(self.failed(err).await),
+    /// A round of the reader caught up with the stream.
+    pub(crate) fn synced(&self) {
+        self.lag.rounds.fetch_add(1, Ordering::AcqRel);
+        self.lag.synced.notify_waiters();
+    }
+
+    /// The use of this stream to count in Redis at a sweep (`idle` and age
+    /// arguments of the sweep script), if any: with readers or waiters here,
+    /// the stream must outlive the next sweep; without, the last use here
+    /// counts (once).
+    pub(crate) fn use_to_count(
+        &self,
+        presence: &Presence,
+        link: &Link,
+        now: u64,
+    ) -> Option<(String, u64)> {
+        if self.standalone {
+            return None;
+        }
+        let touched = presence.touched();
+        let ago = now.saturating_sub(touched);
+        let idle = if presence.is_vacant() {
+            if touched <= self.counted.load(Ordering::Acquire) {
+                return None;
             }
-        }
-        Err(self.unavailable(RedisError::from((
-            redis::ErrorKind::TryAgain,
-            "the epoch of the stream changed twice during one publish",
-        ))))
+            link.idle
+                .map(|idle| millis_of(idle).saturating_sub(ago).max(1))
+        } else {
+            link.idle
+                .map(|idle| millis_of(idle).saturating_add(millis_of(link.block).saturating_mul(2)))
+        };
+        self.counted.fetch_max(touched, Ordering::AcqRel);
+        self.proposed.store(now, Ordering::Release);
+        Some((idle.map(|ms| ms.to_string()).unwrap_or_default(), ago))
     }
 
-    async fn delete(&self, id: &str) {
-        if let Ok(mut conn) = self.writer().await {
-            self.link.delete(&mut conn, id).await;
-        }
+    /// Counts a use of a stream of a collection in Redis now (a lookup of
+    /// it), as a sweep would: the idle argument of the look script.
+    fn count_use(&self, presence: &Presence) -> String {
+        self.proposed
+            .store(millis(Instant::now()), Ordering::Release);
+        self.counted.fetch_max(presence.touched(), Ordering::AcqRel);
+        self.hub.link.idle_arg()
     }
 }
 
 impl sealed::Sealed for Redis {
     fn lag(&self) -> Option<&Lag> {
         Some(&self.lag)
+    }
+
+    fn waiting(&self) {
+        // A reader that came without `get_or_create` (a handle kept by the
+        // application): the reader reads the stream again from its next
+        // round; cut the current one short.
+        if !self.is_active() && !self.waking.swap(true, Ordering::AcqRel) {
+            let hub = Arc::clone(&self.hub);
+            tokio::spawn(async move { hub.watch(None).await });
+        }
     }
 }
 
@@ -132,19 +213,21 @@ impl Backend for Redis {
     const LAGS: bool = true;
 
     fn ready(&self) -> Result<(), StartError> {
-        if self.link.connected() {
+        if self.hub.link.connected() {
             Ok(())
         } else {
             Err(StartError::Unavailable(Unavailable {
-                retry_after: self.link.retry_after,
+                retry_after: self.hub.link.retry_after,
             }))
         }
     }
 
-    /// Appends the event to the stream (`XADD` with `MAXLEN ~`); returns
-    /// its cursor once this process's mirror has it too (or after the
-    /// timeout, if the reader is behind: the event is published either
-    /// way), so a read on this instance right after sees it.
+    /// Appends the event to the stream (`XADD` with `MAXLEN ~`) in a script
+    /// that checks the epoch and the closure first; returns its cursor once
+    /// this process's mirror has it too (or after the timeout, if the reader
+    /// is behind: the event is published either way), so a read on this
+    /// instance right after sees it. A close is the same script: the event
+    /// (if any) and the close in one step.
     ///
     /// Other instances wake their waiting readers when their reader task
     /// sees the entry: one `XREAD` round trip later.
@@ -156,67 +239,312 @@ impl Backend for Redis {
     ///   The event may or may not be in the stream (the answer can be lost
     ///   after Redis applied it): retry for at-least-once delivery.
     /// - [`PublishError::Encode`] when `data` does not serialize to JSON.
+    /// - [`PublishError::Closed`] when the stream is closed (on any
+    ///   instance), [`PublishError::Deleted`] when a stream of a collection
+    ///   was deleted or expired.
     /// - [`PublishError::Unaddressable`] when Redis gave the entry an ID no
     ///   cursor can hold (see
     ///   [the Redis backend](crate::event_log#the-redis-backend)); it is
     ///   deleted again, and readers past it get `410` `evicted`.
+    ///
+    /// With a [sequence token](crate::event_log::Append::seq), the script
+    /// compares it with the last one accepted (kept in the meta hash,
+    /// byte-wise) and keeps it, in the same step as the append and the
+    /// close: [`PublishError::OutOfOrder`] for one that does not sort after
+    /// it, whichever instance accepted that one.
     fn append<T: Payload>(
         log: &EventLog<T, Self>,
         append: Append<T>,
     ) -> impl Future<Output = Result<Cursor, PublishError>> + Send + '_ {
-        log.append_redis(append.event, append.close)
+        log.append_redis(append)
     }
 
-    type Hub = ();
+    type Hub = Arc<Hub>;
 
-    // The collection of many streams on Redis comes with the shared hub.
     fn open<'a, T: Payload>(
-        _streams: &'a Streams<T, Self>,
+        streams: &'a Streams<T, Self>,
         name: &'a str,
-        _options: &'a StreamOptions,
-        _exclusive: bool,
-    ) -> impl Future<Output = Result<EventLog<T, Self>, StreamsError>> + Send + 'a {
-        std::future::ready(Err(StreamsError::InvalidName {
-            value: format!("{name} (named streams on Redis are not built yet)"),
-        }))
+        options: &'a StreamOptions,
+        how: Open,
+    ) -> impl Future<Output = Result<Option<EventLog<T, Self>>, StreamsError>> + Send + 'a {
+        streams.open_redis(name, options, how)
+    }
+
+    async fn delete(hub: &Arc<Hub>, name: &str) -> Result<bool, StreamsError> {
+        if check_name(name).is_err() {
+            return Ok(false);
+        }
+        let key = hub.stream_key(name);
+        hub.delete(&key, &meta_key(&key))
+            .await
+            .map_err(|err| StreamsError::Unavailable {
+                retry_after: hub.link.retry_after,
+                reason: err.to_string(),
+            })
+    }
+}
+
+impl<T> EventLog<T, Redis>
+where
+    T: DeserializeOwned + Send + Sync + 'static,
+{
+    /// A log on the stream `key`, its mirror built from `loaded`.
+    pub(crate) fn on_redis(
+        config: Arc<LogConfig>,
+        presence: Presence,
+        hub: Arc<Hub>,
+        key: Arc<str>,
+        loaded: &Loaded,
+        standalone: bool,
+    ) -> Self {
+        let (state, mark) = fresh::<T>(loaded, hub.link.keep, config.retention);
+        let now = millis(Instant::now());
+        let backend = Redis {
+            meta: meta_key(&key).into(),
+            hub,
+            key,
+            standalone,
+            proposed: AtomicU64::new(now),
+            counted: AtomicU64::new(presence.touched()),
+            mark: Mutex::new(mark),
+            reload: AtomicBool::new(false),
+            active: AtomicBool::new(true),
+            waking: AtomicBool::new(false),
+            peeked: AtomicU64::new(0),
+            lag: Lag::default(),
+        };
+        EventLog {
+            inner: Arc::new(Inner::new(config, state, presence, backend)),
+        }
+    }
+
+    /// Has the instance's reader read this log's stream from now on.
+    pub(crate) async fn watch(&self) {
+        let mirror: Weak<dyn Mirror> = Arc::downgrade(&self.inner) as Weak<Inner<T, Redis>>;
+        let redis = &self.inner.backend;
+        redis
+            .hub
+            .watch(Some((Arc::clone(&redis.key), mirror)))
+            .await;
+    }
+
+    /// Before a request uses this stream of a collection (a lookup that
+    /// found it mirrored here): looks at it in Redis, counting a use unless
+    /// `peek`, and waits (at most the timeout) until the mirror holds the
+    /// newest entry Redis had then, so that a request served here sees
+    /// every event published before it, on any instance. Returns `false`
+    /// when the stream is gone from Redis. A stream found in another epoch
+    /// (deleted and created again elsewhere) is loaded again by the reader
+    /// first (or retired, when it is another stream).
+    pub(crate) async fn catch_up(&self, peek: bool) -> bool {
+        let redis = &self.inner.backend;
+        let idle = if peek {
+            redis
+                .peeked
+                .store(millis(Instant::now()), Ordering::Release);
+            "-".to_owned()
+        } else {
+            redis.count_use(&self.inner.presence)
+        };
+        let epoch = self.epoch();
+        let newest = match redis.hub.look(&redis.key, &redis.meta, &idle).await {
+            // Unreachable Redis: the reader finds out, and reads answer 503.
+            Err(_) => return true,
+            Ok(None) => return false,
+            Ok(Some((current, _))) if parse_epoch(&current).ok() != Some(epoch) => {
+                redis.flag_reload();
+                redis.hub.watch(None).await;
+                return true;
+            }
+            Ok(Some((_, newest))) => newest,
+        };
+        let Some(newest) = newest else {
+            return true;
+        };
+        if redis.mark().last >= newest {
+            return true;
+        }
+        redis.wake().await;
+        let lag = &redis.lag;
+        let deadline = Instant::now() + redis.hub.link.timeout;
+        loop {
+            let published = self.inner.published.notified();
+            let synced = lag.synced.notified();
+            tokio::pin!(published, synced);
+            published.as_mut().enable();
+            synced.as_mut().enable();
+            {
+                let state = self.inner.state();
+                if state.deleted || state.epoch != epoch {
+                    return true;
+                }
+            }
+            if redis.mark().last >= newest {
+                return true;
+            }
+            let woken = async {
+                tokio::select! {
+                    () = published => {},
+                    () = synced => {},
+                }
+            };
+            if tokio::time::timeout_at(deadline, woken).await.is_err() {
+                return true;
+            }
+        }
     }
 }
 
 impl<T: Payload> EventLog<T, Redis> {
-    async fn append_redis(&self, data: Option<T>, close: bool) -> Result<Cursor, PublishError> {
-        if close {
-            return Err(PublishError::Unavailable {
-                retry_after: self.inner.backend.link.retry_after,
-                source: "closing a stream on Redis is not implemented yet".into(),
-            });
-        }
-        let Some(data) = data else {
-            return Ok(self.head());
-        };
-        let json = serde_json::to_string(&data).map_err(PublishError::Encode)?;
-        let redis = &self.inner.backend;
-        let (epoch, id) = redis.append(self.epoch(), &json).await?;
-        let position = match Id::parse(&id).map(Id::position) {
-            Some(Ok(position)) => position,
-            _ => {
-                redis.delete(&id).await;
-                return Err(PublishError::Unaddressable { id });
-            }
-        };
-        self.until_mirrored(epoch, position, Instant::now() + redis.link.timeout)
-            .await;
-        Ok(Cursor { epoch, position })
+    fn name(&self) -> Option<Arc<str>> {
+        self.inner.presence.name().cloned()
     }
 
-    /// Waits (until `deadline`) for this process's mirror to hold `position`.
-    async fn until_mirrored(&self, epoch: u64, position: u64, deadline: Instant) {
+    async fn append_redis(&self, append: Append<T>) -> Result<Cursor, PublishError> {
+        let Append {
+            event: data,
+            close,
+            seq,
+        } = append;
+        // What the mirror knows already: answered as the memory log would.
+        {
+            let state = self.inner.state();
+            let end = Cursor {
+                epoch: state.epoch,
+                position: state.head,
+            };
+            if state.deleted {
+                return Err(PublishError::Deleted { name: self.name() });
+            }
+            if state.closed {
+                return match (close, &data) {
+                    (true, None) => Ok(end),
+                    _ => Err(PublishError::Closed {
+                        name: self.name(),
+                        end,
+                    }),
+                };
+            }
+            if !close && data.is_none() && seq.is_none() {
+                return Ok(end);
+            }
+        }
+        let json = data
+            .as_ref()
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(PublishError::Encode)?;
+        let redis = &self.inner.backend;
+        let hub = &redis.hub;
+        let mut epoch = self.epoch();
+        for _ in 0..3 {
+            let appended = hub
+                .append(
+                    &redis.key,
+                    &redis.meta,
+                    epoch,
+                    json.as_deref(),
+                    close,
+                    seq.as_deref(),
+                )
+                .await
+                .map_err(|err| hub.unavailable(err))?;
+            match appended {
+                Appended::Entry(id) => {
+                    self.inner.presence.touch();
+                    redis
+                        .proposed
+                        .store(millis(Instant::now()), Ordering::Release);
+                    let position = match Id::parse(&id).map(Id::position) {
+                        Some(Ok(position)) => position,
+                        _ => {
+                            if !close {
+                                hub.remove_entry(&redis.key, &id).await;
+                            }
+                            return Err(PublishError::Unaddressable { id });
+                        }
+                    };
+                    redis.wake().await;
+                    self.until_mirrored(epoch, position, close).await;
+                    return Ok(Cursor { epoch, position });
+                }
+                Appended::End(id) => {
+                    let position = Id::parse(&id).map_or(0, position_of);
+                    redis.wake().await;
+                    self.until_mirrored(epoch, position, true).await;
+                    return Ok(Cursor { epoch, position });
+                }
+                Appended::Nothing(id) => {
+                    let position = Id::parse(&id).map_or(0, position_of);
+                    redis.wake().await;
+                    self.until_mirrored(epoch, position, false).await;
+                    return Ok(Cursor { epoch, position });
+                }
+                Appended::OutOfOrder(last) => {
+                    return Err(PublishError::OutOfOrder {
+                        seq: crate::params::echo(seq.as_deref().unwrap_or_default()),
+                        last: crate::params::echo(&last),
+                    });
+                }
+                Appended::Closed(end) => {
+                    let end = Cursor {
+                        epoch,
+                        position: Id::parse(&end).map_or_else(|| self.head().position, position_of),
+                    };
+                    return Err(PublishError::Closed {
+                        name: self.name(),
+                        end,
+                    });
+                }
+                // The stream is in another epoch: this mirror is behind (the
+                // reader is loading it again). Publish under the epoch in
+                // force, as every other instance does.
+                Appended::Epoch(current) => {
+                    epoch = parse_epoch(&current).map_err(|err| hub.unavailable(err))?;
+                }
+                Appended::Gone if redis.standalone => {
+                    // Redis lost the stream: the first instance back starts
+                    // it again under a new epoch, the others adopt it.
+                    let loaded = hub
+                        .load(
+                            &redis.key,
+                            &redis.meta,
+                            Mode::Open,
+                            Deadlines::default(),
+                            &[],
+                        )
+                        .await
+                        .map_err(|err| hub.unavailable(err))?;
+                    if let Load::Loaded(loaded) = loaded {
+                        epoch = loaded.epoch;
+                    }
+                    redis.flag_reload();
+                }
+                Appended::Gone => {
+                    Mirror::retire(&*self.inner);
+                    return Err(PublishError::Deleted { name: self.name() });
+                }
+            }
+        }
+        Err(hub.unavailable(redis::RedisError::from((
+            redis::ErrorKind::TryAgain,
+            "the epoch of the stream changed three times during one publish",
+        ))))
+    }
+
+    /// Waits (until the timeout) for this process's mirror to hold
+    /// `position` (and the close, with `closed`).
+    async fn until_mirrored(&self, epoch: u64, position: u64, closed: bool) {
+        let deadline = Instant::now() + self.inner.backend.hub.link.timeout;
         loop {
             let published = self.inner.published.notified();
             tokio::pin!(published);
             published.as_mut().enable();
             {
                 let state = self.inner.state();
-                if state.epoch == epoch && state.head >= position {
+                if state.deleted
+                    || (state.epoch == epoch && state.head >= position && (state.closed || !closed))
+                {
                     return;
                 }
             }
@@ -224,147 +552,5 @@ impl<T: Payload> EventLog<T, Redis> {
                 return;
             }
         }
-    }
-}
-
-/// Builds an [`EventLog`] on a Redis stream. Made by
-/// [`EventLogBuilder::redis`]; the retention, batch and start settings of
-/// that builder apply.
-#[must_use]
-pub struct RedisLogBuilder {
-    log: EventLogBuilder,
-    client: Client,
-    key: String,
-    timeout: Duration,
-    block: Duration,
-    retry_after: Duration,
-    max_backoff: Duration,
-}
-
-impl fmt::Debug for RedisLogBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RedisLogBuilder")
-            .field("log", &self.log)
-            .field("key", &self.key)
-            .field("timeout", &self.timeout)
-            .field("block", &self.block)
-            .field("retry_after", &self.retry_after)
-            .field("max_backoff", &self.max_backoff)
-            .finish_non_exhaustive()
-    }
-}
-
-impl EventLogBuilder {
-    /// A log on the Redis stream `key`, shared with every instance that
-    /// uses the same key (and the same capacity). See
-    /// [the Redis backend](crate::event_log#the-redis-backend).
-    ///
-    /// ```no_run
-    /// # async fn run() -> Result<(), redis::RedisError> {
-    /// use std::sync::Arc;
-    /// use axum_longpoll::EventLog;
-    ///
-    /// let client = redis::Client::open("redis://127.0.0.1:6379")?;
-    /// let log = EventLog::builder()
-    ///     .capacity(10_000)
-    ///     .redis(client, "chat:events")
-    ///     .connect::<Arc<str>>()
-    ///     .await?;
-    /// log.publish("hello".into()).await.ok();
-    /// # Ok(()) }
-    /// ```
-    #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
-    pub fn redis(self, client: Client, key: impl Into<String>) -> RedisLogBuilder {
-        RedisLogBuilder {
-            log: self,
-            client,
-            key: key.into(),
-            timeout: Duration::from_secs(2),
-            block: Duration::from_secs(2),
-            retry_after: Duration::from_secs(1),
-            max_backoff: Duration::from_secs(2),
-        }
-    }
-}
-
-impl RedisLogBuilder {
-    /// How long to wait for Redis to accept a connection or answer a command
-    /// (default 2 s). A publish that takes longer fails
-    /// ([`PublishError::Unavailable`]).
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
-    }
-
-    /// How long one `XREAD BLOCK` of the reader waits (default 2 s, at least
-    /// 1 ms). A cursor ahead of every event is answered `410` `ahead` after
-    /// at most about twice this.
-    pub fn block(mut self, block: Duration) -> Self {
-        self.block = block.max(Duration::from_millis(1));
-        self
-    }
-
-    /// The `Retry-After` of the `503` answers while Redis is unreachable
-    /// (default 1 s).
-    pub fn retry_after(mut self, retry_after: Duration) -> Self {
-        self.retry_after = retry_after;
-        self
-    }
-
-    /// The longest pause between the reader's reconnection attempts (default
-    /// 2 s; the pauses start at 50 ms, double, and are jittered).
-    pub fn max_backoff(mut self, max_backoff: Duration) -> Self {
-        self.max_backoff = max_backoff;
-        self
-    }
-
-    /// Connects (two connections: one for publishing, one for the reader),
-    /// reads or creates the epoch, loads the newest `capacity` entries and
-    /// starts the reader task. Call it within a Tokio runtime.
-    ///
-    /// # Errors
-    ///
-    /// When Redis cannot be reached, the key holds something other than a
-    /// stream, or `<key>:epoch` holds something other than an epoch.
-    ///
-    /// # Cancellation safety
-    ///
-    /// Cancel safe: nothing is started before it returns (an epoch it
-    /// created stays in Redis, which is harmless).
-    pub async fn connect<T>(self) -> Result<EventLog<T, Redis>, RedisError>
-    where
-        T: DeserializeOwned + Send + Sync + 'static,
-    {
-        let retention = self.log.retention;
-        let link = Arc::new(Link::new(LinkConfig {
-            client: self.client,
-            key: self.key,
-            timeout: self.timeout,
-            block: self.block,
-            retry_after: self.retry_after,
-            max_backoff: self.max_backoff,
-            capacity: retention.capacity,
-        }));
-        let writer = link.connect().await?;
-        let mut conn = link.connect_reader().await?;
-        let epoch = link.claim_epoch(&mut conn, None).await?;
-        let tail = link.tail(&mut conn).await?;
-        let (state, mark) = reader::fresh::<T>(epoch, &tail, link.keep, retention);
-        let config = self.log.log_config();
-        let inner = Arc::new_cyclic(|weak| {
-            let task = tokio::spawn(reader::run(weak.clone(), Arc::clone(&link), conn, mark));
-            Inner::new(
-                config,
-                state,
-                Presence::new(None),
-                Redis {
-                    link,
-                    writer: tokio::sync::Mutex::new(Some(writer)),
-                    reader: task.abort_handle(),
-                    lag: Lag::default(),
-                },
-            )
-        });
-        Ok(EventLog { inner })
     }
 }

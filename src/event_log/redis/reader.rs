@@ -1,234 +1,30 @@
-//! The one reader per log: keeps the in-process mirror in step with the
-//! stream (`XREAD BLOCK` from the last ID seen), reconnects with backoff,
-//! and on reconnect proves that nothing was skipped before going on.
+//! The one reader of an instance: keeps every mirror in step with its
+//! stream with one `XREAD BLOCK` over all of them (from the last ID each
+//! has seen), looks at the streams' meta hashes every `block` (gone?
+//! another epoch?) and counts the uses of this instance in Redis, reconnects
+//! with backoff, and on reconnect proves for each stream that nothing was
+//! skipped before going on.
 
-use std::sync::atomic::Ordering;
+use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
-use redis::streams::StreamId;
-use redis::{RedisResult, Value};
-use serde::de::DeserializeOwned;
+use redis::streams::{StreamId, StreamReadReply};
+use redis::RedisResult;
 use tokio::time::Instant;
 
 use super::id::Id;
-use super::link::{epoch_hex, Clock, Link, Tail};
-use super::Redis;
-use crate::event_log::log::Inner;
-use crate::event_log::state::{Entry, Retention, State};
+use super::link::{parse_epoch, Deadlines, Link, Load, Mode, Watched};
+use super::mirror::{decide, Decision, Mirror, Stop};
+use crate::event_log::presence::millis;
 
-/// Entries one `XREAD` returns at most; a round that returns fewer has
-/// caught up with the stream.
+/// Entries one `XREAD` returns at most per stream; a round that returns
+/// fewer for a stream has caught up with it.
 const COUNT: usize = 1000;
 
-/// Where the mirror stands in the stream.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Mark {
-    pub(crate) epoch: u64,
-    /// The ID to read after: the newest entry applied, or `0-0` before any
-    /// (every entry added later follows it).
-    pub(crate) last: Id,
-    /// Whether `last` is an entry this mirror applied (so it must still be
-    /// in the stream unless more than `capacity` entries followed it).
-    pub(crate) seen: bool,
-}
-
-/// A decoded entry and its JSON: `None` when its `data` is missing or not
-/// JSON of `T`.
-type Decoded<T> = (Id, Option<(T, bytes::Bytes)>);
-
-fn decode<T: DeserializeOwned>(raw: &[StreamId]) -> Vec<Decoded<T>> {
-    raw.iter()
-        .filter_map(|entry| {
-            let id = Id::parse(&entry.id)?;
-            let json = match entry.map.get("data") {
-                Some(Value::BulkString(bytes)) => Some(bytes::Bytes::copy_from_slice(bytes)),
-                Some(Value::SimpleString(text)) => {
-                    Some(bytes::Bytes::copy_from_slice(text.as_bytes()))
-                }
-                _ => None,
-            };
-            // The JSON as Redis holds it is kept: no reader serializes the
-            // event again.
-            let data = json.and_then(|json| Some((serde_json::from_slice(&json).ok()?, json)));
-            Some((id, data))
-        })
-        .collect()
-}
-
-fn id_of(entry: &StreamId) -> Option<Id> {
-    Id::parse(&entry.id)
-}
-
-fn position_of(id: Id) -> u64 {
-    id.position().unwrap_or_else(|gap| gap)
-}
-
-/// Applies entries in stream order. Returns whether the mirror changed.
-///
-/// An entry the log cannot deliver (its ID is beyond the cursor range, or
-/// its data is not JSON of `T`) is a gap: readers behind it get `410`
-/// `evicted` rather than silently missing it.
-fn apply<T>(
-    state: &mut State<T>,
-    entries: Vec<Decoded<T>>,
-    at: impl Fn(Id) -> Instant,
-    retention: Retention,
-) -> bool {
-    let mut changed = false;
-    for (id, data) in entries {
-        match (id.position(), data) {
-            (Ok(position), _) if position <= state.head => {}
-            (Ok(position), Some((data, json))) => {
-                state.push(Entry::new(position, at(id), data, Some(json)), retention);
-                changed = true;
-            }
-            (Ok(position) | Err(position), _) => {
-                state.gap(position);
-                changed = true;
-            }
-        }
-    }
-    changed
-}
-
-/// A mirror built from the stream's tail alone (at start, or when the
-/// epoch changed, or when more than `capacity` entries were missed).
-pub(crate) fn fresh<T: DeserializeOwned>(
-    epoch: u64,
-    tail: &Tail,
-    keep: usize,
-    retention: Retention,
-) -> (State<T>, Mark) {
-    let newest = &tail.newest;
-    let (floor, body) = if newest.len() >= keep {
-        // The entry before the newest `capacity`: exactly where the evicted
-        // ones end.
-        let floor = id_of(&newest[keep - 1]).map_or(0, position_of);
-        (floor, &newest[..keep - 1])
-    } else if tail.complete != Some(false) {
-        // The whole stream, and nothing was ever removed from it.
-        (0, &newest[..])
-    } else {
-        // Something was removed (not by us: we keep `capacity + 1`), and
-        // what preceded the oldest entry is unknown: treat every position
-        // before it as evicted.
-        let floor = match newest.last().and_then(id_of) {
-            Some(oldest) => position_of(oldest).saturating_sub(1),
-            None => position_of(tail.last_generated),
-        };
-        (floor, &newest[..])
-    };
-    let mut state = State::with_bounds(epoch, floor, floor);
-    let mut entries = decode(body);
-    entries.reverse();
-    let clock = tail.clock;
-    apply(&mut state, entries, |id| clock.instant(id.ms), retention);
-    let mark = match newest.first().and_then(id_of) {
-        Some(last) => Mark {
-            epoch,
-            last,
-            seen: true,
-        },
-        // Every entry added from now on follows `0-0`.
-        None => Mark {
-            epoch,
-            last: Id::ZERO,
-            seen: false,
-        },
-    };
-    (state, mark)
-}
-
-/// What a reconnect found.
-enum Plan<T> {
-    /// Contiguous with the mirror: these entries follow it.
-    Append(Vec<Decoded<T>>, Clock),
-    /// The mirror is replaced (same epoch after more than `capacity`
-    /// entries were missed, or a new epoch).
-    Fresh(State<T>),
-}
-
-/// What a reconnect under the same epoch means for the mirror.
-#[derive(Debug, PartialEq, Eq)]
-enum Decision {
-    /// Contiguous: the newest `n` entries of the tail follow the mirror.
-    Append(usize),
-    /// More than `capacity` entries followed the mirror: rebuild it from
-    /// the tail (old cursors are evicted, as in memory).
-    Fresh,
-    /// The mirror's last entry is gone although fewer than `capacity`
-    /// entries followed it: the stream lost writes.
-    Lost,
-}
-
-/// `ids`: the stream's newest `keep` (at most) entry IDs, newest first.
-fn decide(mark: Mark, ids: &[Id], keep: usize) -> Decision {
-    let missed_more_than_kept =
-        ids.len() >= keep && ids.last().is_some_and(|oldest| *oldest > mark.last);
-    // Trimming removes the oldest first: while our last entry is there,
-    // nothing after it was removed. Before the mirror applied any entry,
-    // the stream's length vouches for it (nothing is trimmed below `keep`).
-    let contiguous = if mark.seen {
-        ids.contains(&mark.last)
-    } else {
-        !missed_more_than_kept
-    };
-    if contiguous {
-        Decision::Append(ids.iter().take_while(|id| **id > mark.last).count())
-    } else if missed_more_than_kept {
-        Decision::Fresh
-    } else {
-        Decision::Lost
-    }
-}
-
-/// Checks the stream against the mirror after a reconnect (or an epoch
-/// change seen by a round).
-async fn resync<T: DeserializeOwned>(
-    link: &Link,
-    conn: &mut MultiplexedConnection,
-    mark: Mark,
-    retention: Retention,
-) -> RedisResult<(Plan<T>, Mark)> {
-    let epoch = link.claim_epoch(conn, None).await?;
-    let tail = link.tail(conn).await?;
-    if epoch != mark.epoch {
-        // Redis lost the stream (restart without persistence) or another
-        // instance found its history lost: the old cursors are void.
-        let (state, mark) = fresh(epoch, &tail, link.keep, retention);
-        return Ok((Plan::Fresh(state), mark));
-    }
-    let ids: Vec<Id> = tail.newest.iter().filter_map(id_of).collect();
-    match decide(mark, &ids, link.keep) {
-        Decision::Append(newer) => {
-            let mut entries = decode(&tail.newest[..newer]);
-            entries.reverse();
-            let next = match ids.first() {
-                Some(&last) if newer > 0 => Mark {
-                    epoch,
-                    last,
-                    seen: true,
-                },
-                _ => mark,
-            };
-            return Ok((Plan::Append(entries, tail.clock), next));
-        }
-        Decision::Fresh => {
-            let (state, mark) = fresh(epoch, &tail, link.keep, retention);
-            return Ok((Plan::Fresh(state), mark));
-        }
-        Decision::Lost => {}
-    }
-    // Our last entry is gone although fewer than `capacity` followed it:
-    // Redis lost writes (a crash inside the fsync window) or someone deleted
-    // entries. Under the same epoch some clients would miss events without
-    // knowing: start a new one (unless another instance already did).
-    let epoch = link.claim_epoch(conn, Some(mark.epoch)).await?;
-    let (state, mark) = fresh(epoch, &tail, link.keep, retention);
-    Ok((Plan::Fresh(state), mark))
-}
+/// Streams per pipeline or script call of a resync or a sweep.
+const CHUNK: usize = 256;
 
 /// Jittered exponential backoff: 50 ms doubling up to the cap, each delay
 /// drawn from its upper half.
@@ -252,22 +48,16 @@ impl Backoff {
     }
 }
 
-/// The reader task. Holds only a `Weak` to the log between Redis calls, so
-/// dropping the last handle of the log drops it (and aborts this task).
-pub(crate) async fn run<T>(
-    log: Weak<Inner<T, Redis>>,
-    link: Arc<Link>,
-    conn: MultiplexedConnection,
-    mut mark: Mark,
-) where
-    T: DeserializeOwned + Send + Sync + 'static,
-{
+/// The reader task. Holds the logs only weakly (between Redis calls none at
+/// all), so dropping a log drops it; the task ends when the hub is dropped.
+pub(crate) async fn run(link: Arc<Link>, conn: MultiplexedConnection) {
     let mut conn = Some(conn);
     let mut backoff = Backoff {
         attempt: 0,
         max: link.max_backoff,
     };
     let mut in_step = true;
+    let mut next_sweep = Instant::now() + link.block;
     loop {
         let mut c = match conn.take() {
             Some(c) => c,
@@ -280,64 +70,36 @@ pub(crate) async fn run<T>(
                 }
             },
         };
-        if !in_step {
-            let Some(retention) = log.upgrade().map(|log| log.config.retention) else {
-                return;
-            };
-            match resync::<T>(&link, &mut c, mark, retention).await {
-                Ok((plan, next)) => {
-                    let Some(log) = log.upgrade() else { return };
-                    {
-                        let mut state = log.state_mut();
-                        match plan {
-                            Plan::Append(entries, clock) => {
-                                apply(&mut state, entries, |id| clock.instant(id.ms), retention);
-                            }
-                            Plan::Fresh(fresh) => *state = fresh,
-                        }
-                    }
-                    mark = next;
-                    in_step = true;
-                    link.set_connected(true);
-                    backoff.reset();
-                    log.published.notify_waiters();
-                    log.backend.lag.rounds.fetch_add(1, Ordering::AcqRel);
-                    log.backend.lag.synced.notify_waiters();
-                }
-                Err(_) => {
-                    link.set_connected(false);
-                    tokio::time::sleep(backoff.next()).await;
-                    continue;
+        let result = async {
+            let (version, watched) = link.watched();
+            let reconnected = !in_step;
+            if reconnected {
+                // Every mark must be checked against its stream again before
+                // the reader reads on from it.
+                for mirror in live(&watched) {
+                    mirror.redis().set_active(false);
                 }
             }
+            activate(&link, &mut c, &watched).await?;
+            reload_flagged(&link, &mut c, &watched).await?;
+            if reconnected {
+                in_step = true;
+                backoff.reset();
+                link.set_connected(true);
+                for mirror in live(&watched) {
+                    mirror.notify();
+                }
+            }
+            if Instant::now() >= next_sweep {
+                sweep(&link, &mut c, &watched).await?;
+                reload_flagged(&link, &mut c, &watched).await?;
+                next_sweep = Instant::now() + link.block;
+            }
+            read(&link, &mut c, version, &watched).await
         }
-        match link.round(&mut c, mark.last, COUNT).await {
-            Ok((epoch, raw)) => {
-                conn = Some(c);
-                if epoch.as_deref() != Some(epoch_hex(mark.epoch).as_str()) {
-                    // The epoch changed before this read: resynchronise
-                    // rather than file these entries under the old one.
-                    in_step = false;
-                    continue;
-                }
-                let caught_up = raw.len() < COUNT;
-                let entries = decode::<T>(&raw);
-                let Some(log) = log.upgrade() else { return };
-                if let Some(&(last, _)) = entries.last() {
-                    mark.last = last;
-                    mark.seen = true;
-                    let now = Instant::now();
-                    let changed =
-                        apply(&mut log.state_mut(), entries, |_| now, log.config.retention);
-                    if changed {
-                        log.published.notify_waiters();
-                    }
-                }
-                if caught_up {
-                    log.backend.lag.rounds.fetch_add(1, Ordering::AcqRel);
-                    log.backend.lag.synced.notify_waiters();
-                }
-            }
+        .await;
+        match result {
+            Ok(()) => conn = Some(c),
             Err(_) => {
                 link.set_connected(false);
                 in_step = false;
@@ -347,63 +109,251 @@ pub(crate) async fn run<T>(
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// The mirrors of `watched` that still live and are not retired.
+fn live(watched: &[Watched]) -> Vec<Arc<dyn Mirror>> {
+    watched
+        .iter()
+        .filter_map(|w| w.mirror.upgrade())
+        .filter(|m| !m.is_retired())
+        .collect()
+}
 
-    fn ids(ms: &[u64]) -> Vec<Id> {
-        ms.iter().map(|&ms| Id { ms, seq: 0 }).collect()
+/// A stream found gone: a log outside a collection starts it again (a new
+/// epoch: its readers get `410` `epoch`); a stream of a collection is
+/// retired (its readers get `410` `deleted`).
+fn gone(mirror: &dyn Mirror) {
+    if mirror.redis().standalone() {
+        mirror.redis().flag_reload();
+    } else {
+        mirror.retire();
     }
+}
 
-    fn mark(last: u64, seen: bool) -> Mark {
-        Mark {
-            epoch: 1,
-            last: Id { ms: last, seq: 0 },
-            seen,
+/// What the meta hash says of a mirror's epoch.
+fn check_epoch(mirror: &dyn Mirror, epoch: Option<&str>) -> Option<u64> {
+    match epoch.map(parse_epoch) {
+        None | Some(Err(_)) => {
+            gone(mirror);
+            None
+        }
+        Some(Ok(epoch)) if epoch != mirror.epoch() => {
+            mirror.redis().flag_reload();
+            None
+        }
+        Some(Ok(epoch)) => Some(epoch),
+    }
+}
+
+/// One round: `XREAD BLOCK` over every stream read now, from where each
+/// stands, the entries applied in order. A stream nobody here reads, waits
+/// on or used within the linger time is read no more (until it is).
+async fn read(
+    link: &Link,
+    conn: &mut MultiplexedConnection,
+    version: u64,
+    watched: &[Watched],
+) -> RedisResult<()> {
+    let now = millis(Instant::now());
+    let mut keys: Vec<&Arc<str>> = Vec::with_capacity(watched.len());
+    let mut ids = Vec::with_capacity(watched.len());
+    let mut mirrors: Vec<&Weak<dyn Mirror>> = Vec::with_capacity(watched.len());
+    for w in watched {
+        let Some(mirror) = w.mirror.upgrade() else {
+            continue;
+        };
+        let redis = mirror.redis();
+        if mirror.is_retired() || redis.reload_pending() || !redis.is_active() {
+            continue;
+        }
+        if !redis.wanted(mirror.presence(), now) {
+            redis.set_active(false);
+            continue;
+        }
+        keys.push(&w.key);
+        ids.push(redis.mark().last.to_string());
+        mirrors.push(&w.mirror);
+    }
+    if keys.is_empty() {
+        // Nothing to read until a stream is added or used again.
+        link.issue(version);
+        let _ = tokio::time::timeout(link.block, link.changed.notified()).await;
+        return Ok(());
+    }
+    let block = u64::try_from(link.block.as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1);
+    let mut cmd = redis::cmd("XREAD");
+    cmd.arg("COUNT")
+        .arg(COUNT)
+        .arg("BLOCK")
+        .arg(block)
+        .arg("STREAMS");
+    for key in &keys {
+        cmd.arg(&***key);
+    }
+    for id in &ids {
+        cmd.arg(id);
+    }
+    link.issue(version);
+    let reply: Option<StreamReadReply> = cmd.query_async(conn).await?;
+    let mut entries: HashMap<String, Vec<StreamId>> = reply
+        .map(|r| r.keys.into_iter().map(|k| (k.key, k.ids)).collect())
+        .unwrap_or_default();
+    for (key, mirror) in keys.into_iter().zip(mirrors) {
+        let Some(mirror) = mirror.upgrade() else {
+            continue;
+        };
+        let raw = entries.remove(&**key).unwrap_or_default();
+        let stop = if raw.is_empty() {
+            None
+        } else {
+            mirror.read(&raw)
+        };
+        match stop {
+            Some(Stop::Epoch) => mirror.redis().flag_reload(),
+            Some(Stop::Deleted) => gone(&*mirror),
+            None if raw.len() < COUNT => mirror.redis().synced(),
+            None => {}
         }
     }
+    Ok(())
+}
 
-    #[test]
-    fn reconnect_decisions() {
-        // keep = capacity + 1 = 4; tails are newest first.
-        let keep = 4;
-        // Nothing new.
-        assert_eq!(
-            decide(mark(9, true), &ids(&[9, 8, 7]), keep),
-            Decision::Append(0)
-        );
-        // Two new entries after ours.
-        assert_eq!(
-            decide(mark(7, true), &ids(&[9, 8, 7, 6]), keep),
-            Decision::Append(2)
-        );
-        // Exactly `capacity` new: ours is the oldest kept.
-        assert_eq!(
-            decide(mark(6, true), &ids(&[9, 8, 7, 6]), keep),
-            Decision::Append(3)
-        );
-        // More than `capacity` new: ours is gone by retention.
-        assert_eq!(
-            decide(mark(5, true), &ids(&[9, 8, 7, 6]), keep),
-            Decision::Fresh
-        );
-        // Ours is gone although the tail reaches back past it: lost writes.
-        assert_eq!(
-            decide(mark(7, true), &ids(&[9, 8, 6, 5]), keep),
-            Decision::Lost
-        );
-        // Ours is gone and the stream is short: lost (a crash, a failover).
-        assert_eq!(decide(mark(7, true), &ids(&[9]), keep), Decision::Lost);
-        assert_eq!(decide(mark(7, true), &[], keep), Decision::Lost);
-        // Before any entry was applied: the short stream is whole.
-        assert_eq!(
-            decide(mark(0, false), &ids(&[3, 2]), keep),
-            Decision::Append(2)
-        );
-        assert_eq!(decide(mark(0, false), &[], keep), Decision::Append(0));
-        assert_eq!(
-            decide(mark(0, false), &ids(&[9, 8, 7, 6]), keep),
-            Decision::Fresh
-        );
+/// Loads again the mirrors found out of step.
+async fn reload_flagged(
+    link: &Link,
+    conn: &mut MultiplexedConnection,
+    watched: &[Watched],
+) -> RedisResult<()> {
+    for mirror in live(watched) {
+        let redis = mirror.redis();
+        if !redis.reload_pending() {
+            continue;
+        }
+        // Outside a collection a lost stream is started again; a stream of
+        // a collection that is gone stays gone.
+        let mode = if redis.standalone() {
+            Mode::Open
+        } else {
+            Mode::Get
+        };
+        match link
+            .load(
+                conn,
+                redis.key(),
+                redis.meta_key(),
+                mode,
+                Deadlines::default(),
+                &[],
+            )
+            .await?
+        {
+            // A stream of a collection created again with other attributes
+            // (deleted and created by another instance while this one did
+            // not read it) is another stream: this mirror goes, and the next
+            // request loads the new one.
+            Load::Loaded(loaded) if !mirror.same_attributes(&loaded) => {
+                redis.clear_reload();
+                mirror.retire();
+            }
+            Load::Loaded(loaded) => {
+                redis.clear_reload();
+                mirror.reload(&loaded);
+                redis.set_active(true);
+                redis.synced();
+            }
+            Load::Missing | Load::Exists => {
+                redis.clear_reload();
+                mirror.retire();
+            }
+        }
     }
+    Ok(())
+}
+
+/// Before the reader reads a stream again (after a reconnect, or when it
+/// is used again after a pause): whether its mirror can read on from its
+/// last entry, must be loaded again, or found its stream's history lost.
+async fn activate(
+    link: &Link,
+    conn: &mut MultiplexedConnection,
+    watched: &[Watched],
+) -> RedisResult<()> {
+    let now = millis(Instant::now());
+    let waking: Vec<Arc<dyn Mirror>> = live(watched)
+        .into_iter()
+        .filter(|m| {
+            let redis = m.redis();
+            !redis.is_active() && !redis.reload_pending() && redis.wanted(m.presence(), now)
+        })
+        .collect();
+    for chunk in waking.chunks(CHUNK) {
+        let mut pipe = redis::pipe();
+        for mirror in chunk {
+            let redis = mirror.redis();
+            let mark = redis.mark();
+            let mut invocation = link.scripts.resync.key(redis.key());
+            invocation
+                .key(redis.meta_key())
+                .arg(mark.last.to_string())
+                .arg(if mark.seen { "1" } else { "0" })
+                .arg(link.keep);
+            pipe.invoke_script(&invocation);
+        }
+        let replies: Vec<(Option<String>, i64, Vec<String>)> = pipe.query_async(conn).await?;
+        for (mirror, (epoch, contiguous, ids)) in chunk.iter().zip(replies) {
+            let Some(epoch) = check_epoch(&**mirror, epoch.as_deref()) else {
+                continue;
+            };
+            let redis = mirror.redis();
+            let ids: Vec<Id> = ids.iter().filter_map(|id| Id::parse(id)).collect();
+            let decision = if contiguous == 1 {
+                Decision::Append(0)
+            } else {
+                decide(redis.mark(), &ids, link.keep)
+            };
+            match decision {
+                Decision::Append(_) => redis.set_active(true),
+                Decision::Fresh => redis.flag_reload(),
+                Decision::Lost => {
+                    // Our last entry is gone although fewer than `capacity`
+                    // followed it: Redis lost writes (a crash inside the
+                    // fsync window, a failover) or someone deleted entries.
+                    // Under the same epoch some clients would miss events
+                    // without knowing: start a new one (unless another
+                    // instance already did).
+                    link.claim(conn, redis.meta_key(), epoch).await?;
+                    redis.flag_reload();
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Every `block`: each mirrored stream's epoch (gone? another?), and the
+/// uses of this instance counted in Redis (a publish counts itself).
+async fn sweep(
+    link: &Link,
+    conn: &mut MultiplexedConnection,
+    watched: &[Watched],
+) -> RedisResult<()> {
+    let mirrors = live(watched);
+    let now = millis(Instant::now());
+    for chunk in mirrors.chunks(CHUNK) {
+        let mut invocation = link.scripts.sweep.prepare_invoke();
+        for mirror in chunk {
+            let redis = mirror.redis();
+            invocation.key(redis.meta_key()).key(redis.key());
+            match redis.use_to_count(mirror.presence(), link, now) {
+                Some((idle, ago)) => invocation.arg(idle).arg(ago),
+                None => invocation.arg("-").arg(0),
+            };
+        }
+        let epochs: Vec<Option<String>> = invocation.invoke_async(conn).await?;
+        for (mirror, epoch) in chunk.iter().zip(epochs) {
+            check_epoch(&**mirror, epoch.as_deref());
+        }
+    }
+    Ok(())
 }
