@@ -615,12 +615,21 @@ pub(crate) fn markdown(machine: &Machine, cfg: &Config, runs: &[Run]) -> String 
     md
 }
 
+/// Where the line `heading` starts in `text` (a whole line, not a
+/// deeper heading that ends the same way).
+fn line_at(text: &str, heading: &str) -> Option<usize> {
+    if text.starts_with(heading) {
+        return Some(0);
+    }
+    text.find(&format!("\n{heading}")).map(|i| i + 1)
+}
+
 /// `existing` with `section` in place of its "## Durable Streams peers"
 /// section, or inserted before "## How it is measured" (else at the end).
 pub(crate) fn splice(existing: &str, section: &str) -> String {
     const HEADING: &str = "## Durable Streams peers\n";
     let section = format!("{}\n\n", section.trim_end());
-    if let Some(start) = existing.find(HEADING) {
+    if let Some(start) = line_at(existing, HEADING) {
         let after = start + HEADING.len();
         let end = existing[after..]
             .find("\n## ")
@@ -628,7 +637,7 @@ pub(crate) fn splice(existing: &str, section: &str) -> String {
         return format!("{}{section}{}", &existing[..start], &existing[end..]);
     }
     for anchor in ["## How it is measured\n", "## Where the targets are missed"] {
-        if let Some(at) = existing.find(anchor) {
+        if let Some(at) = line_at(existing, anchor) {
             return format!("{}{section}{}", &existing[..at], &existing[at..]);
         }
     }
