@@ -41,6 +41,15 @@ pub(crate) fn describe() {
                 Unit::Seconds,
                 "How long a request had run when its client was found gone, by mode."
             );
+            describe_counter!(
+                "axum_longpoll_published_total",
+                "Events appended to logs (by this instance)."
+            );
+            describe_histogram!(
+                "axum_longpoll_publish_to_wake_seconds",
+                Unit::Seconds,
+                "From an event's append (on Redis: its arrival here) to a waiting reader woken by it."
+            );
             describe_histogram!(
                 "axum_longpoll_events_per_answer",
                 Unit::Count,
@@ -126,4 +135,34 @@ pub(crate) fn answered(mode: &'static str, events: usize) {
     #[cfg(feature = "metrics")]
     metrics::histogram!("axum_longpoll_events_per_answer", "mode" => mode).record(events as f64);
     let _ = (mode, events);
+}
+
+/// An event was appended to a log (`stream`: its name, when its collection
+/// labels its streams).
+#[cfg(feature = "metrics")]
+#[inline]
+pub(crate) fn published(stream: Option<&str>) {
+    match stream {
+        Some(name) => {
+            metrics::counter!("axum_longpoll_published_total", "stream" => name.to_owned())
+                .increment(1);
+        }
+        None => metrics::counter!("axum_longpoll_published_total").increment(1),
+    }
+}
+
+/// A waiting reader was woken `after` the newest event it gets was
+/// appended.
+#[cfg(feature = "metrics")]
+#[inline]
+pub(crate) fn woken(stream: Option<&str>, after: Duration) {
+    match stream {
+        Some(name) => {
+            metrics::histogram!("axum_longpoll_publish_to_wake_seconds", "stream" => name.to_owned())
+                .record(after.as_secs_f64());
+        }
+        None => {
+            metrics::histogram!("axum_longpoll_publish_to_wake_seconds").record(after.as_secs_f64())
+        }
+    }
 }

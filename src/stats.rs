@@ -40,8 +40,10 @@
 //! the recorder before the first [`DisconnectLayer`](crate::DisconnectLayer)
 //! is made: the layer describes the metrics (help texts, units) to it. Every
 //! series has a `mode` label (`long_poll`, `ndjson`, `sse`, `framed`, `ws`)
-//! where it applies; none has a label per stream (a label per stream is a
-//! series per stream, which a Prometheus server pays for in memory).
+//! where it applies; none has a label per stream unless the collection
+//! asks for one ([`StreamsBuilder::metrics_per_stream`](crate::event_log::StreamsBuilder::metrics_per_stream)):
+//! a label per stream is a series per stream, which a Prometheus server
+//! pays for in memory.
 //!
 //! | name | type | labels | what |
 //! |---|---|---|---|
@@ -52,6 +54,8 @@
 //! | `axum_longpoll_wait_seconds` | histogram | `outcome` | each [`LongPoll::wait`](crate::LongPoll::wait), by how it ended |
 //! | `axum_longpoll_disconnected_after_seconds` | histogram | `mode` | how long a request had run when its client was found gone |
 //! | `axum_longpoll_events_per_answer` | histogram | `mode` | events in each long-poll answer |
+//! | `axum_longpoll_published_total` | counter | (`stream`) | events appended to logs by this instance |
+//! | `axum_longpoll_publish_to_wake_seconds` | histogram | (`stream`) | from an event's append (on Redis: its arrival in this instance) to a waiting reader woken by it: the fan-out delay |
 //!
 //! How fast a disconnect is *detected* cannot be seen from the server (it
 //! does not know when the client left): `benches/run` measures it from the

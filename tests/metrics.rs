@@ -165,6 +165,26 @@ async fn metrics_and_stats_agree_mode_by_mode() {
     assert_eq!(conn.read_response().await.status(), 200);
     let res = raw_get(addr, "/poll?timeout=5&from=oldest").await;
     assert_eq!(res.status(), 200, "{}", res.text());
+    // A poll that waits, woken by a publish: publish-to-wake is measured.
+    let mut waiter = RawConn::connect(addr).await;
+    waiter
+        .get(&format!("/poll?timeout=30&cursor={}", log.head()))
+        .await;
+    let deadline = tokio::time::Instant::now() + GUARD;
+    loop {
+        let stats: Value = serde_json::from_slice(&raw_get(addr, "/stats").await.body).unwrap();
+        if stats["long_poll"]["waiting"] == 1 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{stats}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let mut conn = RawConn::connect(addr).await;
+    conn.request("POST", "/publish", &["content-length: 5"])
+        .await;
+    conn.send(b"again").await;
+    assert_eq!(conn.read_response().await.status(), 200);
+    assert_eq!(waiter.read_response().await.status(), 200);
     let mut parked = RawConn::connect(addr).await;
     parked
         .get(&format!("/poll?timeout=30&cursor={}", log.head()))
@@ -240,6 +260,8 @@ async fn metrics_and_stats_agree_mode_by_mode() {
         "axum_longpoll_events_per_answer_count{mode=\"long_poll\"}",
         "axum_longpoll_disconnected_after_seconds_count{mode=\"ndjson\"}",
         "# HELP axum_longpoll_requests_ended_total",
+        "axum_longpoll_publish_to_wake_seconds_count 1",
+        "axum_longpoll_published_total 2",
     ] {
         assert!(text.contains(series), "{series} missing in:\n{text}");
     }
@@ -250,4 +272,54 @@ async fn metrics_and_stats_agree_mode_by_mode() {
         .unwrap()
         .unwrap()
         .unwrap();
+}
+
+/// A collection's streams get a `stream` label only when it asks
+/// (`StreamsBuilder::metrics_per_stream`): a label per stream is a series
+/// per stream.
+#[test]
+fn a_collection_labels_its_streams_only_when_asked() {
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    metrics::with_local_recorder(&recorder, || {
+        // A runtime on this thread: the local recorder is this thread's.
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let labelled = EventLog::builder()
+                .streams()
+                .metrics_per_stream(true)
+                .build::<u32>();
+            let plain = EventLog::builder().streams().build::<u32>();
+            for _ in 0..2 {
+                let room = labelled.get_or_create("room-1").await.unwrap();
+                room.publish(1).await.unwrap();
+            }
+            let other = plain.get_or_create("room-2").await.unwrap();
+            other.publish(1).await.unwrap();
+        });
+    });
+    let metrics = parse(&handle.render());
+    assert_eq!(
+        get(
+            &metrics,
+            "axum_longpoll_published_total",
+            &[("stream", "room-1")]
+        ),
+        2,
+        "{metrics:?}"
+    );
+    assert_eq!(
+        get(&metrics, "axum_longpoll_published_total", &[]),
+        1,
+        "{metrics:?}"
+    );
+    assert!(
+        !metrics
+            .keys()
+            .any(|(_, labels)| labels.iter().any(|(_, v)| v == "room-2")),
+        "{metrics:?}"
+    );
 }

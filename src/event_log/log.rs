@@ -142,6 +142,9 @@ pub(crate) struct LogConfig {
     pub(crate) retention: Retention,
     pub(crate) max_batch: usize,
     pub(crate) start_from: StartFrom,
+    /// Metrics carry the stream's name (feature `metrics`).
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    pub(crate) metrics_per_stream: bool,
 }
 
 pub(crate) struct Inner<T, B> {
@@ -212,6 +215,7 @@ pub struct EventLogBuilder {
     pub(crate) retention: Retention,
     pub(crate) max_batch: usize,
     pub(crate) start_from: StartFrom,
+    pub(crate) metrics_per_stream: bool,
     epoch: Option<u64>,
 }
 
@@ -225,6 +229,7 @@ impl Default for EventLogBuilder {
             },
             max_batch: 100,
             start_from: StartFrom::Now,
+            metrics_per_stream: false,
             epoch: None,
         }
     }
@@ -282,6 +287,7 @@ impl EventLogBuilder {
             retention: self.retention,
             max_batch: self.max_batch,
             start_from: self.start_from,
+            metrics_per_stream: self.metrics_per_stream,
         })
     }
 
@@ -416,7 +422,7 @@ impl<T: Payload, B: Backend> EventLog<T, B> {
         &self,
         data: T,
     ) -> impl Future<Output = Result<Cursor, PublishError>> + Send + '_ {
-        B::append(self, Append::event(data))
+        self.counted(Append::event(data))
     }
 
     /// Appends with the options of [`Append`]: an event, a close, a
@@ -437,7 +443,7 @@ impl<T: Payload, B: Backend> EventLog<T, B> {
         &self,
         append: Append<T>,
     ) -> impl Future<Output = Result<Cursor, PublishError>> + Send + '_ {
-        B::append(self, append)
+        self.counted(append)
     }
 
     /// Closes the log: nothing more is appended, ever. With `last`, that
@@ -466,6 +472,31 @@ impl<T: Payload, B: Backend> EventLog<T, B> {
             Some(last) => Append::event(last).and_close(),
             None => Append::close(),
         };
+        self.counted(append)
+    }
+
+    /// The backend's append, counted in metrics (feature `metrics`).
+    #[cfg(feature = "metrics")]
+    fn counted(
+        &self,
+        append: Append<T>,
+    ) -> impl Future<Output = Result<Cursor, PublishError>> + Send + '_ {
+        let event = append.event.is_some();
+        let appended = B::append(self, append);
+        async move {
+            let result = appended.await;
+            if event && result.is_ok() {
+                crate::observe::published(self.metrics_name());
+            }
+            result
+        }
+    }
+
+    #[cfg(not(feature = "metrics"))]
+    fn counted(
+        &self,
+        append: Append<T>,
+    ) -> impl Future<Output = Result<Cursor, PublishError>> + Send + '_ {
         B::append(self, append)
     }
 }
@@ -630,6 +661,30 @@ impl<T, B: Backend> EventLog<T, B> {
         }))
     }
 
+    /// The stream's name for metrics, when its collection asked for it
+    /// ([`StreamsBuilder::metrics_per_stream`](super::StreamsBuilder::metrics_per_stream)).
+    #[cfg(feature = "metrics")]
+    fn metrics_name(&self) -> Option<&str> {
+        if self.inner.config.metrics_per_stream {
+            self.inner.presence.name().map(|name| &**name)
+        } else {
+            None
+        }
+    }
+
+    /// A waiting reader was woken by events: the time since the newest of
+    /// them came (published here, or on Redis received by this instance).
+    #[inline]
+    fn woken(&self) {
+        #[cfg(feature = "metrics")]
+        {
+            let at = self.inner.state().entries.back().map(|entry| entry.at);
+            if let Some(at) = at {
+                crate::observe::woken(self.metrics_name(), at.elapsed());
+            }
+        }
+    }
+
     /// [`wait`](Self::wait), with each event made into an `X`.
     pub(crate) async fn wait_with<X>(
         &self,
@@ -641,6 +696,7 @@ impl<T, B: Backend> EventLog<T, B> {
             // long-poll's future, also for logs that never lag.
             return Box::pin(self.wait_lagging(cursor, make)).await;
         }
+        let mut waited = false;
         loop {
             let published = self.inner.published.notified();
             tokio::pin!(published);
@@ -649,10 +705,18 @@ impl<T, B: Backend> EventLog<T, B> {
             published.as_mut().enable();
             match self.find(cursor, make)? {
                 // Events, or the end of a closed log: answered at once.
-                Found::Batch(read) if !read.events.is_empty() || read.closed => return Ok(read),
+                Found::Batch(read) if !read.events.is_empty() || read.closed => {
+                    if waited {
+                        self.woken();
+                    }
+                    return Ok(read);
+                }
                 // A log that does not lag knows every event: a cursor ahead
                 // of it was refused by `find`.
-                Found::Batch(_) | Found::Ahead => published.await,
+                Found::Batch(_) | Found::Ahead => {
+                    waited = true;
+                    published.await;
+                }
             }
         }
     }
@@ -672,6 +736,7 @@ impl<T, B: Backend> EventLog<T, B> {
         // For a cursor ahead of a lagging log: the count of caught-up rounds
         // when it was first seen ahead.
         let mut ahead_since = None;
+        let mut waited = false;
         loop {
             let published = self.inner.published.notified();
             let synced = lag.synced.notified();
@@ -684,9 +749,15 @@ impl<T, B: Backend> EventLog<T, B> {
             // counted here.
             let rounds = lag.rounds.load(Ordering::Acquire);
             match self.find(cursor, make)? {
-                Found::Batch(read) if !read.events.is_empty() || read.closed => return Ok(read),
+                Found::Batch(read) if !read.events.is_empty() || read.closed => {
+                    if waited {
+                        self.woken();
+                    }
+                    return Ok(read);
+                }
                 Found::Batch(_) => {
                     ahead_since = None;
+                    waited = true;
                     published.await;
                 }
                 Found::Ahead => {
@@ -697,6 +768,7 @@ impl<T, B: Backend> EventLog<T, B> {
                     if rounds >= since + 2 {
                         return Err(self.ahead_gone(cursor));
                     }
+                    waited = true;
                     tokio::select! {
                         () = published => {},
                         () = synced => {},

@@ -138,6 +138,16 @@ impl StreamsBuilder {
         self
     }
 
+    /// Metrics (feature `metrics`) of these streams' publishes and wake-ups
+    /// carry a `stream` label with the stream's name (default: off). Each
+    /// name is then a series of its own in the metrics backend: turn it on
+    /// for a bounded set of streams (rooms of a known list), not for one
+    /// stream per user or per request.
+    pub fn metrics_per_stream(mut self, on: bool) -> Self {
+        self.log.metrics_per_stream = on;
+        self
+    }
+
     /// Evict a stream when nobody has read, waited on or published to it
     /// for this long (default 5 minutes; `None`: never). A stream is never
     /// evicted while a stream or a WebSocket reads it or a long-poll waits
