@@ -21,11 +21,14 @@
 //!     .idle(None)            // durable: only DELETE, a TTL or an expiry remove one
 //!     .build();
 //! let app = Router::new()
-//!     .nest("/v1/stream", durable::router(durable::DurableStreams::new(streams)))
-//!     .layer(DisconnectLayer::new());
+//!     .nest("/v1/stream", durable::router(durable::DurableStreams::new(streams)));
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:4437").await?;
-//! axum::serve(listener, app).await
-//! # }
+//! // The layer around the whole router; `serve` answers parked long-polls
+//! // and ends SSE streams first at shutdown, and bounds every connection.
+//! axum_longpoll::serve(listener, app)
+//!     .layer(DisconnectLayer::new())
+//!     .await?;
+//! # Ok(()) }
 //! ```
 //!
 //! # On the crate's parts
