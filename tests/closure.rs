@@ -18,12 +18,11 @@ mod common;
 
 use std::net::SocketAddr;
 
-use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::Router;
-use axum_longpoll::ws::LiveSocket;
-use axum_longpoll::{DisconnectLayer, LongPoll, Resume, Streaming, Streams};
+use axum_longpoll::event_log::Memory;
+use axum_longpoll::{DisconnectLayer, Streams};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use http_body_util::{BodyExt, Empty};
@@ -33,76 +32,26 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::protocol::{frame::coding::CloseCode, Role};
 use tokio_tungstenite::tungstenite::Message;
 
+use common::rooms::{self, Room};
 use common::{spawn, RawConn, IO_GUARD};
 
 type Rooms = Streams<u64>;
 
-async fn poll(
-    State(rooms): State<Rooms>,
-    Path(name): Path<String>,
-    resume: Resume,
-    lp: LongPoll,
-) -> Response {
-    match rooms.get_or_create(&name).await {
-        Ok(log) => lp.serve(log.reader(resume)).await,
-        Err(err) => err.into_response(),
-    }
-}
-
-async fn ndjson(
-    State(rooms): State<Rooms>,
-    Path(name): Path<String>,
-    resume: Resume,
-    s: Streaming,
-) -> Response {
-    match rooms.get_or_create(&name).await {
-        Ok(log) => s.ndjson(log.reader(resume)),
-        Err(err) => err.into_response(),
-    }
-}
-
-async fn sse(
-    State(rooms): State<Rooms>,
-    Path(name): Path<String>,
-    resume: Resume,
-    s: Streaming,
-) -> Response {
-    match rooms.get_or_create(&name).await {
-        Ok(log) => s.sse(log.reader(resume)),
-        Err(err) => err.into_response(),
-    }
-}
-
-async fn ws(
-    State(rooms): State<Rooms>,
-    Path(name): Path<String>,
-    resume: Resume,
-    ws: LiveSocket,
-) -> Response {
-    match rooms.get_or_create(&name).await {
-        Ok(log) => ws.serve(log.reader(resume), |_| Ok(())),
-        Err(err) => err.into_response(),
-    }
-}
-
-async fn publish(State(rooms): State<Rooms>, Path(name): Path<String>, body: String) -> Response {
+async fn publish(Room(log): Room<u64, Memory>, body: String) -> Response {
     let value: u64 = body.trim().parse().unwrap_or_default();
-    match rooms.get_or_create(&name).await {
-        Ok(log) => match log.publish(value).await {
-            Ok(id) => axum::Json(json!({ "id": id })).into_response(),
-            Err(err) => err.into_response(),
-        },
+    match log.publish(value).await {
+        Ok(id) => axum::Json(json!({ "id": id })).into_response(),
         Err(err) => err.into_response(),
     }
 }
 
 fn app(rooms: &Rooms) -> Router {
     Router::new()
-        .route("/s/{name}/poll", get(poll))
-        .route("/s/{name}/stream", get(ndjson))
-        .route("/s/{name}/sse", get(sse))
+        .route("/s/{name}/poll", get(rooms::poll::<u64, Memory>))
+        .route("/s/{name}/stream", get(rooms::ndjson::<u64, Memory>))
+        .route("/s/{name}/sse", get(rooms::sse::<u64, Memory>))
         // `any`: also HTTP/2 extended CONNECT.
-        .route("/s/{name}/ws", any(ws))
+        .route("/s/{name}/ws", any(rooms::ws::<u64, Memory>))
         .route("/s/{name}/publish", post(publish))
         .with_state(rooms.clone())
         .layer(DisconnectLayer::new())

@@ -8,46 +8,23 @@ mod common;
 
 use std::time::{Duration, SystemTime};
 
-use axum::extract::{Path, State};
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
+use axum_longpoll::event_log::Memory;
 use axum_longpoll::event_log::{StreamOptions, StreamsError};
-use axum_longpoll::{DisconnectLayer, EventLog, LongPoll, Resume, Streaming, Streams};
+use axum_longpoll::{DisconnectLayer, EventLog, Streams};
 use serde_json::Value;
 
+use common::rooms;
 use common::{spawn, wait_for, RawConn};
 
 type Rooms = Streams<u64>;
 
-async fn poll(
-    State(rooms): State<Rooms>,
-    Path(name): Path<String>,
-    resume: Resume,
-    lp: LongPoll,
-) -> Response {
-    match rooms.get_or_create(&name).await {
-        Ok(log) => lp.serve(log.reader(resume)).await,
-        Err(err) => err.into_response(),
-    }
-}
-
-async fn ndjson(
-    State(rooms): State<Rooms>,
-    Path(name): Path<String>,
-    resume: Resume,
-    s: Streaming,
-) -> Response {
-    match rooms.get_or_create(&name).await {
-        Ok(log) => s.ndjson(log.reader(resume)),
-        Err(err) => err.into_response(),
-    }
-}
-
 fn app(rooms: &Rooms) -> Router {
     Router::new()
-        .route("/s/{name}/poll", get(poll))
-        .route("/s/{name}/stream", get(ndjson))
+        .route("/s/{name}/poll", get(rooms::poll::<u64, Memory>))
+        .route("/s/{name}/stream", get(rooms::ndjson::<u64, Memory>))
         .with_state(rooms.clone())
         .layer(DisconnectLayer::new())
 }

@@ -578,6 +578,74 @@ pub mod handlers {
 }
 
 // ---------------------------------------------------------------------------
+// Handlers over named streams (`Streams<T, B>`, any backend)
+// ---------------------------------------------------------------------------
+
+pub mod rooms {
+    use axum::extract::{FromRequestParts, Path};
+    use axum::http::request::Parts;
+    use axum::response::{IntoResponse, Response};
+    use axum_longpoll::event_log::{Backend, Payload};
+    use axum_longpoll::ws::LiveSocket;
+    use axum_longpoll::{EventLog, LongPoll, Resume, Streaming, Streams};
+
+    /// The stream named by the route's `{name}`, created on first use; a bad
+    /// name or a full collection is answered as the crate answers it.
+    pub struct Room<T, B: Backend>(pub EventLog<T, B>);
+
+    impl<T: Payload, B: Backend> FromRequestParts<Streams<T, B>> for Room<T, B> {
+        type Rejection = Response;
+
+        async fn from_request_parts(
+            parts: &mut Parts,
+            streams: &Streams<T, B>,
+        ) -> Result<Self, Self::Rejection> {
+            let Path(name) = Path::<String>::from_request_parts(parts, streams)
+                .await
+                .map_err(IntoResponse::into_response)?;
+            streams
+                .get_or_create(&name)
+                .await
+                .map(Room)
+                .map_err(IntoResponse::into_response)
+        }
+    }
+
+    pub async fn poll<T: Payload, B: Backend>(
+        Room(log): Room<T, B>,
+        resume: Resume,
+        lp: LongPoll,
+    ) -> Response {
+        lp.serve(log.reader(resume)).await
+    }
+
+    pub async fn ndjson<T: Payload, B: Backend>(
+        Room(log): Room<T, B>,
+        resume: Resume,
+        s: Streaming,
+    ) -> Response {
+        s.ndjson(log.reader(resume))
+    }
+
+    pub async fn sse<T: Payload, B: Backend>(
+        Room(log): Room<T, B>,
+        resume: Resume,
+        s: Streaming,
+    ) -> Response {
+        s.sse(log.reader(resume))
+    }
+
+    /// A read-only WebSocket (messages from the client are ignored).
+    pub async fn ws<T: Payload, B: Backend>(
+        Room(log): Room<T, B>,
+        resume: Resume,
+        ws: LiveSocket,
+    ) -> Response {
+        ws.serve(log.reader(resume), |_| Ok(()))
+    }
+}
+
+// ---------------------------------------------------------------------------
 // Small socket buffers (a reader that stops reading fills them quickly)
 // ---------------------------------------------------------------------------
 
