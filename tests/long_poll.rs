@@ -204,7 +204,11 @@ async fn malformed_waits_are_400_naming_the_parameter() {
     let snap = app.stats.snapshot();
     let n = cases.len() as u64;
     assert_eq!(
-        (snap.parked, snap.long_poll.started, snap.long_poll.in_flight),
+        (
+            snap.parked,
+            snap.long_poll.started,
+            snap.long_poll.in_flight
+        ),
         (0, n, 0),
         "bad requests never park"
     );
