@@ -603,11 +603,6 @@ impl Tracked {
         self.end.store(end.index(), Ordering::Relaxed);
     }
 
-    /// Whether an outcome other than the mode's default was set.
-    pub(crate) fn is_set<E: End>(&self) -> bool {
-        self.end.load(Ordering::Relaxed) != E::MODE_DEFAULT.index()
-    }
-
     /// Moves it to phase `phase` (a slot of the mode's phases).
     pub(crate) fn enter(&self, phase: u8) {
         let c = &self.counters.modes[self.mode.index()];

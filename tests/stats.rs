@@ -854,6 +854,53 @@ async fn long_poll_handling_phase_then_waiting() {
         .await;
 }
 
+/// A client that leaves after its wait ended and before the handler made
+/// its answer (it awaits something else first): `disconnected`, not the
+/// wait's outcome, since no answer was made.
+#[tokio::test]
+async fn long_poll_a_client_that_leaves_after_the_wait_before_the_answer_is_disconnected() {
+    let log = log(16);
+    let reached = Arc::new(Notify::new());
+    let gate = Arc::new(Notify::new());
+    let (r, g) = (Arc::clone(&reached), Arc::clone(&gate));
+    let router = routes(&log).route(
+        "/after",
+        get(move |lp: LongPoll| {
+            let (reached, gate) = (Arc::clone(&r), Arc::clone(&g));
+            async move {
+                let outcome = lp.wait(std::future::ready("event")).await;
+                reached.notify_one();
+                gate.notified().await;
+                lp.respond(outcome)
+            }
+        }),
+    );
+    let mut h = Harness::new(router, quiet_layer()).await;
+
+    // The answer is made: `ready`.
+    let mut conn = RawConn::connect(h.addr()).await;
+    conn.get("/after?timeout=60").await;
+    tokio::time::timeout(IO_GUARD, reached.notified())
+        .await
+        .unwrap();
+    gate.notify_one();
+    assert_eq!(conn.read_response().await.status(), 200);
+    h.expect("answered after the wait", &[("long_poll.ready", 1)])
+        .await;
+
+    // The client leaves before it is made.
+    let mut conn = RawConn::connect(h.addr()).await;
+    conn.get("/after?timeout=60").await;
+    tokio::time::timeout(IO_GUARD, reached.notified())
+        .await
+        .unwrap();
+    let s = h.stats.snapshot();
+    assert_eq!((s.long_poll.handling, s.long_poll.waiting), (1, 0), "{s:?}");
+    conn.fin();
+    h.expect("left after the wait", &[("long_poll.disconnected", 1)])
+        .await;
+}
+
 #[tokio::test]
 async fn long_poll_shutdown() {
     let log = log(16);
