@@ -241,7 +241,8 @@ outcomes! {
     HeartbeatTimeout => heartbeat_timeout,
     /// The server is shutting down (`1001`).
     Shutdown => shutdown,
-    /// The client did not read for the send timeout.
+    /// The client did not read for the send timeout (or for `serve`'s
+    /// write-stall bound).
     SlowReader => slow_reader,
     /// The stream was closed: the `closed` frame, then `1000`.
     Closed => closed,

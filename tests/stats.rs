@@ -1295,6 +1295,43 @@ async fn ws_slow_reader() {
     drop(raw);
 }
 
+/// Under `axum_longpoll::serve`, a client that stops reading is cut by
+/// the write-stall bound before `send_timeout` (30 s): `slow_reader` too,
+/// not `client_left`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ws_slow_reader_cut_by_serve_write_stall() {
+    let log = log(50_000);
+    let config = quiet_ws()
+        .close_timeout(Duration::from_millis(300))
+        .write_buffer_size(16 * 1024);
+    let layer = quiet_layer().config(config);
+    let mut tally = Tally::new(&layer.stats());
+    let listener = small_send_buffer_listener();
+    let addr = listener.local_addr().unwrap();
+    let serve_config = ServeConfig::new().dead_peer(Some(
+        DeadPeer::new().write_stall(Some(Duration::from_millis(300))),
+    ));
+    let task = tokio::spawn(
+        axum_longpoll::serve(listener, routes(&log))
+            .layer(layer)
+            .config(serve_config)
+            .into_future(),
+    );
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket.connect(addr).await.unwrap();
+    let raw = RawWs::handshake(stream, "/ws?from=now").await;
+    let padding = "x".repeat(100);
+    for i in 0..20_000 {
+        log.publish_now(format!("{i} {padding}").into());
+    }
+    tally
+        .expect("cut by the write stall", &[("ws.slow_reader", 1)])
+        .await;
+    drop(raw);
+    task.abort();
+}
+
 /// Over `WsConfig::max_in_flight`: `503` before the upgrade.
 #[tokio::test]
 async fn ws_over_max_in_flight_is_rejected() {
