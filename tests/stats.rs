@@ -844,8 +844,7 @@ async fn long_poll_handling_phase_then_waiting() {
         .await;
 
     // Gone before it waited: the handler is dropped in `handling`.
-    let conn = RawConn::connect(h.addr()).await;
-    let mut conn = conn;
+    let mut conn = RawConn::connect(h.addr()).await;
     conn.get("/gated?timeout=60").await;
     h.until("handling again", |s| s.long_poll.handling == 1)
         .await;
@@ -1403,7 +1402,7 @@ async fn ws_phases_upgrading_open_closing() {
             }
         }),
     );
-    let config = quiet_ws().close_timeout(Duration::from_secs(2));
+    let config = quiet_ws().close_timeout(Duration::from_secs(3));
     let mut h = Harness::new(router, quiet_layer().config(config)).await;
 
     let addr = h.addr();
