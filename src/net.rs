@@ -434,6 +434,28 @@ impl<T> StallTimeout<T> {
     }
 }
 
+/// What is inside the `TimedOut` error of a write that stalled past the
+/// limit: the peer stopped reading (a kernel `ETIMEDOUT` says the peer
+/// vanished).
+#[derive(Debug)]
+struct WriteStalled(Duration);
+
+impl std::fmt::Display for WriteStalled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "write stalled: the peer took no bytes for {:?}", self.0)
+    }
+}
+
+impl std::error::Error for WriteStalled {}
+
+/// Whether `err` is a write that stalled past
+/// [`DeadPeer::write_stall`]: the peer stopped reading.
+#[cfg_attr(not(feature = "ws"), allow(dead_code))]
+pub(crate) fn is_write_stall(err: &io::Error) -> bool {
+    err.get_ref()
+        .is_some_and(|inner| inner.is::<WriteStalled>())
+}
+
 /// Runs one write-side poll under the stall clock.
 fn under_stall_clock<R>(
     limit: Option<Duration>,
@@ -462,7 +484,7 @@ fn under_stall_clock<R>(
         *waiting = false;
         return Poll::Ready(Err(io::Error::new(
             io::ErrorKind::TimedOut,
-            format!("write stalled: the peer took no bytes for {limit:?}"),
+            WriteStalled(limit),
         )));
     }
     Poll::Pending

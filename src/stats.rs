@@ -278,7 +278,8 @@ outcomes! {
     HeartbeatTimeout => heartbeat_timeout,
     /// The server is shutting down (`1001`).
     Shutdown => shutdown,
-    /// The client did not read for the send timeout.
+    /// The client did not read for the send timeout (or for `serve`'s
+    /// write-stall bound).
     SlowReader => slow_reader,
     /// The stream was closed: the `closed` frame, then `1000`.
     Closed => closed,
@@ -638,11 +639,6 @@ impl Tracked {
     /// What it will have ended with, unless set again.
     pub(crate) fn set<E: End>(&self, end: E) {
         self.end.store(end.index(), Ordering::Relaxed);
-    }
-
-    /// Whether an outcome other than the mode's default was set.
-    pub(crate) fn is_set<E: End>(&self) -> bool {
-        self.end.load(Ordering::Relaxed) != E::MODE_DEFAULT.index()
     }
 
     /// Moves it to phase `phase` (a slot of the mode's phases).

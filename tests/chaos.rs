@@ -6,7 +6,10 @@
 //! response, and a half-close, while events are published over HTTP. Every
 //! client's sequence, joined across its reconnects, must be exactly the
 //! published one: 0 lost, 0 duplicated, in order, each event with its own
-//! cursor. At the end `/stats` must show 0 parked and 0 streaming.
+//! cursor. At the end `/stats` must show 0 parked and 0 streaming, and add
+//! up: in every mode, every request that started has ended, once, by a
+//! reason this run can cause (what `StatsSnapshot::imbalance()` checks, read
+//! from the demo's `/stats`).
 //!
 //! The log retains every event, so a `410` can never be legitimate: any
 //! status but the expected ones is a failure.
@@ -745,6 +748,93 @@ async fn stats(addr: SocketAddr) -> Value {
     serde_json::from_slice(&wire.body).unwrap()
 }
 
+/// The modes in `/stats`, each with its phase gauges.
+const STATS_MODES: [(&str, &[&str]); 5] = [
+    ("long_poll", &["reading_body", "handling", "waiting"]),
+    ("ndjson", &[]),
+    ("sse", &[]),
+    ("framed", &[]),
+    ("ws", &["upgrading", "open", "closing"]),
+];
+
+fn count(v: &Value, key: &str) -> u64 {
+    v[key]
+        .as_u64()
+        .unwrap_or_else(|| panic!("/stats: {key} is not a count in {v}"))
+}
+
+/// `/stats` once nothing is in flight in any mode (hang guard).
+async fn settled(addr: SocketAddr) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let s = stats(addr).await;
+        if STATS_MODES
+            .iter()
+            .all(|(mode, _)| count(&s[mode], "in_flight") == 0)
+        {
+            return s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "/stats never reached 0 in flight in every mode: {s}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// What `StatsSnapshot::imbalance()` checks, on the JSON of `/stats`: for
+/// every mode started = ended + in flight, and in flight = the sum of its
+/// phases; and, at a quiet moment after the run, started = ended (nothing
+/// in flight), each client's leaving counted as such and nothing counted
+/// that this run cannot cause.
+fn assert_adds_up(s: &Value) {
+    for (mode, phases) in STATS_MODES {
+        let m = &s[mode];
+        let ended = m["ended"]
+            .as_object()
+            .unwrap_or_else(|| panic!("/stats: no {mode}.ended in {s}"));
+        let ended_total: u64 = ended.keys().map(|k| count(&m["ended"], k)).sum();
+        let (started, in_flight) = (count(m, "started"), count(m, "in_flight"));
+        assert_eq!(
+            started,
+            ended_total + in_flight,
+            "{mode}: started != ended + in flight: {m}"
+        );
+        let in_phases: u64 = phases.iter().map(|p| count(m, p)).sum();
+        if !phases.is_empty() {
+            assert_eq!(in_flight, in_phases, "{mode}: in flight != its phases: {m}");
+        }
+        assert_eq!(in_flight, 0, "{mode}: still in flight after the run: {m}");
+        // What this run can end a request with: an answer or a client that
+        // left (long-poll); a client that left (streams); nothing else.
+        let allowed: &[&str] = match mode {
+            "long_poll" => &["ready", "timeout", "disconnected"],
+            _ => &["client_left"],
+        };
+        for (outcome, n) in ended {
+            if !allowed.contains(&outcome.as_str()) {
+                assert_eq!(n, 0, "{mode}.ended.{outcome} in this run: {m}");
+            }
+        }
+    }
+    for mode in ["long_poll", "ndjson", "sse"] {
+        assert!(
+            count(&s[mode], "started") > 0,
+            "no {mode} request counted: {s}"
+        );
+    }
+    // The flat keys say the same as the modes.
+    assert_eq!(
+        count(s, "disconnected"),
+        count(&s["long_poll"]["ended"], "disconnected")
+    );
+    assert_eq!(count(s, "ready"), count(&s["long_poll"]["ended"], "ready"));
+    assert_eq!(
+        count(s, "timeout"),
+        count(&s["long_poll"]["ended"], "timeout")
+    );
+}
+
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name).map_or(default, |v| {
         v.parse()
@@ -810,17 +900,21 @@ async fn chaos(clients: u64, total: u64, seed: u64, guard: Duration) {
 
     // Every parked poll and open stream is gone once the clients are.
     let deadline = Instant::now() + Duration::from_secs(10);
-    let last = loop {
+    loop {
         let s = stats(addr).await;
         if s["parked"] == 0 && s["streaming"] == 0 {
-            break s;
+            break;
         }
         assert!(
             Instant::now() < deadline,
             "/stats never reached 0 parked and 0 streaming: {s}"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    }
+
+    // Quiet now: every request that reached a mode has ended, once.
+    let last = settled(addr).await;
+    assert_adds_up(&last);
 
     let mut table = String::new();
     for mode in [Mode::Poll, Mode::Ndjson, Mode::Sse] {

@@ -351,8 +351,11 @@ impl LongPoll {
 impl Drop for LongPoll {
     fn drop(&mut self) {
         // The handler's future dropped with the client gone, whatever it
-        // was doing.
-        if self.ctx.token.is_cancelled() && !self.tracked.is_set::<LongPollEnd>() {
+        // was doing: also after its wait ended, since the answer was not
+        // made. (The token is cancelled only when the request's future or
+        // body is dropped unfinished, so a handler that returns normally
+        // keeps its outcome.)
+        if self.ctx.token.is_cancelled() {
             self.tracked.set(LongPollEnd::Disconnected);
         }
     }

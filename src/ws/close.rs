@@ -76,7 +76,9 @@ pub enum CloseReason {
     Shutdown,
     /// The client did not read for
     /// [`send_timeout`](crate::ws::WsConfig::send_timeout) (code
-    /// [`SLOW_CONSUMER`](close_code::SLOW_CONSUMER)).
+    /// [`SLOW_CONSUMER`](close_code::SLOW_CONSUMER)), or a write stalled
+    /// past `DeadPeer::write_stall` (under `serve`, or a `DeadPeer`
+    /// listener).
     SlowConsumer,
     /// The client's cursor cannot be served (code
     /// [`CURSOR_GONE`](close_code::CURSOR_GONE)).
@@ -209,6 +211,9 @@ impl CloseReason {
             error: truncate(err.to_string()),
         };
         match err {
+            // `serve`'s write-stall bound (`DeadPeer::write_stall`) cut a
+            // client that stopped reading.
+            Error::Io(ref io) if write_stalled(io) => Self::SlowConsumer,
             Error::Protocol(ProtocolError::ResetWithoutClosingHandshake) | Error::Io(_) => {
                 Self::Abnormal {
                     error: err.to_string(),
@@ -222,6 +227,18 @@ impl CloseReason {
             },
         }
     }
+}
+
+/// Whether a write failed because the client took no bytes for
+/// `DeadPeer::write_stall`.
+#[cfg(feature = "net")]
+fn write_stalled(err: &std::io::Error) -> bool {
+    crate::net::is_write_stall(err)
+}
+
+#[cfg(not(feature = "net"))]
+fn write_stalled(_: &std::io::Error) -> bool {
+    false
 }
 
 impl fmt::Display for CloseReason {
