@@ -185,7 +185,9 @@ pin_project! {
 /// Notes a write that stalled past the bound on `activity`.
 fn note_stall<R>(activity: &Activity, poll: Poll<io::Result<R>>) -> Poll<io::Result<R>> {
     if let Poll::Ready(Err(err)) = &poll {
-        if err.kind() == io::ErrorKind::TimedOut {
+        // The write-stall bound's own error, not the kernel's timeout for
+        // a peer that vanished (`TCP_USER_TIMEOUT`): that one left.
+        if crate::net::is_write_stall(err) {
             activity.stalled.store(true, Ordering::Relaxed);
         }
     }
