@@ -40,14 +40,18 @@
 //! the README (`UPDATE_SCREENSHOT=1` writes `docs/demo.png`; otherwise it
 //! goes to the target directory).
 //!
-//! Without chromium and chromedriver the browser test is skipped with a
-//! message, unless `CI=true`: then it fails. `CHROME` and `CHROMEDRIVER`
-//! override the binaries. Every wait polls a condition with a deadline.
+//! Without chromium and chromedriver the browser test is not run and is
+//! reported `ignored (<why>)`, unless `CI=true`: then it fails
+//! (`tests/support/harness.rs`). `CHROME` and `CHROMEDRIVER` override the
+//! binaries. Every wait polls a condition with a deadline.
 
 mod common;
 #[allow(dead_code, unreachable_pub)]
 #[path = "../examples/demo/app.rs"]
 mod demo;
+#[allow(dead_code, unreachable_pub)]
+#[path = "support/harness.rs"]
+mod harness;
 
 use common::PublishNow as _;
 
@@ -701,6 +705,24 @@ async fn same_origin_scenario(client: &Client, http: &Http, port: u16) -> Vec<u8
 // Chromium and chromedriver
 // ---------------------------------------------------------------------------
 
+/// chromium and chromedriver, found by `browser`.
+const CHROMIUM: harness::Need = harness::Need {
+    tool: "chromium and chromedriver",
+    check: || browser().map(drop),
+};
+
+/// The browser and its driver, or what is missing and how to install it.
+fn browser() -> Result<(PathBuf, PathBuf), String> {
+    let chrome = find_binary("CHROME", &["chromium", "chromium-browser", "google-chrome"]);
+    let chromedriver = find_binary("CHROMEDRIVER", &["chromedriver"]);
+    match (chrome, chromedriver) {
+        (Some(chrome), Some(chromedriver)) => Ok((chrome, chromedriver)),
+        _ => Err("chromium and chromedriver not found \
+                  (apt-get install chromium chromium-driver, or set CHROME and CHROMEDRIVER)"
+            .to_owned()),
+    }
+}
+
 /// `env` if set (and a file), else the first of `names` found in
 /// `/usr/bin` or `PATH`.
 fn find_binary(env: &str, names: &[&str]) -> Option<PathBuf> {
@@ -909,21 +931,11 @@ async fn closed_stream_scenario(client: &Client, http: &Http) {
     api.stop().await;
 }
 
-// One thread on purpose: the burst in scenario 3 must not interleave with
-// the server's readers.
-#[tokio::test(flavor = "current_thread")]
+// One thread on purpose (a current-thread runtime, in `main`): the burst in
+// scenario 3 must not interleave with the server's readers. Needs
+// `CHROMIUM`.
 async fn demo_page_in_headless_chromium() {
-    let chrome = find_binary("CHROME", &["chromium", "chromium-browser", "google-chrome"]);
-    let chromedriver = find_binary("CHROMEDRIVER", &["chromedriver"]);
-    let (Some(chrome), Some(chromedriver)) = (chrome, chromedriver) else {
-        let why = "chromium and chromedriver not found \
-                   (apt-get install chromium chromium-driver, or set CHROME and CHROMEDRIVER)";
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("browser test: {why}; CI=true requires them");
-        }
-        eprintln!("SKIPPED demo_page_in_headless_chromium: {why}");
-        return;
-    };
+    let (chrome, chromedriver) = browser().unwrap_or_else(|why| panic!("{why}"));
     let started = Instant::now();
     let driver = Driver::start(&chromedriver);
     let client = driver.session(&chrome).await;
@@ -977,7 +989,6 @@ async fn demo_page_in_headless_chromium() {
 // The CORS setup itself (no browser needed)
 // ---------------------------------------------------------------------------
 
-#[test]
 fn origins_setting() {
     assert_eq!("loopback".parse::<Origins>(), Ok(Origins::Loopback));
     assert_eq!(
@@ -1018,7 +1029,6 @@ fn origins_setting() {
     }
 }
 
-#[tokio::test]
 async fn cors_allows_the_configured_origins_only() {
     let http = Http::new();
     let listed = "http://app.example";
@@ -1081,7 +1091,6 @@ async fn cors_allows_the_configured_origins_only() {
 /// `Origin` is neither its own nor allowed by `ORIGINS` (cross-site
 /// WebSocket hijacking), and lets through its own pages, listed origins and
 /// clients that send no `Origin`.
-#[tokio::test]
 async fn websocket_upgrades_obey_origins() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -1122,4 +1131,18 @@ async fn websocket_upgrades_obey_origins() {
         }
     }
     api.stop().await;
+}
+
+// ---------------------------------------------------------------------------
+// The tests (harness = false: see tests/support/harness.rs)
+// ---------------------------------------------------------------------------
+
+fn main() -> std::process::ExitCode {
+    use harness::test;
+    harness::run(vec![
+        test!(demo_page_in_headless_chromium, current_thread).needs(CHROMIUM),
+        test!(origins_setting),
+        test!(cors_allows_the_configured_origins_only, current_thread),
+        test!(websocket_upgrades_obey_origins, current_thread),
+    ])
 }

@@ -18,14 +18,19 @@
 //!   (`TcpExt` in `/proc/net/netstat`) count their sockets only.
 //!
 //! The namespace tests need root and iproute2 (`ip`). Without them they are
-//! skipped with a message, except under `CI=true`, where they fail.
+//! not run and are reported `ignored (<why>)`, except under `CI=true`,
+//! where they fail (`tests/support/harness.rs`).
 
 mod common;
+#[allow(dead_code, unreachable_pub)]
+#[path = "support/harness.rs"]
+mod harness;
 
 use common::PublishNow as _;
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::middleware::from_fn_with_state;
@@ -84,7 +89,6 @@ async fn stalled_reader(addr: SocketAddr) -> RawConn {
     conn
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn write_stall_ends_a_stream_whose_reader_stopped() {
     let log = Log::new(100_000);
     let quiet = StreamConfig::new().heartbeat(None);
@@ -126,7 +130,6 @@ async fn write_stall_ends_a_stream_whose_reader_stopped() {
 /// asked below the rule: each socket its own idle, between the configured
 /// one and half of it, and a user timeout of exactly that idle + interval ×
 /// probes, so that keepalive sends all its probes.
-#[tokio::test]
 async fn configure_draws_each_idle_and_derives_the_user_timeout_from_it() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -277,28 +280,31 @@ fn enter_netns(path: &str) {
     nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
 }
 
-/// `made`, or `None` with a message when there is no namespace (no root,
-/// no `ip`); under `CI=true` a missing namespace fails the test instead.
-fn or_skip<T>(made: Result<T, String>, test: &str) -> Option<T> {
-    match made {
-        Ok(ns) => Some(ns),
-        Err(why) if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("CI=true and no network namespace for the {test} test: {why}")
-        }
-        Err(why) => {
-            eprintln!("SKIPPED {test} test (needs root and iproute2): {why}");
-            None
-        }
-    }
+/// Network namespaces with veth pairs: root and iproute2.
+const NETNS: harness::Need = harness::Need {
+    tool: "network namespaces (root and iproute2)",
+    check: netns_probe,
+};
+
+/// Makes a network namespace with a veth pair in it, and removes both;
+/// else why not.
+fn netns_probe() -> Result<(), String> {
+    static PROBES: AtomicUsize = AtomicUsize::new(0);
+    let tag = format!("probe{}", PROBES.fetch_add(1, Ordering::Relaxed));
+    LoopbackNs::create(&tag)
+        .and_then(|ns| {
+            // Removed with the namespace when `ns` is dropped.
+            ip(&[
+                "-n", &ns.name, "link", "add", "lpq", "type", "veth", "peer", "name", "lpr",
+            ])
+        })
+        .map_err(|why| format!("{why} (needs root and iproute2: apt-get install iproute2)"))
 }
 
 /// Threads that joined the namespace stay in it: run on a runtime of our
 /// own so they do not serve the other tests' tasks.
-#[test]
 fn vanished_peer_is_found_by_keepalive_and_user_timeout() {
-    let Some(ns) = or_skip(Netns::create(), "vanished-peer") else {
-        return;
-    };
+    let ns = Netns::create().unwrap_or_else(|why| panic!("no network namespace: {why}"));
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .max_blocking_threads(4)
@@ -443,11 +449,8 @@ fn raise_open_files(wanted: u64) {
 
 /// The whole test runs on threads that joined the namespace: the block-on
 /// thread is one of our own, and every runtime thread joins at start.
-#[test]
 fn healthy_parked_clients_outlive_keepalive() {
-    let Some(ns) = or_skip(LoopbackNs::create("ka"), "healthy-peers keepalive") else {
-        return;
-    };
+    let ns = LoopbackNs::create("ka").unwrap_or_else(|why| panic!("no network namespace: {why}"));
     raise_open_files(2 * HEALTHY_CLIENTS as u64 + 1_024);
     let path = netns_path(&ns.name);
     let run = std::thread::spawn(move || {
@@ -532,4 +535,24 @@ async fn healthy_parked_clients() {
          answered, still parked)"
     );
     drop(conns);
+}
+
+// ---------------------------------------------------------------------------
+// The tests (harness = false: see tests/support/harness.rs)
+// ---------------------------------------------------------------------------
+
+fn main() -> std::process::ExitCode {
+    use harness::test;
+    harness::run(vec![
+        test!(
+            write_stall_ends_a_stream_whose_reader_stopped,
+            multi_thread(2)
+        ),
+        test!(
+            configure_draws_each_idle_and_derives_the_user_timeout_from_it,
+            current_thread
+        ),
+        test!(vanished_peer_is_found_by_keepalive_and_user_timeout).needs(NETNS),
+        test!(healthy_parked_clients_outlive_keepalive).needs(NETNS),
+    ])
 }

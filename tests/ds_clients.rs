@@ -18,12 +18,16 @@
 //!
 //! Needs Node.js with `npm ci` run in `tests/clients`, a venv at
 //! `target/ds-pyclient` with the Python client, and `redis-server`
-//! (`.ci/run` makes them). Without them the tests are skipped with a
-//! message, except under `CI=true`, where they fail.
+//! (`.ci/run` makes them). A test whose tool is missing is not run and is
+//! reported `ignored (<why>)`, except under `CI=true`, where it fails
+//! (`tests/support/harness.rs`).
 
 #[allow(dead_code, unreachable_pub)]
 #[path = "../examples/demo/app.rs"]
 mod demo;
+#[allow(dead_code, unreachable_pub)]
+#[path = "support/harness.rs"]
+mod harness;
 #[allow(dead_code, unreachable_pub)]
 #[path = "support/redis_demo.rs"]
 mod redis_demo;
@@ -38,32 +42,22 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 /// Items the writer appends.
 const ITEMS: usize = 300;
 
-fn required() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-}
+/// Node.js with the pinned TypeScript client installed in `tests/clients`.
+const NODE_CLIENT: harness::Need = harness::Need {
+    tool: "Node.js with the TypeScript client",
+    check: || node_client().map(drop),
+};
 
-fn which(name: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|dir| dir.join(name))
-            .find(|path| path.is_file())
-    })
-}
-
-/// `node` and the installed client, or `None` (after saying why) when
-/// missing and this is not CI.
-fn node_client(test: &str) -> Option<(PathBuf, PathBuf)> {
+/// `node` and the installed client, or what is missing and how to install
+/// it.
+fn node_client() -> Result<(PathBuf, PathBuf), String> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients");
     let installed = dir.join("node_modules/@durable-streams/client").is_dir();
-    match (which("node"), installed) {
-        (Some(node), true) => Some((node, dir)),
-        _ => {
-            let why = "Node.js with the client installed is needed \
-                       (apt-get install nodejs npm; cd tests/clients && npm ci)";
-            assert!(!required(), "{test}: {why}; CI=true requires it");
-            eprintln!("SKIPPED {test}: {why}");
-            None
-        }
+    match (harness::which("node"), installed) {
+        (Some(node), true) => Ok((node, dir)),
+        _ => Err("Node.js with the client installed is needed \
+                  (apt-get install nodejs npm; cd tests/clients && npm ci)"
+            .to_owned()),
     }
 }
 
@@ -194,13 +188,10 @@ fn items(lines: &[String]) -> Vec<usize> {
         .collect()
 }
 
-async fn follow_across_a_restart(live: &str, test: &str) {
-    let Some((node, dir)) = node_client(test) else {
-        return;
-    };
-    let Some(redis) = redis_demo::RedisServer::start(true).await else {
-        return;
-    };
+/// Needs `NODE_CLIENT` and `REDIS_SERVER`.
+async fn follow_across_a_restart(live: &str) {
+    let (node, dir) = node_client().unwrap_or_else(|why| panic!("{why}"));
+    let redis = redis_demo::RedisServer::start(true).await;
     let url = redis.url();
     let key = format!("clients-{live}");
     let wait = Duration::from_secs(2);
@@ -267,32 +258,28 @@ async fn follow_across_a_restart(live: &str, test: &str) {
     drop(instance);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_typescript_client_follows_over_sse_across_a_restart_exactly_once() {
-    follow_across_a_restart(
-        "sse",
-        "the_typescript_client_follows_over_sse_across_a_restart_exactly_once",
-    )
-    .await;
+    follow_across_a_restart("sse").await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_typescript_client_follows_over_long_poll_across_a_restart_exactly_once() {
-    follow_across_a_restart(
-        "long-poll",
-        "the_typescript_client_follows_over_long_poll_across_a_restart_exactly_once",
-    )
-    .await;
+    follow_across_a_restart("long-poll").await;
 }
 
 // ---------------------------------------------------------------------------
 // The Python client
 // ---------------------------------------------------------------------------
 
+/// The venv with the Python client.
+const PYTHON_CLIENT: harness::Need = harness::Need {
+    tool: "a venv with the Python client",
+    check: || python_client().map(drop),
+};
+
 /// The venv `.ci/run` makes (`python3 -m venv target/ds-pyclient` and
-/// `pip install durable-streams==0.1.0`), or `None` (after saying why)
-/// when missing and this is not CI.
-fn python_client(test: &str) -> Option<(PathBuf, PathBuf)> {
+/// `pip install durable-streams==0.1.0`), or what is missing and how to
+/// make it.
+fn python_client() -> Result<(PathBuf, PathBuf), String> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let python = root.join("target/ds-pyclient/bin/python");
     let installed = python.is_file()
@@ -301,14 +288,14 @@ fn python_client(test: &str) -> Option<(PathBuf, PathBuf)> {
             .status()
             .is_ok_and(|s| s.success());
     if installed {
-        return Some((python, root.join("tests/clients")));
+        return Ok((python, root.join("tests/clients")));
     }
-    let why = "a venv with the Python client is needed (apt-get install python3-venv; \
-               python3 -m venv target/ds-pyclient; \
-               target/ds-pyclient/bin/pip install durable-streams==0.1.0)";
-    assert!(!required(), "{test}: {why}; CI=true requires it");
-    eprintln!("SKIPPED {test}: {why}");
-    None
+    Err(
+        "a venv with the Python client is needed (apt-get install python3-venv; \
+         python3 -m venv target/ds-pyclient; \
+         target/ds-pyclient/bin/pip install durable-streams==0.1.0)"
+            .to_owned(),
+    )
 }
 
 /// Runs a Python follower to its end: its items, and whether it stopped
@@ -346,13 +333,10 @@ async fn python_follower(
     }
 }
 
-async fn python_follows_across_a_restart(live: &str, test: &str) {
-    let Some((python, dir)) = python_client(test) else {
-        return;
-    };
-    let Some(redis) = redis_demo::RedisServer::start(true).await else {
-        return;
-    };
+/// Needs `PYTHON_CLIENT` and `REDIS_SERVER`.
+async fn python_follows_across_a_restart(live: &str) {
+    let (python, dir) = python_client().unwrap_or_else(|why| panic!("{why}"));
+    let redis = redis_demo::RedisServer::start(true).await;
     let url = redis.url();
     let key = format!("py-{live}");
     let wait = Duration::from_secs(2);
@@ -418,20 +402,44 @@ async fn python_follows_across_a_restart(live: &str, test: &str) {
     drop(instance);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_python_client_follows_over_sse_across_a_restart_exactly_once() {
-    python_follows_across_a_restart(
-        "sse",
-        "the_python_client_follows_over_sse_across_a_restart_exactly_once",
-    )
-    .await;
+    python_follows_across_a_restart("sse").await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_python_client_follows_over_long_poll_across_a_restart_exactly_once() {
-    python_follows_across_a_restart(
-        "long-poll",
-        "the_python_client_follows_over_long_poll_across_a_restart_exactly_once",
-    )
-    .await;
+    python_follows_across_a_restart("long-poll").await;
+}
+
+// ---------------------------------------------------------------------------
+// The tests (harness = false: see tests/support/harness.rs)
+// ---------------------------------------------------------------------------
+
+fn main() -> std::process::ExitCode {
+    use harness::{test, REDIS_SERVER};
+    harness::run(vec![
+        test!(
+            the_typescript_client_follows_over_sse_across_a_restart_exactly_once,
+            multi_thread(2)
+        )
+        .needs(NODE_CLIENT)
+        .needs(REDIS_SERVER),
+        test!(
+            the_typescript_client_follows_over_long_poll_across_a_restart_exactly_once,
+            multi_thread(2)
+        )
+        .needs(NODE_CLIENT)
+        .needs(REDIS_SERVER),
+        test!(
+            the_python_client_follows_over_sse_across_a_restart_exactly_once,
+            multi_thread(2)
+        )
+        .needs(PYTHON_CLIENT)
+        .needs(REDIS_SERVER),
+        test!(
+            the_python_client_follows_over_long_poll_across_a_restart_exactly_once,
+            multi_thread(2)
+        )
+        .needs(PYTHON_CLIENT)
+        .needs(REDIS_SERVER),
+    ])
 }

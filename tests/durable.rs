@@ -18,19 +18,22 @@
 //!   against the demo on Redis.
 //!
 //! The suite needs Node.js and npm (`.ci/run` installs them and runs
-//! `npm ci` in `tests/conformance`). Without them the suite's test is
-//! skipped with a message, except under `CI=true`, where it fails; the
-//! same for `redis-server`.
+//! `npm ci` in `tests/conformance`), the Redis tests `redis-server`. A test
+//! whose tool is missing is not run and is reported `ignored (<why>)`,
+//! except under `CI=true`, where it fails (`tests/support/harness.rs`).
 
 mod common;
 #[allow(dead_code, unreachable_pub)]
 #[path = "../examples/demo/app.rs"]
 mod demo;
 #[allow(dead_code, unreachable_pub)]
+#[path = "support/harness.rs"]
+mod harness;
+#[allow(dead_code, unreachable_pub)]
 #[path = "support/redis_demo.rs"]
 mod redis_demo;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
@@ -57,26 +60,33 @@ async fn demo(long_poll: Duration, shutdown: &CancellationToken) -> (Server, dem
     (spawn_on(listener, router, shutdown.clone()), handle)
 }
 
-fn required() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-}
+/// Node.js with the pinned suite installed in `tests/conformance`.
+const SUITE: harness::Need = harness::Need {
+    tool: "Node.js with the conformance suite",
+    check: || suite().map(drop),
+};
 
-/// Runs the pinned suite (outside forks) against `base` with a long-poll
-/// timeout of 500 ms; `None` (after saying why) when Node.js or the suite
-/// is missing and this is not CI. Returns Vitest's summary line.
-async fn run_suite(base: &str, test: &str) -> Option<String> {
+/// `npx` and the suite's directory, or what is missing and how to install
+/// it.
+fn suite() -> Result<(PathBuf, PathBuf), String> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance");
-    let npx = which("npx");
+    let npx = harness::which("npx");
     let installed = dir
         .join("node_modules/@durable-streams/server-conformance-tests")
         .is_dir();
-    let (Some(npx), true) = (npx, installed) else {
-        let why = "Node.js with the suite installed is needed \
-                   (apt-get install nodejs npm; cd tests/conformance && npm ci)";
-        assert!(!required(), "conformance suite: {why}; CI=true requires it");
-        eprintln!("SKIPPED {test}: {why}");
-        return None;
-    };
+    match (npx, installed) {
+        (Some(npx), true) => Ok((npx, dir)),
+        _ => Err("Node.js with the suite installed is needed \
+                  (apt-get install nodejs npm; cd tests/conformance && npm ci)"
+            .to_owned()),
+    }
+}
+
+/// Runs the pinned suite (outside forks) against `base` with a long-poll
+/// timeout of 500 ms (the harness checked for `SUITE`). Returns Vitest's
+/// summary line.
+async fn run_suite(base: &str, test: &str) -> String {
+    let (npx, dir) = suite().unwrap_or_else(|why| panic!("{why}"));
     let run = tokio::process::Command::new(npx)
         .args(["vitest", "run", "-t", "^(?!Fork|Reserved)"])
         .current_dir(&dir)
@@ -108,10 +118,9 @@ async fn run_suite(base: &str, test: &str) -> Option<String> {
     // the opt-in subscription group are filtered out.
     assert!(summary.contains("250 passed"), "{summary}");
     assert!(!summary.contains("failed"), "{summary}");
-    Some(summary)
+    summary
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_official_conformance_suite_passes_outside_forks() {
     // The suite runs two tests that wait a whole long-poll under Vitest's
     // 5 s per-test limit: a short wait, as DS_LONG_POLL=0.5 gives the demo.
@@ -124,22 +133,11 @@ async fn the_official_conformance_suite_passes_outside_forks() {
 
 /// The same suite against the demo with `REDIS_URL`: every durable stream
 /// in Redis, read from this instance's mirrors.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_official_conformance_suite_passes_on_redis() {
-    let Some(redis) = redis_demo::RedisServer::start(false).await else {
-        return;
-    };
+    let redis = redis_demo::RedisServer::start(false).await;
     let a = redis_demo::Instance::start(&redis.url(), "conf", Duration::from_millis(500), 0).await;
     let base = format!("http://{}", a.addr);
     run_suite(&base, "the_official_conformance_suite_passes_on_redis").await;
-}
-
-fn which(name: &str) -> Option<std::path::PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|dir| dir.join(name))
-            .find(|path| path.is_file())
-    })
 }
 
 async fn send(addr: std::net::SocketAddr, request: &str) -> RawConn {
@@ -151,7 +149,6 @@ async fn send(addr: std::net::SocketAddr, request: &str) -> RawConn {
 /// What none of the protocol's peers do: on shutdown a parked long-poll is
 /// answered at once (`503` + `Retry-After`, the client retries) and an SSE
 /// stream ends, so the server exits without waiting out the waits.
-#[tokio::test]
 async fn shutdown_answers_durable_long_polls_and_ends_sse_at_once() {
     let shutdown = CancellationToken::new();
     let (mut server, durable) = demo(Duration::from_secs(60), &shutdown).await;
@@ -189,7 +186,6 @@ async fn shutdown_answers_durable_long_polls_and_ends_sse_at_once() {
 /// A client that leaves a parked long-poll or an SSE stream is gone from
 /// the stream's figures at once (hyper drops the request, the crate's
 /// token and counts follow).
-#[tokio::test]
 async fn a_client_that_leaves_is_no_longer_counted() {
     let shutdown = CancellationToken::new();
     let (_server, durable) = demo(Duration::from_secs(60), &shutdown).await;
@@ -252,11 +248,8 @@ const TEXT: &str = "content-type: text/plain";
 /// The protocol across two instances: whatever A does, B serves, and the
 /// other way round; what a client sees does not depend on the instance it
 /// lands on.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_on_redis_serve_one_durable_stream() {
-    let Some(redis) = redis_demo::RedisServer::start(false).await else {
-        return;
-    };
+    let redis = redis_demo::RedisServer::start(false).await;
     let url = redis.url();
     let wait = Duration::from_secs(10);
     let a = redis_demo::Instance::start(&url, "two", wait, 0).await;
@@ -404,11 +397,8 @@ async fn two_instances_on_redis_serve_one_durable_stream() {
 /// `Stream-TTL` and `Stream-Expires-At` count in Redis for every instance:
 /// reads on B renew a TTL set on A, `HEAD`s do not, and an expired stream
 /// is `404` on both.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ttl_and_expiry_on_redis_count_for_every_instance_and_head_renews_nothing() {
-    let Some(redis) = redis_demo::RedisServer::start(false).await else {
-        return;
-    };
+    let redis = redis_demo::RedisServer::start(false).await;
     let url = redis.url();
     let wait = Duration::from_secs(1);
     let a = redis_demo::Instance::start(&url, "ttl", wait, 0).await;
@@ -474,4 +464,40 @@ fn humantime_rfc3339(secs: u64) -> String {
         rem % 3600 / 60,
         rem % 60
     )
+}
+
+// ---------------------------------------------------------------------------
+// The tests (harness = false: see tests/support/harness.rs)
+// ---------------------------------------------------------------------------
+
+fn main() -> std::process::ExitCode {
+    use harness::{test, REDIS_SERVER};
+    harness::run(vec![
+        test!(
+            the_official_conformance_suite_passes_outside_forks,
+            multi_thread(2)
+        )
+        .needs(SUITE),
+        test!(
+            the_official_conformance_suite_passes_on_redis,
+            multi_thread(2)
+        )
+        .needs(REDIS_SERVER)
+        .needs(SUITE),
+        test!(
+            shutdown_answers_durable_long_polls_and_ends_sse_at_once,
+            current_thread
+        ),
+        test!(a_client_that_leaves_is_no_longer_counted, current_thread),
+        test!(
+            two_instances_on_redis_serve_one_durable_stream,
+            multi_thread(2)
+        )
+        .needs(REDIS_SERVER),
+        test!(
+            ttl_and_expiry_on_redis_count_for_every_instance_and_head_renews_nothing,
+            multi_thread(2)
+        )
+        .needs(REDIS_SERVER),
+    ])
 }

@@ -24,14 +24,18 @@
 //! - the WebSocket origin check behind nginx with and without
 //!   `TRUSTED_PROXIES`, and forwarded headers from an untrusted peer.
 //!
-//! Without nginx the tests are skipped with a message, except under
-//! `CI=true`, where they fail (`.ci/run` installs it). `NGINX` overrides
-//! the binary. Every wait is a hang guard, never a timing assertion.
+//! Without nginx the tests that need it are not run and are reported
+//! `ignored (<why>)`, except under `CI=true`, where they fail (`.ci/run`
+//! installs it; `tests/support/harness.rs`). `NGINX` overrides the binary.
+//! Every wait is a hang guard, never a timing assertion.
 
 mod common;
 #[allow(dead_code, unreachable_pub)]
 #[path = "../examples/demo/app.rs"]
 mod demo;
+#[allow(dead_code, unreachable_pub)]
+#[path = "support/harness.rs"]
+mod harness;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -66,10 +70,15 @@ const GUARD: Duration = Duration::from_secs(15);
 // nginx with the recipe
 // ---------------------------------------------------------------------------
 
-/// The nginx binary: `NGINX`, else `nginx` in `/usr/sbin` or on `PATH`.
-/// `None` (after a message) when the test is to be skipped; under
-/// `CI=true` a missing nginx fails the test.
-fn nginx_or_skip(test: &str) -> Option<PathBuf> {
+/// nginx, found by `nginx`.
+const NGINX: harness::Need = harness::Need {
+    tool: "nginx",
+    check: || nginx().map(drop),
+};
+
+/// The nginx binary: `NGINX`, else `nginx` in `/usr/sbin` or on `PATH`;
+/// else what is missing and how to install it.
+fn nginx() -> Result<PathBuf, String> {
     let found = match std::env::var_os("NGINX") {
         Some(path) => Some(PathBuf::from(path)).filter(|p| p.is_file()),
         None => {
@@ -80,15 +89,7 @@ fn nginx_or_skip(test: &str) -> Option<PathBuf> {
                 .find(|candidate| candidate.is_file())
         }
     };
-    if found.is_none() {
-        let why = "nginx not found (apt-get install nginx, or set NGINX)";
-        assert!(
-            !std::env::var("CI").is_ok_and(|v| v == "true"),
-            "{test}: {why}; CI=true requires it"
-        );
-        eprintln!("SKIPPED {test}: {why}");
-    }
-    found
+    found.ok_or_else(|| "nginx not found (apt-get install nginx, or set NGINX)".to_owned())
 }
 
 /// The `nginx` block of `docs/nginx.md`, as the reader copies it.
@@ -442,11 +443,8 @@ fn streaming(n: u64) -> impl Fn(&Value) -> bool {
 // (a) every mode through nginx
 // ---------------------------------------------------------------------------
 
-#[tokio::test]
 async fn every_mode_works_through_nginx() {
-    let Some(bin) = nginx_or_skip("every_mode_works_through_nginx") else {
-        return;
-    };
+    let bin = nginx().unwrap_or_else(|why| panic!("{why}"));
     let app = Demo::start(any_port(), Log::new(1024), &Settings::default()).await;
     let nginx = Nginx::start(&bin, app.addr, RECIPE);
     let via = nginx.addr;
@@ -581,11 +579,8 @@ enum Leave {
     HalfClose,
 }
 
-#[tokio::test]
 async fn a_client_that_leaves_reaches_the_demo_through_nginx() {
-    let Some(bin) = nginx_or_skip("a_client_that_leaves_reaches_the_demo_through_nginx") else {
-        return;
-    };
+    let bin = nginx().unwrap_or_else(|why| panic!("{why}"));
     let app = Demo::start(any_port(), Log::new(1024), &Settings::default()).await;
     let nginx = Nginx::start(&bin, app.addr, RECIPE);
 
@@ -945,11 +940,8 @@ fn texts(prefix: &str) -> Vec<String> {
 /// text/event-stream`, `retry:`), and once the app is back the reader
 /// resumes from `Last-Event-ID` with every event once, in order. The log
 /// outlives the restart (in production: Redis).
-#[tokio::test]
 async fn an_eventsource_outlives_a_restart_through_retry() {
-    let Some(bin) = nginx_or_skip("an_eventsource_outlives_a_restart_through_retry") else {
-        return;
-    };
+    let bin = nginx().unwrap_or_else(|why| panic!("{why}"));
     let log = Log::new(1024);
     let settings = Settings::default();
     let app = Demo::start(any_port(), log.clone(), &settings).await;
@@ -997,11 +989,8 @@ async fn an_eventsource_outlives_a_restart_through_retry() {
 
 /// The same restart without the `error_page` line: nginx's `502
 /// text/html` fails the `EventSource` for good; it never comes back.
-#[tokio::test]
 async fn without_retry_an_eventsource_stops_at_the_first_502() {
-    let Some(bin) = nginx_or_skip("without_retry_an_eventsource_stops_at_the_first_502") else {
-        return;
-    };
+    let bin = nginx().unwrap_or_else(|why| panic!("{why}"));
     let log = Log::new(1024);
     let settings = Settings::default();
     let app = Demo::start(any_port(), log.clone(), &settings).await;
@@ -1046,11 +1035,8 @@ async fn without_retry_an_eventsource_stops_at_the_first_502() {
 /// plus a margin below `proxy_read_timeout` answers `204`; a read timeout
 /// below the wait cuts it: nginx's `504`, or with the recipe `@retry`'s
 /// `503` + `Retry-After`, and the demo sees its client leave.
-#[tokio::test]
 async fn the_longest_wait_fits_below_the_proxy_timeout() {
-    let Some(bin) = nginx_or_skip("the_longest_wait_fits_below_the_proxy_timeout") else {
-        return;
-    };
+    let bin = nginx().unwrap_or_else(|why| panic!("{why}"));
     let settings = Settings {
         long_poll_max: Duration::from_secs(2),
         ..Settings::default()
@@ -1168,12 +1154,8 @@ async fn handshake(
     (status, body)
 }
 
-#[tokio::test]
 async fn the_websocket_origin_check_believes_trusted_proxies_only() {
-    let Some(bin) = nginx_or_skip("the_websocket_origin_check_believes_trusted_proxies_only")
-    else {
-        return;
-    };
+    let bin = nginx().unwrap_or_else(|why| panic!("{why}"));
     // Pages of `http://app.example` are the demo's own (served through
     // nginx); ORIGINS lists another site, so loopback pages do not pass by
     // that rule.
@@ -1326,7 +1308,6 @@ async fn the_websocket_origin_check_believes_trusted_proxies_only() {
 
 /// `TRUSTED_PROXIES` values, and what the check reads from the forwarded
 /// headers.
-#[test]
 fn trusted_proxies_setting_and_forwarded_headers() {
     let loopback: demo::TrustedProxies = "loopback".parse().unwrap();
     for (ip, trusted) in [
@@ -1437,4 +1418,41 @@ fn trusted_proxies_setting_and_forwarded_headers() {
             "{origin} at {served} over {scheme:?}"
         );
     }
+}
+
+// ---------------------------------------------------------------------------
+// The tests (harness = false: see tests/support/harness.rs)
+// ---------------------------------------------------------------------------
+
+fn main() -> std::process::ExitCode {
+    use harness::test;
+    harness::run(vec![
+        test!(every_mode_works_through_nginx, current_thread).needs(NGINX),
+        test!(
+            a_client_that_leaves_reaches_the_demo_through_nginx,
+            current_thread
+        )
+        .needs(NGINX),
+        test!(
+            an_eventsource_outlives_a_restart_through_retry,
+            current_thread
+        )
+        .needs(NGINX),
+        test!(
+            without_retry_an_eventsource_stops_at_the_first_502,
+            current_thread
+        )
+        .needs(NGINX),
+        test!(
+            the_longest_wait_fits_below_the_proxy_timeout,
+            current_thread
+        )
+        .needs(NGINX),
+        test!(
+            the_websocket_origin_check_believes_trusted_proxies_only,
+            current_thread
+        )
+        .needs(NGINX),
+        test!(trusted_proxies_setting_and_forwarded_headers),
+    ])
 }

@@ -8,12 +8,17 @@
 //! so "kill instance A" drops everything A had (its listener, connections,
 //! handlers, log and reader task) as a crashed process would.
 //!
-//! Without `redis-server` the tests are skipped with a message, except
-//! under `CI=true`, where that is a failure (`.ci/run` installs it).
+//! Without `redis-server` the tests that need it are not run and are
+//! reported `ignored (redis-server is not installed …)`, except under
+//! `CI=true`, where that is a failure (`.ci/run` installs it): see
+//! `tests/support/harness.rs`.
 
 #[allow(dead_code, unreachable_pub)]
 #[path = "../examples/demo/app.rs"]
 mod demo;
+#[allow(dead_code, unreachable_pub)]
+#[path = "support/harness.rs"]
+mod harness;
 
 use std::collections::HashSet;
 use std::io;
@@ -53,27 +58,9 @@ struct RedisServer {
 static NEXT_DIR: AtomicUsize = AtomicUsize::new(0);
 
 impl RedisServer {
-    /// Starts a server, or returns `None` (after saying why) when
-    /// `redis-server` is not installed and this is not CI.
-    async fn start(appendonly: bool) -> Option<Self> {
-        if Command::new("redis-server")
-            .arg("--version")
-            .stdout(Stdio::null())
-            .status()
-            .is_err()
-        {
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!(
-                    "redis-server is not installed, and CI=true: .ci/run must install it \
-                     (apt-get install redis-server)"
-                );
-            }
-            eprintln!(
-                "SKIPPED: redis-server is not installed (apt-get install redis-server); \
-                 the Redis backend was not tested"
-            );
-            return None;
-        }
+    /// Starts a server (the harness checked that `redis-server` is
+    /// installed).
+    async fn start(appendonly: bool) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -92,7 +79,7 @@ impl RedisServer {
             child: None,
         };
         server.spawn().await;
-        Some(server)
+        server
     }
 
     fn url(&self) -> String {
@@ -211,16 +198,6 @@ impl Drop for RedisServer {
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-/// Starts `redis-server` or skips the test.
-macro_rules! redis_or_skip {
-    ($appendonly:expr) => {
-        match RedisServer::start($appendonly).await {
-            Some(server) => server,
-            None => return,
-        }
-    };
 }
 
 // ---------------------------------------------------------------------------
@@ -552,7 +529,6 @@ fn assert_gap_free(seen: &[String], n: usize, retried: &HashSet<usize>) {
 // Scenarios
 // ---------------------------------------------------------------------------
 
-#[test]
 fn public_types_are_send_sync_clone() {
     fn send_sync<T: Send + Sync + 'static>() {}
     fn clone<T: Clone>() {}
@@ -569,9 +545,8 @@ fn public_types_are_send_sync_clone() {
     clone::<axum_longpoll::event_log::StartError>();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publish_on_a_long_poll_on_b_with_a_cursor_from_a() {
-    let redis = redis_or_skip!(false);
+    let redis = RedisServer::start(false).await;
     let a = Instance::start(&redis, "t:ab", 64).await;
     let b = Instance::start(&redis, "t:ab", 64).await;
 
@@ -635,9 +610,8 @@ async fn read_until(stream: &mut TcpStream, buf: &mut Vec<u8>, needle: &str) -> 
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ndjson_stream_on_b_carries_events_published_on_a() {
-    let redis = redis_or_skip!(false);
+    let redis = RedisServer::start(false).await;
     let a = Instance::start(&redis, "t:ndjson", 64).await;
     let b = Instance::start(&redis, "t:ndjson", 64).await;
     let c0 = head(a.addr).await;
@@ -659,10 +633,9 @@ async fn ndjson_stream_on_b_carries_events_published_on_a() {
     assert_eq!(event["data"], "streamed");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_alternating_between_two_instances_sees_5000_events_gap_free() {
     const EVENTS: usize = 5_000;
-    let redis = redis_or_skip!(false);
+    let redis = RedisServer::start(false).await;
     let a = Instance::start(&redis, "t:alt", 8192).await;
     let b = Instance::start(&redis, "t:alt", 8192).await;
     let publisher = connect_log(&redis.url(), "t:alt", 8192).await;
@@ -701,10 +674,9 @@ async fn a_client_alternating_between_two_instances_sees_5000_events_gap_free() 
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clients_of_a_killed_instance_resume_on_the_other_with_their_cursor() {
     const EVENTS: usize = 2_000;
-    let redis = redis_or_skip!(false);
+    let redis = RedisServer::start(false).await;
     let mut a = Instance::start(&redis, "t:kill", 4096).await;
     let b = Instance::start(&redis, "t:kill", 4096).await;
     let publisher = connect_log(&redis.url(), "t:kill", 4096).await;
@@ -758,10 +730,9 @@ async fn clients_of_a_killed_instance_resume_on_the_other_with_their_cursor() {
     eprintln!("killed A mid-stream; {failed} requests failed and were retried on B");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readers_cut_off_while_redis_stays_up_skip_nothing_published_meanwhile() {
     const EVENTS: usize = 2_000;
-    let redis = redis_or_skip!(false);
+    let redis = RedisServer::start(false).await;
     let a = Instance::start(&redis, "t:cut", 4096).await;
     let b = Instance::start(&redis, "t:cut", 4096).await;
     let publisher = connect_log(&redis.url(), "t:cut", 4096).await;
@@ -867,10 +838,9 @@ async fn publish_retrying(
     retried
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_restarted_with_appendonly_loses_nothing() {
     const EVENTS: usize = 1_500;
-    let mut redis = redis_or_skip!(true);
+    let mut redis = RedisServer::start(true).await;
     let a = Instance::start(&redis, "t:aof", 4096).await;
     let b = Instance::start(&redis, "t:aof", 4096).await;
     let publisher = connect_log(&redis.url(), "t:aof", 4096).await;
@@ -906,9 +876,8 @@ async fn redis_restarted_with_appendonly_loses_nothing() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_restarted_without_persistence_is_410_epoch_never_a_silent_gap() {
-    let mut redis = redis_or_skip!(false);
+    let mut redis = RedisServer::start(false).await;
     let a = Instance::start(&redis, "t:nopersist", 64).await;
     let b = Instance::start(&redis, "t:nopersist", 64).await;
     let publisher = connect_log(&redis.url(), "t:nopersist", 64).await;
@@ -959,9 +928,8 @@ async fn redis_restarted_without_persistence_is_410_epoch_never_a_silent_gap() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trimmed_cursor_is_410_evicted_on_every_instance() {
-    let redis = redis_or_skip!(false);
+    let redis = RedisServer::start(false).await;
     let a = Instance::start(&redis, "t:trim", 4).await;
     let mut ids = Vec::new();
     for n in 1..=10 {
@@ -991,9 +959,8 @@ async fn trimmed_cursor_is_410_evicted_on_every_instance() {
     assert_eq!(reply.status, 400, "{reply:?}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_down_new_polls_503_publish_fails_parked_polls_get_events_after_recovery() {
-    let mut redis = redis_or_skip!(true);
+    let mut redis = RedisServer::start(true).await;
     let a = Instance::start(&redis, "t:down", 64).await;
     let first = publish_http(a.addr, "before").await.json()["id"]
         .as_str()
@@ -1321,11 +1288,10 @@ async fn follow_stream(
     seen
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_streams_on_two_instances_a_client_alternating_per_poll_loses_nothing() {
     const STREAMS: usize = 1_000;
     const EVENTS: usize = 5;
-    let redis = redis_or_skip!(false);
+    let redis = RedisServer::start(false).await;
     let a = Instance::streams(&redis, &setup("alt:", "alt-a")).await;
     let b = Instance::streams(&redis, &setup("alt:", "alt-b")).await;
     let addrs = [a.addr, b.addr];
@@ -1421,9 +1387,8 @@ async fn read_to_end(addr: SocketAddr, name: &str, cursor: &str) -> (Vec<String>
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_closed_on_a_is_closed_on_b_and_b_refuses_to_publish() {
-    let redis = redis_or_skip!(false);
+    let redis = RedisServer::start(false).await;
     let a = Instance::streams(&redis, &setup("close:", "close-a")).await;
     let b = Instance::streams(&redis, &setup("close:", "close-b")).await;
     let first = publish_on(a.addr, "room", "hello").await;
@@ -1484,9 +1449,8 @@ async fn a_stream_closed_on_a_is_closed_on_b_and_b_refuses_to_publish() {
     assert_eq!((data, last), (vec!["bye".to_owned()], end));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_per_instance_stay_two_from_one_to_a_thousand_streams() {
-    let redis = redis_or_skip!(false);
+    let redis = RedisServer::start(false).await;
     let a = Instance::streams(&redis, &setup("conn:", "conn-a")).await;
     let b = Instance::streams(&redis, &setup("conn:", "conn-b")).await;
     let mut created = 0;
@@ -1547,9 +1511,8 @@ async fn connections_per_instance_stay_two_from_one_to_a_thousand_streams() {
     eprintln!("(streams, [Redis connections of A, of B]): {figures:?}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_restarted_with_appendonly_keeps_closure_and_events() {
-    let mut redis = redis_or_skip!(true);
+    let mut redis = RedisServer::start(true).await;
     let a = Instance::streams(&redis, &setup("aofc:", "aofc-a")).await;
     let b = Instance::streams(&redis, &setup("aofc:", "aofc-b")).await;
     let mut ids = Vec::new();
@@ -1602,9 +1565,8 @@ async fn redis_restarted_with_appendonly_keeps_closure_and_events() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cursor_of_another_stream_is_410_epoch_on_every_instance() {
-    let redis = redis_or_skip!(false);
+    let redis = RedisServer::start(false).await;
     let a = Instance::streams(&redis, &setup("xy:", "xy-a")).await;
     let b = Instance::streams(&redis, &setup("xy:", "xy-b")).await;
     let x = publish_on(a.addr, "x", "x1").await;
@@ -1622,9 +1584,8 @@ async fn a_cursor_of_another_stream_is_410_epoch_on_every_instance() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_streams_expire_in_redis_for_every_instance_but_not_while_read() {
-    let redis = redis_or_skip!(false);
+    let redis = RedisServer::start(false).await;
     let short = |name: &str| Setup {
         idle: Some(Duration::from_secs(1)),
         ..setup("idle:", name)
@@ -1665,9 +1626,8 @@ async fn idle_streams_expire_in_redis_for_every_instance_but_not_while_read() {
     assert_eq!(reply.events(), [(next, "2".to_owned())]);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ttl_expiry_and_delete_reach_the_readers_of_every_instance() {
-    let redis = redis_or_skip!(false);
+    let redis = RedisServer::start(false).await;
     let a = Instance::streams(&redis, &setup("ttl:", "ttl-a")).await;
     let b = Instance::streams(&redis, &setup("ttl:", "ttl-b")).await;
 
@@ -1760,10 +1720,9 @@ impl RedisServer {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_instance_reads_only_the_streams_in_use_there_and_resumes_the_others_exactly() {
     const STREAMS: usize = 50;
-    let redis = redis_or_skip!(false);
+    let redis = RedisServer::start(false).await;
     let a = Instance::streams(&redis, &setup("use:", "use-a")).await;
     let b = Instance::streams(&redis, &setup("use:", "use-b")).await;
     let mut first = Vec::new();
@@ -1843,9 +1802,8 @@ async fn an_instance_reads_only_the_streams_in_use_there_and_resumes_the_others_
     assert_eq!(data.last().map(String::as_str), Some("99"));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_single_log_closed_by_one_instance_is_closed_for_the_other() {
-    let redis = redis_or_skip!(false);
+    let redis = RedisServer::start(false).await;
     let a = connect_log(&redis.url(), "t:close", 64).await;
     let b = connect_log(&redis.url(), "t:close", 64).await;
     let first = a.publish(Arc::from("1")).await.unwrap();
@@ -1895,10 +1853,9 @@ fn text(s: &str) -> Arc<str> {
     Arc::from(s)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sequence_token_is_checked_in_redis_across_instances_and_with_the_close() {
     use axum_longpoll::event_log::{Append, PublishError};
-    let redis = redis_or_skip!(false);
+    let redis = RedisServer::start(false).await;
     let (a, b) = two_collections(&redis, "seq:").await;
     let on_a = a.get_or_create("s").await.unwrap();
     let on_b = b.get_or_create("s").await.unwrap();
@@ -1990,10 +1947,9 @@ async fn a_sequence_token_is_checked_in_redis_across_instances_and_with_the_clos
     assert!(batch.closed);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn attributes_are_kept_in_redis_and_read_by_every_instance() {
     use axum_longpoll::event_log::{StreamOptions, StreamsError};
-    let redis = redis_or_skip!(false);
+    let redis = RedisServer::start(false).await;
     let (a, b) = two_collections(&redis, "attr:").await;
     let options = StreamOptions::new()
         .attribute("content-type", "text/plain; charset=utf-8")
@@ -2059,9 +2015,8 @@ async fn attributes_are_kept_in_redis_and_read_by_every_instance() {
     assert_eq!(ct, "application/json");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn find_creates_nothing_and_a_lookup_on_b_sees_what_a_published_just_before() {
-    let redis = redis_or_skip!(false);
+    let redis = RedisServer::start(false).await;
     let (a, b) = two_collections(&redis, "find:").await;
     assert!(b.find("nobody").await.unwrap().is_none());
     assert!(!redis.exists("find:nobody:meta").await, "find created it");
@@ -2092,4 +2047,120 @@ async fn find_creates_nothing_and_a_lookup_on_b_sees_what_a_published_just_befor
             assert_eq!(batch.events.last().unwrap().cursor, cursor);
         }
     }
+}
+
+// ---------------------------------------------------------------------------
+// The tests (harness = false: see tests/support/harness.rs)
+// ---------------------------------------------------------------------------
+
+fn main() -> std::process::ExitCode {
+    use harness::{test, REDIS_SERVER};
+    harness::run(vec![
+        test!(public_types_are_send_sync_clone),
+        test!(
+            publish_on_a_long_poll_on_b_with_a_cursor_from_a,
+            multi_thread(2)
+        )
+        .needs(REDIS_SERVER),
+        test!(
+            ndjson_stream_on_b_carries_events_published_on_a,
+            multi_thread(2)
+        )
+        .needs(REDIS_SERVER),
+        test!(
+            a_client_alternating_between_two_instances_sees_5000_events_gap_free,
+            multi_thread(2)
+        )
+        .needs(REDIS_SERVER),
+        test!(
+            clients_of_a_killed_instance_resume_on_the_other_with_their_cursor,
+            multi_thread(2)
+        )
+        .needs(REDIS_SERVER),
+        test!(
+            readers_cut_off_while_redis_stays_up_skip_nothing_published_meanwhile,
+            multi_thread(2)
+        )
+        .needs(REDIS_SERVER),
+        test!(
+            redis_restarted_with_appendonly_loses_nothing,
+            multi_thread(2)
+        )
+        .needs(REDIS_SERVER),
+        test!(
+            redis_restarted_without_persistence_is_410_epoch_never_a_silent_gap,
+            multi_thread(2)
+        )
+        .needs(REDIS_SERVER),
+        test!(
+            trimmed_cursor_is_410_evicted_on_every_instance,
+            multi_thread(2)
+        )
+        .needs(REDIS_SERVER),
+        test!(
+            redis_down_new_polls_503_publish_fails_parked_polls_get_events_after_recovery,
+            multi_thread(2)
+        )
+        .needs(REDIS_SERVER),
+        test!(
+            a_thousand_streams_on_two_instances_a_client_alternating_per_poll_loses_nothing,
+            multi_thread(2)
+        )
+        .needs(REDIS_SERVER),
+        test!(
+            a_stream_closed_on_a_is_closed_on_b_and_b_refuses_to_publish,
+            multi_thread(2)
+        )
+        .needs(REDIS_SERVER),
+        test!(
+            connections_per_instance_stay_two_from_one_to_a_thousand_streams,
+            multi_thread(2)
+        )
+        .needs(REDIS_SERVER),
+        test!(
+            redis_restarted_with_appendonly_keeps_closure_and_events,
+            multi_thread(2)
+        )
+        .needs(REDIS_SERVER),
+        test!(
+            a_cursor_of_another_stream_is_410_epoch_on_every_instance,
+            multi_thread(2)
+        )
+        .needs(REDIS_SERVER),
+        test!(
+            idle_streams_expire_in_redis_for_every_instance_but_not_while_read,
+            multi_thread(2)
+        )
+        .needs(REDIS_SERVER),
+        test!(
+            ttl_expiry_and_delete_reach_the_readers_of_every_instance,
+            multi_thread(2)
+        )
+        .needs(REDIS_SERVER),
+        test!(
+            an_instance_reads_only_the_streams_in_use_there_and_resumes_the_others_exactly,
+            multi_thread(2)
+        )
+        .needs(REDIS_SERVER),
+        test!(
+            a_single_log_closed_by_one_instance_is_closed_for_the_other,
+            multi_thread(2)
+        )
+        .needs(REDIS_SERVER),
+        test!(
+            a_sequence_token_is_checked_in_redis_across_instances_and_with_the_close,
+            multi_thread(2)
+        )
+        .needs(REDIS_SERVER),
+        test!(
+            attributes_are_kept_in_redis_and_read_by_every_instance,
+            multi_thread(2)
+        )
+        .needs(REDIS_SERVER),
+        test!(
+            find_creates_nothing_and_a_lookup_on_b_sees_what_a_published_just_before,
+            multi_thread(2)
+        )
+        .needs(REDIS_SERVER),
+    ])
 }

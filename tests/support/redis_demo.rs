@@ -3,8 +3,9 @@
 //! it had, as a stopped process would), for the Durable Streams tests
 //! (`#[path = "support/redis_demo.rs"] mod redis_demo;` beside `mod demo`).
 //!
-//! Without `redis-server` a test is skipped with a message, except under
-//! `CI=true`, where that is a failure (`.ci/run` installs it).
+//! A test that starts one needs `harness::REDIS_SERVER`: without
+//! `redis-server` it is reported ignored, or failed under `CI=true`
+//! (`.ci/run` installs it).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -31,26 +32,9 @@ pub struct RedisServer {
 static NEXT_DIR: AtomicUsize = AtomicUsize::new(0);
 
 impl RedisServer {
-    /// Starts a server (`appendonly yes` if asked), or returns `None` after
-    /// saying why when `redis-server` is not installed and this is not CI.
-    pub async fn start(appendonly: bool) -> Option<Self> {
-        let installed = Command::new("redis-server")
-            .arg("--version")
-            .stdout(Stdio::null())
-            .status()
-            .is_ok();
-        if !installed {
-            assert!(
-                !std::env::var("CI").is_ok_and(|v| v == "true"),
-                "redis-server is not installed, and CI=true: .ci/run must install it \
-                 (apt-get install redis-server)"
-            );
-            eprintln!(
-                "SKIPPED: redis-server is not installed (apt-get install redis-server); \
-                 Durable Streams on Redis were not tested"
-            );
-            return None;
-        }
+    /// Starts a server (`appendonly yes` if asked); the harness checked
+    /// that `redis-server` is installed.
+    pub async fn start(appendonly: bool) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -85,7 +69,7 @@ impl RedisServer {
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        Some(server)
+        server
     }
 
     pub fn url(&self) -> String {
