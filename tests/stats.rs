@@ -8,12 +8,15 @@
 //! for the write-stall cut); clients are raw HTTP/1.1 (`RawConn`, for FIN,
 //! RST and half-close), an HTTP/2 client where a stream reset matters,
 //! tokio-tungstenite and raw frames for WebSockets. The outage of a Redis
-//! log is a `redis-server` started and killed by the test (skipped without
-//! one, except under `CI=true`).
+//! log is a `redis-server` started and killed by the test (reported
+//! `ignored` without one, a failure under `CI=true`: `support/harness.rs`).
 //!
 //! Every time limit is a hang guard, never a performance assertion.
 
 mod common;
+#[allow(dead_code, unreachable_pub)]
+#[path = "support/harness.rs"]
+mod harness;
 
 #[allow(dead_code, unreachable_pub)]
 #[path = "../examples/demo/app.rs"]
@@ -591,7 +594,6 @@ const CLOSE: u8 = 0x8;
 /// The case: `Content-Length: 10`, 5 bytes, then FIN. The poll
 /// was reading its body meanwhile, and ends `disconnected`. The same with
 /// a chunked body that never gets its last chunk, and with an RST.
-#[tokio::test]
 async fn long_poll_a_body_cut_short_is_disconnected_after_reading_body() {
     let log = log(16);
     let mut h = Harness::new(routes(&log), quiet_layer()).await;
@@ -636,7 +638,6 @@ async fn long_poll_a_body_cut_short_is_disconnected_after_reading_body() {
 
 /// A client that goes while its poll waits: FIN, RST, half-close, and an
 /// HTTP/2 stream reset. `waiting` (and the flat `parked`) is 1 meanwhile.
-#[tokio::test]
 async fn long_poll_a_client_that_leaves_while_waiting_is_disconnected() {
     let log = log(16);
     let mut h = Harness::new(routes(&log), quiet_layer()).await;
@@ -683,7 +684,6 @@ async fn long_poll_a_client_that_leaves_while_waiting_is_disconnected() {
 
 /// A body that stops arriving: `408` at the body deadline (the wait, or
 /// 5 s when the wait is shorter: here the wait is 0, so 5 s).
-#[tokio::test]
 async fn long_poll_a_body_that_stalls_is_stalled_body() {
     let log = log(16);
     let mut h = Harness::new(routes(&log), quiet_layer()).await;
@@ -701,7 +701,6 @@ async fn long_poll_a_body_that_stalls_is_stalled_body() {
 
 /// A bad wait (`?timeout=`, `Prefer: wait=`): `400`, started and ended
 /// at once.
-#[tokio::test]
 async fn long_poll_a_bad_timeout_is_bad_request() {
     let log = log(16);
     let mut h = Harness::new(routes(&log), quiet_layer()).await;
@@ -720,7 +719,6 @@ async fn long_poll_a_bad_timeout_is_bad_request() {
 
 /// A body over `max_body`: announced (`413` before it is read) and
 /// streamed (`413` when the limit is crossed).
-#[tokio::test]
 async fn long_poll_a_body_over_max_body_is_too_large() {
     let log = log(16);
     let layer = quiet_layer().config(LongPollConfig::new().max_body(64));
@@ -750,7 +748,6 @@ async fn long_poll_a_body_over_max_body_is_too_large() {
 
 /// One poll over `max_in_flight`: `503`, and the one in flight is not
 /// disturbed.
-#[tokio::test]
 async fn long_poll_over_max_in_flight_is_rejected() {
     let log = log(16);
     let layer = quiet_layer().config(LongPollConfig::new().max_in_flight(1));
@@ -776,7 +773,6 @@ async fn long_poll_over_max_in_flight_is_rejected() {
 /// The answers from a log: events (`ready`), none in time (`timeout`), an
 /// evicted cursor (`gone`, `410`), the end of a closed log (`closed`); and
 /// a handler that answers without waiting (`answered`).
-#[tokio::test]
 async fn long_poll_answers_ready_timeout_gone_closed_answered() {
     let log = log(2);
     let mut h = Harness::new(routes(&log), quiet_layer()).await;
@@ -811,7 +807,6 @@ async fn long_poll_answers_ready_timeout_gone_closed_answered() {
 
 /// `handling`: the handler runs outside `wait` (here: it awaits something
 /// else first). A client that leaves then is `disconnected` too.
-#[tokio::test]
 async fn long_poll_handling_phase_then_waiting() {
     let log = log(16);
     let gate = Arc::new(Notify::new());
@@ -856,7 +851,6 @@ async fn long_poll_handling_phase_then_waiting() {
 /// A client that leaves after its wait ended and before the handler made
 /// its answer (it awaits something else first): `disconnected`, not the
 /// wait's outcome, since no answer was made.
-#[tokio::test]
 async fn long_poll_a_client_that_leaves_after_the_wait_before_the_answer_is_disconnected() {
     let log = log(16);
     let reached = Arc::new(Notify::new());
@@ -900,7 +894,6 @@ async fn long_poll_a_client_that_leaves_after_the_wait_before_the_answer_is_disc
         .await;
 }
 
-#[tokio::test]
 async fn long_poll_shutdown() {
     let log = log(16);
     let mut h = Harness::new(routes(&log), quiet_layer()).await;
@@ -1094,24 +1087,20 @@ async fn stream_outcomes(kind: Kind) {
     a_stream_discarded_by_a_layer(kind).await;
 }
 
-#[tokio::test]
 async fn ndjson_outcomes() {
     stream_outcomes(Kind::Ndjson).await;
 }
 
-#[tokio::test]
 async fn sse_outcomes() {
     stream_outcomes(Kind::Sse).await;
 }
 
-#[tokio::test]
 async fn framed_outcomes() {
     stream_outcomes(Kind::Framed).await;
 }
 
 /// Under `axum_longpoll::serve`, a client that stops reading is cut by the
 /// write-stall bound: `slow_reader`, in each framing.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_whose_client_stops_reading_under_serve_is_slow_reader() {
     for kind in Kind::ALL {
         let mode = kind.mode();
@@ -1156,7 +1145,6 @@ async fn a_stream_whose_client_stops_reading_under_serve_is_slow_reader() {
 // ---------------------------------------------------------------------------
 
 /// The client ends it: a close frame, FIN, RST.
-#[tokio::test]
 async fn ws_client_left() {
     let log = log(16);
     let mut h = Harness::new(routes(&log), quiet_layer()).await;
@@ -1186,7 +1174,6 @@ async fn ws_client_left() {
 
 /// The server ends it: the log closed (`closed`), an evicted cursor
 /// (`gone`), the end of a plain source (`end`), shutdown.
-#[tokio::test]
 async fn ws_server_ends_closed_gone_end_shutdown() {
     let log = log(2);
     let mut h = Harness::new(routes(&log), quiet_layer()).await;
@@ -1223,7 +1210,6 @@ async fn ws_server_ends_closed_gone_end_shutdown() {
 
 /// `error`: a malformed frame (unmasked, `1002`), a message over
 /// `max_message_size` (`1009`), an application error code (`1003`).
-#[tokio::test]
 async fn ws_errors() {
     let log = log(16);
     let layer = quiet_layer().config(quiet_ws().max_message_size(1024));
@@ -1254,7 +1240,6 @@ async fn ws_errors() {
 }
 
 /// A client that never answers a ping.
-#[tokio::test]
 async fn ws_heartbeat_timeout() {
     let log = log(16);
     let config = WsConfig::new()
@@ -1269,7 +1254,6 @@ async fn ws_heartbeat_timeout() {
 }
 
 /// A client that stops reading: `send_timeout`.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ws_slow_reader() {
     let log = log(50_000);
     let config = quiet_ws()
@@ -1297,7 +1281,6 @@ async fn ws_slow_reader() {
 /// Under `axum_longpoll::serve`, a client that stops reading is cut by
 /// the write-stall bound before `send_timeout` (30 s): `slow_reader` too,
 /// not `client_left`.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ws_slow_reader_cut_by_serve_write_stall() {
     let log = log(50_000);
     let config = quiet_ws()
@@ -1332,7 +1315,6 @@ async fn ws_slow_reader_cut_by_serve_write_stall() {
 }
 
 /// Over `WsConfig::max_in_flight`: `503` before the upgrade.
-#[tokio::test]
 async fn ws_over_max_in_flight_is_rejected() {
     let log = log(16);
     let layer = quiet_layer().config(quiet_ws().max_in_flight(1));
@@ -1361,7 +1343,6 @@ async fn ws_over_max_in_flight_is_rejected() {
 
 /// No upgrade: the handler drops `LiveSocket` (`not_upgraded`); the
 /// handler upgrades and drops the connection unrun (`dropped`).
-#[tokio::test]
 async fn ws_not_upgraded_and_dropped() {
     let log = log(16);
     let mut h = Harness::new(routes(&log), quiet_layer()).await;
@@ -1387,7 +1368,6 @@ async fn ws_not_upgraded_and_dropped() {
 /// The phases: `upgrading` while a handler holds the extractor, `open`
 /// once upgraded; a client that leaves while upgrading is `not_upgraded`;
 /// `closing` while a client does not answer the server's close frame.
-#[tokio::test]
 async fn ws_phases_upgrading_open_closing() {
     let log = log(16);
     let gate = Arc::new(Notify::new());
@@ -1455,21 +1435,9 @@ struct RedisServer {
 }
 
 impl RedisServer {
-    async fn start() -> Option<Self> {
+    /// Starts one (the harness checked that `redis-server` is installed).
+    async fn start() -> Self {
         use std::process::{Command, Stdio};
-        if Command::new("redis-server")
-            .arg("--version")
-            .stdout(Stdio::null())
-            .status()
-            .is_err()
-        {
-            assert!(
-                std::env::var("CI").map_or(true, |v| v != "true"),
-                "redis-server is not installed, and CI=true"
-            );
-            eprintln!("SKIPPED: redis-server is not installed; `unavailable` was not tested");
-            return None;
-        }
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -1490,7 +1458,7 @@ impl RedisServer {
             assert!(Instant::now() < deadline, "redis-server did not listen");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        Some(server)
+        server
     }
 
     fn kill(&mut self) {
@@ -1509,11 +1477,8 @@ impl Drop for RedisServer {
 
 /// Redis down: a long-poll is `unavailable`, a stream of each framing and
 /// a WebSocket (`LiveSocket::serve`) end in `error`, all `503`.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_log_that_cannot_be_read_is_unavailable_or_error() {
-    let Some(mut redis) = RedisServer::start().await else {
-        return;
-    };
+    let mut redis = RedisServer::start().await;
     let client =
         axum_longpoll::redis::Client::open(format!("redis://127.0.0.1:{}", redis.port)).unwrap();
     let log = EventLog::builder()
@@ -1555,7 +1520,6 @@ async fn a_log_that_cannot_be_read_is_unavailable_or_error() {
 
 /// `/stats` of the demo keeps every key it had before the per-mode
 /// figures, and has those too, every outcome of every mode.
-#[tokio::test]
 async fn demo_stats_keeps_its_keys_and_has_the_modes() {
     let log: Log = EventLog::new(64);
     let shutdown = CancellationToken::new();
@@ -1659,4 +1623,54 @@ async fn demo_stats_keeps_its_keys_and_has_the_modes() {
     assert_eq!(stats["timeout"], 1);
     assert_eq!(stats["long_poll"]["started"], 1);
     assert_eq!(stats["long_poll"]["ended"]["timeout"], 1);
+}
+
+fn main() -> std::process::ExitCode {
+    use harness::test;
+    harness::run(vec![
+        test!(
+            long_poll_a_body_cut_short_is_disconnected_after_reading_body,
+            current_thread
+        ),
+        test!(
+            long_poll_a_client_that_leaves_while_waiting_is_disconnected,
+            current_thread
+        ),
+        test!(long_poll_a_body_that_stalls_is_stalled_body, current_thread),
+        test!(long_poll_a_bad_timeout_is_bad_request, current_thread),
+        test!(long_poll_a_body_over_max_body_is_too_large, current_thread),
+        test!(long_poll_over_max_in_flight_is_rejected, current_thread),
+        test!(
+            long_poll_answers_ready_timeout_gone_closed_answered,
+            current_thread
+        ),
+        test!(long_poll_handling_phase_then_waiting, current_thread),
+        test!(
+            long_poll_a_client_that_leaves_after_the_wait_before_the_answer_is_disconnected,
+            current_thread
+        ),
+        test!(long_poll_shutdown, current_thread),
+        test!(ndjson_outcomes, current_thread),
+        test!(sse_outcomes, current_thread),
+        test!(framed_outcomes, current_thread),
+        test!(
+            a_stream_whose_client_stops_reading_under_serve_is_slow_reader,
+            multi_thread(2)
+        ),
+        test!(ws_client_left, current_thread),
+        test!(ws_server_ends_closed_gone_end_shutdown, current_thread),
+        test!(ws_errors, current_thread),
+        test!(ws_heartbeat_timeout, current_thread),
+        test!(ws_slow_reader, multi_thread(2)),
+        test!(ws_slow_reader_cut_by_serve_write_stall, multi_thread(2)),
+        test!(ws_over_max_in_flight_is_rejected, current_thread),
+        test!(ws_not_upgraded_and_dropped, current_thread),
+        test!(ws_phases_upgrading_open_closing, current_thread),
+        test!(
+            a_log_that_cannot_be_read_is_unavailable_or_error,
+            multi_thread(2)
+        )
+        .needs(harness::REDIS_SERVER),
+        test!(demo_stats_keeps_its_keys_and_has_the_modes, current_thread),
+    ])
 }
