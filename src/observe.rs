@@ -6,56 +6,54 @@
 use std::time::Duration;
 
 /// Describes the crate's metrics to the recorder (their help texts and
-/// units), once per process.
+/// units): each time a layer is made (rarely; the recorder keeps the
+/// last), so that a recorder installed in between hears them too.
 #[inline]
 pub(crate) fn describe() {
     #[cfg(feature = "metrics")]
     {
         use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
-        static ONCE: std::sync::Once = std::sync::Once::new();
-        ONCE.call_once(|| {
-            describe_counter!(
-                "axum_longpoll_requests_started_total",
-                "Requests that reached a mode (long_poll, ndjson, sse, framed, ws)."
-            );
-            describe_counter!(
-                "axum_longpoll_requests_ended_total",
-                "Requests ended, by mode and by what ended them."
-            );
-            describe_gauge!(
-                "axum_longpoll_requests_in_flight",
-                "Requests started and not ended, by mode."
-            );
-            describe_histogram!(
-                "axum_longpoll_request_duration_seconds",
-                Unit::Seconds,
-                "From the start to the end of each request, by mode and outcome."
-            );
-            describe_histogram!(
-                "axum_longpoll_wait_seconds",
-                Unit::Seconds,
-                "Each LongPoll::wait, by how it ended."
-            );
-            describe_histogram!(
-                "axum_longpoll_disconnected_after_seconds",
-                Unit::Seconds,
-                "How long a request had run when its client was found gone, by mode."
-            );
-            describe_counter!(
-                "axum_longpoll_published_total",
-                "Events appended to logs (by this instance)."
-            );
-            describe_histogram!(
-                "axum_longpoll_publish_to_wake_seconds",
-                Unit::Seconds,
-                "From an event's append (on Redis: its arrival here) to a waiting reader woken by it."
-            );
-            describe_histogram!(
-                "axum_longpoll_events_per_answer",
-                Unit::Count,
-                "Events in each long-poll answer."
-            );
-        });
+        describe_counter!(
+            "axum_longpoll_requests_started_total",
+            "Requests that reached a mode (long_poll, ndjson, sse, framed, ws)."
+        );
+        describe_counter!(
+            "axum_longpoll_requests_ended_total",
+            "Requests ended, by mode and by what ended them."
+        );
+        describe_gauge!(
+            "axum_longpoll_requests_in_flight",
+            "Requests started and not ended, by mode."
+        );
+        describe_histogram!(
+            "axum_longpoll_request_duration_seconds",
+            Unit::Seconds,
+            "From the start to the end of each request, by mode and outcome."
+        );
+        describe_histogram!(
+            "axum_longpoll_wait_seconds",
+            Unit::Seconds,
+            "Each LongPoll::wait, by how it ended."
+        );
+        describe_histogram!(
+            "axum_longpoll_disconnected_after_seconds",
+            Unit::Seconds,
+            "How long a request had run when its client was found gone, by mode."
+        );
+        describe_counter!(
+            "axum_longpoll_published_total",
+            "Events appended to logs (by this instance)."
+        );
+        describe_histogram!(
+            "axum_longpoll_publish_to_wake_seconds",
+            Unit::Seconds,
+            "From an event's append (on Redis: its arrival here) to a waiting reader woken by it."
+        );
+        describe_histogram!(
+            "axum_longpoll_events_per_answer",
+            Unit::Count,
+            "Events in each long-poll answer."
+        );
     }
 }
 

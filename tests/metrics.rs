@@ -6,7 +6,8 @@
 //! both.
 //!
 //! Its own test binary: the Prometheus recorder is one per process, and
-//! this binary serves one demo.
+//! this binary serves one demo. Also: the `tracing` event of each request
+//! that ends.
 
 mod common;
 #[allow(dead_code, unreachable_pub)]
@@ -322,4 +323,111 @@ fn a_collection_labels_its_streams_only_when_asked() {
             .any(|(_, labels)| labels.iter().any(|(_, v)| v == "room-2")),
         "{metrics:?}"
     );
+}
+
+/// A `tracing` subscriber that keeps the fields of every event.
+#[derive(Default)]
+struct Events(std::sync::Mutex<Vec<(tracing::Level, HashMap<String, String>)>>);
+
+struct Fields<'a>(&'a mut HashMap<String, String>);
+
+impl tracing::field::Visit for Fields<'_> {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        self.0.insert(field.name().to_owned(), format!("{value:?}"));
+    }
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        self.0.insert(field.name().to_owned(), value.to_owned());
+    }
+}
+
+/// The subscriber: a handle on the events.
+struct Recorder(Arc<Events>);
+
+impl tracing::Subscriber for Recorder {
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, event: &tracing::Event<'_>) {
+        if event.metadata().target() != "axum_longpoll" {
+            return;
+        }
+        let mut fields = HashMap::new();
+        event.record(&mut Fields(&mut fields));
+        self.0
+             .0
+            .lock()
+            .unwrap()
+            .push((*event.metadata().level(), fields));
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+/// Each request that ends is one `tracing` event with its mode, outcome
+/// and duration: `INFO` when something went wrong (a client that left, a
+/// bad request is not one of those: `DEBUG`).
+#[test]
+fn each_request_that_ends_is_one_tracing_event() {
+    let events = Arc::new(Events::default());
+    // A recorder of its own (this thread's, the runtime's too): the demo's
+    // test in this binary compares the process's recorder with its /stats.
+    let noop = metrics::NoopRecorder;
+    let _local = metrics::set_default_local_recorder(&noop);
+    tracing::subscriber::with_default(Recorder(events.clone()), || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let log = EventLog::<u64>::new(16);
+            let app = axum::Router::new()
+                .route("/poll", axum::routing::get(common::handlers::poll))
+                .with_state(log)
+                .layer(axum_longpoll::DisconnectLayer::new());
+            let server = common::spawn(app).await;
+            assert_eq!(raw_get(server.addr, "/poll?timeout=0").await.status(), 204);
+            assert_eq!(raw_get(server.addr, "/poll?timeout=x").await.status(), 400);
+            let mut gone = RawConn::connect(server.addr).await;
+            gone.get("/poll?timeout=30").await;
+            let deadline = tokio::time::Instant::now() + GUARD;
+            while events.0.lock().unwrap().len() < 2 {
+                assert!(tokio::time::Instant::now() < deadline);
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            gone.rst();
+            while events.0.lock().unwrap().len() < 3 {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "no event for the RST"
+                );
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        });
+    });
+    let events = events.0.lock().unwrap();
+    let seen: Vec<(tracing::Level, &str, &str)> = events
+        .iter()
+        .map(|(level, f)| (*level, f["mode"].as_str(), f["outcome"].as_str()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (tracing::Level::DEBUG, "long_poll", "timeout"),
+            (tracing::Level::DEBUG, "long_poll", "bad_request"),
+            (tracing::Level::INFO, "long_poll", "disconnected"),
+        ],
+        "{events:?}"
+    );
+    for (_, fields) in events.iter() {
+        assert_eq!(fields["message"], "request ended", "{fields:?}");
+    }
+    // The requests that ran (not the refused one) say how long they lasted.
+    assert!(events[0].1.contains_key("lasted_ms"), "{events:?}");
+    assert!(events[2].1.contains_key("lasted_ms"), "{events:?}");
 }
