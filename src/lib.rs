@@ -97,6 +97,8 @@
 //! and no two use each other (`.ci/run` checks it with `module-graph`).
 //!
 //! ```text
+//!              durable              a protocol (Durable Streams) on the modes
+//!                 │
 //!  long_poll    stream    ws        modes: extractors, settings, caps, answers
 //!       └─────────┼────────┘
 //!              source               what a stream carries: a LogReader or any Stream, as steps
@@ -105,7 +107,7 @@
 //!                 │
 //!             event_log             storage: EventLog, Cursor, Resume; Memory or Redis
 //!                 │
-//!  disconnect · stats · response · params · deadline      the bottom · net, serve (beside it)
+//!  disconnect · stats · observe · response · params · deadline   the bottom · net, serve (beside it)
 //! ```
 //!
 //! - [`disconnect`] is the bottom: a tower layer that gives each request a
@@ -120,6 +122,10 @@
 //! - The modes on top each own their extractor, settings, caps and answers.
 //!   `response` (private) is the one place for the shape every rejection
 //!   shares and for the `503` + `Retry-After` answer.
+//! - [`stats`] counts every request of every mode; `observe` (private)
+//!   hands the same figures to `metrics` and `tracing` (features).
+//! - [`durable`] (feature) speaks a whole protocol with the modes, the log
+//!   and the wire framings below it; nothing below knows it.
 //! - [`serve`](mod@serve) runs the connections: it uses the layer's shutdown
 //!   token and requests in flight, and `net`'s socket settings, and knows no
 //!   mode: a parked long-poll, a stream and a WebSocket are all requests in
