@@ -13,6 +13,7 @@
 //! `CI=true`, where that is a failure (`.ci/run` installs it): see
 //! `tests/support/harness.rs`.
 
+mod common;
 #[allow(dead_code, unreachable_pub)]
 #[path = "../examples/demo/app.rs"]
 mod demo;
@@ -1029,8 +1030,10 @@ mod streams_app {
     use axum::response::{IntoResponse, Response};
     use axum::routing::{get, post};
     use axum::{Json, Router};
-    use axum_longpoll::event_log::{Redis, Resume, StreamOptions, Streams};
-    use axum_longpoll::{DisconnectLayer, LongPoll, Streaming};
+    use axum_longpoll::event_log::{Redis, StreamOptions, Streams};
+    use axum_longpoll::DisconnectLayer;
+
+    use super::common::rooms::{self, Room};
     use serde_json::json;
 
     pub(crate) type RedisStreams = Streams<Arc<str>, Redis>;
@@ -1058,39 +1061,7 @@ mod streams_app {
             .unwrap()
     }
 
-    async fn poll(
-        State(s): State<RedisStreams>,
-        Path(name): Path<String>,
-        resume: Resume,
-        lp: LongPoll,
-    ) -> Response {
-        match s.get_or_create(&name).await {
-            Ok(log) => lp.serve(log.reader(resume)).await,
-            Err(err) => err.into_response(),
-        }
-    }
-
-    async fn stream(
-        State(s): State<RedisStreams>,
-        Path(name): Path<String>,
-        resume: Resume,
-        st: Streaming,
-    ) -> Response {
-        match s.get_or_create(&name).await {
-            Ok(log) => st.ndjson(log.reader(resume)),
-            Err(err) => err.into_response(),
-        }
-    }
-
-    async fn publish(
-        State(s): State<RedisStreams>,
-        Path(name): Path<String>,
-        body: String,
-    ) -> Response {
-        let log = match s.get_or_create(&name).await {
-            Ok(log) => log,
-            Err(err) => return err.into_response(),
-        };
+    async fn publish(Room(log): Room<Arc<str>, Redis>, body: String) -> Response {
         match log.publish(Arc::from(body)).await {
             Ok(id) => Json(json!({ "id": id })).into_response(),
             Err(err) => err.into_response(),
@@ -1098,15 +1069,7 @@ mod streams_app {
     }
 
     /// Closes the stream; the body, if any, is its last event.
-    async fn close(
-        State(s): State<RedisStreams>,
-        Path(name): Path<String>,
-        body: String,
-    ) -> Response {
-        let log = match s.get_or_create(&name).await {
-            Ok(log) => log,
-            Err(err) => return err.into_response(),
-        };
+    async fn close(Room(log): Room<Arc<str>, Redis>, body: String) -> Response {
         let last = (!body.is_empty()).then(|| Arc::from(body));
         match log.close(last).await {
             Ok(end) => Json(json!({ "end": end })).into_response(),
@@ -1154,8 +1117,8 @@ mod streams_app {
 
     pub(crate) fn router(streams: RedisStreams) -> Router {
         Router::new()
-            .route("/s/{name}/poll", get(poll))
-            .route("/s/{name}/stream", get(stream))
+            .route("/s/{name}/poll", get(rooms::poll::<Arc<str>, Redis>))
+            .route("/s/{name}/stream", get(rooms::ndjson::<Arc<str>, Redis>))
             .route("/s/{name}/publish", post(publish))
             .route("/s/{name}/close", post(close))
             .route("/s/{name}/create", post(create))

@@ -55,9 +55,10 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
 
+use common::opcode::TEXT;
 use common::{
-    small_recv_buffer_conn, small_send_buffer_listener, spawn_on, wait_for_stats, PublishNow as _,
-    RawConn, Server, H2, IO_GUARD,
+    small_recv_buffer_conn, small_send_buffer_listener, spawn_on, upgrade_request, wait_for_stats,
+    PublishNow as _, RawConn, RawWs, Server, H2, IO_GUARD,
 };
 
 /// Hang guard for counters to reach what a test expects.
@@ -454,14 +455,6 @@ async fn rest_of_stream(conn: &mut RawConn) -> String {
     String::from_utf8_lossy(&text).into_owned()
 }
 
-/// A WebSocket upgrade request, by hand.
-fn upgrade_request(path: &str) -> String {
-    format!(
-        "GET {path} HTTP/1.1\r\nhost: test\r\nconnection: upgrade\r\nupgrade: websocket\r\n\
-         sec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
-    )
-}
-
 type Client = WebSocketStream<TcpStream>;
 
 async fn ws_connect(addr: SocketAddr, path: &str) -> Client {
@@ -508,84 +501,6 @@ async fn ws_until_close(client: &mut Client) -> u16 {
         .expect("the server did not close TCP after the closing handshake");
     code
 }
-
-/// A WebSocket client by hand: it writes only what the test says, and
-/// never answers a ping or a close frame.
-struct RawWs {
-    stream: TcpStream,
-}
-
-impl RawWs {
-    async fn connect(addr: SocketAddr, path: &str) -> Self {
-        let stream = TcpStream::connect(addr).await.unwrap();
-        Self::handshake(stream, path).await
-    }
-
-    async fn handshake(mut stream: TcpStream, path: &str) -> Self {
-        stream.set_nodelay(true).unwrap();
-        stream
-            .write_all(upgrade_request(path).as_bytes())
-            .await
-            .unwrap();
-        // Byte by byte, so that no frame is read with the head.
-        let mut head = Vec::new();
-        while !head.ends_with(b"\r\n\r\n") {
-            let b = tokio::time::timeout(IO_GUARD, stream.read_u8())
-                .await
-                .expect("no handshake answer")
-                .unwrap();
-            head.push(b);
-        }
-        let head = String::from_utf8(head).unwrap();
-        assert!(head.starts_with("HTTP/1.1 101"), "{head}");
-        Self { stream }
-    }
-
-    /// One server frame: opcode and payload.
-    async fn frame(&mut self) -> (u8, Vec<u8>) {
-        let s = &mut self.stream;
-        let read = async {
-            let b0 = s.read_u8().await?;
-            let b1 = s.read_u8().await?;
-            let len = match b1 & 0x7f {
-                126 => u64::from(s.read_u16().await?),
-                127 => s.read_u64().await?,
-                n => u64::from(n),
-            };
-            let mut payload = vec![0; usize::try_from(len).unwrap()];
-            s.read_exact(&mut payload).await?;
-            Ok::<_, std::io::Error>((b0 & 0x0f, payload))
-        };
-        tokio::time::timeout(IO_GUARD, read)
-            .await
-            .expect("no frame from the server")
-            .expect("read a frame")
-    }
-
-    /// Frames up to the server's close frame; returns its code.
-    async fn until_close(&mut self) -> u16 {
-        loop {
-            let (op, payload) = self.frame().await;
-            if op == CLOSE {
-                return u16::from_be_bytes([payload[0], payload[1]]);
-            }
-        }
-    }
-
-    fn fin(self) {
-        drop(self.stream);
-    }
-
-    fn rst(self) {
-        socket2::SockRef::from(&self.stream)
-            .set_linger(Some(Duration::ZERO))
-            .unwrap();
-        drop(self.stream);
-    }
-}
-
-const TEXT: u8 = 0x1;
-const CLOSE: u8 = 0x8;
 
 // ---------------------------------------------------------------------------
 // Long-poll

@@ -32,7 +32,6 @@ use axum_longpoll::ws::{self, close_code, CloseReason, Connection, LiveSocket, W
 use axum_longpoll::{DisconnectLayer, Stats};
 use futures_util::{SinkExt, Stream, StreamExt};
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -42,7 +41,10 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
 
-use common::{assert_cancelled, raw_get, spawn_on, spawn_with_shutdown, wait_for_stats, Server};
+use common::opcode::{CLOSE, PING, TEXT};
+use common::{
+    assert_cancelled, raw_get, spawn_on, spawn_with_shutdown, wait_for_stats, RawWs, Server,
+};
 
 /// Hang guard for one message or one close.
 const GUARD: Duration = Duration::from_secs(10);
@@ -268,75 +270,6 @@ async fn until_close(client: &mut Client) -> (Vec<Value>, u16, String) {
         .expect("the server did not close TCP after the closing handshake");
     (events, code, reason)
 }
-
-/// A client written by hand: the handshake, then raw frames; it never
-/// writes a frame (so never answers a ping).
-struct RawWs {
-    stream: TcpStream,
-}
-
-impl RawWs {
-    async fn connect(addr: SocketAddr, path: &str) -> Self {
-        let mut stream = TcpStream::connect(addr).await.unwrap();
-        stream.set_nodelay(true).unwrap();
-        let req = format!(
-            "GET {path} HTTP/1.1\r\nhost: test\r\nconnection: upgrade\r\nupgrade: websocket\r\n\
-             sec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
-        );
-        stream.write_all(req.as_bytes()).await.unwrap();
-        // Byte by byte, so that no frame is read with the head.
-        let mut head = Vec::new();
-        while !head.ends_with(b"\r\n\r\n") {
-            let b = tokio::time::timeout(GUARD, stream.read_u8())
-                .await
-                .expect("no handshake answer")
-                .unwrap();
-            head.push(b);
-        }
-        let head = String::from_utf8(head).unwrap();
-        assert!(head.starts_with("HTTP/1.1 101"), "{head}");
-        Self { stream }
-    }
-
-    /// One server frame (servers do not mask): opcode and payload.
-    async fn frame(&mut self) -> (u8, Vec<u8>) {
-        let s = &mut self.stream;
-        let read = async {
-            let b0 = s.read_u8().await?;
-            let b1 = s.read_u8().await?;
-            let len = match b1 & 0x7f {
-                126 => u64::from(s.read_u16().await?),
-                127 => s.read_u64().await?,
-                n => u64::from(n),
-            };
-            let mut payload = vec![0; usize::try_from(len).unwrap()];
-            s.read_exact(&mut payload).await?;
-            Ok::<_, std::io::Error>((b0 & 0x0f, payload))
-        };
-        tokio::time::timeout(GUARD, read)
-            .await
-            .expect("no frame from the server")
-            .expect("read a frame")
-    }
-
-    /// Closes TCP with a FIN (nothing unread is left behind: read it all
-    /// first, else the kernel sends RST).
-    fn fin(self) {
-        drop(self.stream);
-    }
-
-    /// Closes TCP with a RST.
-    fn rst(self) {
-        socket2::SockRef::from(&self.stream)
-            .set_linger(Some(Duration::ZERO))
-            .unwrap();
-        drop(self.stream);
-    }
-}
-
-const TEXT: u8 = 0x1;
-const CLOSE: u8 = 0x8;
-const PING: u8 = 0x9;
 
 fn close_code_of(payload: &[u8]) -> u16 {
     u16::from_be_bytes([payload[0], payload[1]])

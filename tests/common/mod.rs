@@ -646,6 +646,106 @@ pub mod rooms {
 }
 
 // ---------------------------------------------------------------------------
+// A WebSocket client by hand
+// ---------------------------------------------------------------------------
+
+/// Opcodes of the frames a test reads or writes.
+pub mod opcode {
+    pub const TEXT: u8 = 0x1;
+    pub const CLOSE: u8 = 0x8;
+    pub const PING: u8 = 0x9;
+}
+
+/// The upgrade request for `path` (a fixed key: the server's accept is not
+/// checked).
+pub fn upgrade_request(path: &str) -> String {
+    format!(
+        "GET {path} HTTP/1.1\r\nhost: test\r\nconnection: upgrade\r\nupgrade: websocket\r\n\
+         sec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    )
+}
+
+/// A WebSocket client written by hand: the handshake, then raw frames. It
+/// writes only what the test writes on [`stream`](Self::stream): it never
+/// answers a ping or a close frame.
+pub struct RawWs {
+    pub stream: TcpStream,
+}
+
+impl RawWs {
+    pub async fn connect(addr: SocketAddr, path: &str) -> Self {
+        let stream = TcpStream::connect(addr).await.expect("connect");
+        Self::handshake(stream, path).await
+    }
+
+    /// The upgrade over `stream`, which must end in `101`.
+    pub async fn handshake(mut stream: TcpStream, path: &str) -> Self {
+        stream.set_nodelay(true).expect("nodelay");
+        stream
+            .write_all(upgrade_request(path).as_bytes())
+            .await
+            .expect("write the upgrade");
+        // Byte by byte, so that no frame is read with the head.
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            let b = tokio::time::timeout(IO_GUARD, stream.read_u8())
+                .await
+                .expect("no handshake answer")
+                .expect("read the handshake answer");
+            head.push(b);
+        }
+        let head = String::from_utf8(head).expect("a UTF-8 head");
+        assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+        Self { stream }
+    }
+
+    /// One server frame (servers do not mask): opcode and payload.
+    pub async fn frame(&mut self) -> (u8, Vec<u8>) {
+        let s = &mut self.stream;
+        let read = async {
+            let b0 = s.read_u8().await?;
+            let b1 = s.read_u8().await?;
+            let len = match b1 & 0x7f {
+                126 => u64::from(s.read_u16().await?),
+                127 => s.read_u64().await?,
+                n => u64::from(n),
+            };
+            let mut payload = vec![0; usize::try_from(len).expect("a frame that fits")];
+            s.read_exact(&mut payload).await?;
+            Ok::<_, std::io::Error>((b0 & 0x0f, payload))
+        };
+        tokio::time::timeout(IO_GUARD, read)
+            .await
+            .expect("no frame from the server")
+            .expect("read a frame")
+    }
+
+    /// Frames up to the server's close frame; returns its code.
+    pub async fn until_close(&mut self) -> u16 {
+        loop {
+            let (op, payload) = self.frame().await;
+            if op == opcode::CLOSE {
+                return u16::from_be_bytes([payload[0], payload[1]]);
+            }
+        }
+    }
+
+    /// Closes TCP with a FIN (nothing unread is left behind: read it all
+    /// first, else the kernel sends RST).
+    pub fn fin(self) {
+        drop(self.stream);
+    }
+
+    /// Closes TCP with a RST.
+    pub fn rst(self) {
+        socket2::SockRef::from(&self.stream)
+            .set_linger(Some(Duration::ZERO))
+            .expect("SO_LINGER");
+        drop(self.stream);
+    }
+}
+
+// ---------------------------------------------------------------------------
 // Small socket buffers (a reader that stops reading fills them quickly)
 // ---------------------------------------------------------------------------
 
