@@ -11,6 +11,7 @@ use bytes::Bytes;
 use http::header::{
     CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, ETAG, HOST, IF_NONE_MATCH, LOCATION,
 };
+use http::request::Parts;
 use http::{HeaderMap, HeaderValue, StatusCode};
 
 use super::producer::{Producer, Verdict};
@@ -716,64 +717,59 @@ impl Query {
 
 // The axum handlers: the stream's name from the path, the state.
 
+/// The stream's name from the path, checked: a name the collection cannot
+/// hold is answered as [`check_name`](crate::event_log::check_name) says
+/// (`400` naming `name`).
+pub(crate) struct StreamName(String);
+
+impl<S: Send + Sync> FromRequestParts<S> for StreamName {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Path(name) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        crate::event_log::check_name(&name).map_err(IntoResponse::into_response)?;
+        Ok(Self(name))
+    }
+}
+
 pub(crate) async fn put_handler<B: Backend>(
     State(ds): State<DurableStreams<B>>,
-    Path(name): Path<String>,
+    StreamName(name): StreamName,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    match checked(&name) {
-        Ok(()) => ds.put(&name, &headers, body).await,
-        Err(res) => res,
-    }
+    ds.put(&name, &headers, body).await
 }
 
 pub(crate) async fn post_handler<B: Backend>(
     State(ds): State<DurableStreams<B>>,
-    Path(name): Path<String>,
+    StreamName(name): StreamName,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    match checked(&name) {
-        Ok(()) => ds.post(&name, &headers, body).await,
-        Err(res) => res,
-    }
+    ds.post(&name, &headers, body).await
 }
 
 pub(crate) async fn get_handler<B: Backend>(
     State(ds): State<DurableStreams<B>>,
-    Path(name): Path<String>,
+    StreamName(name): StreamName,
     request: Request,
 ) -> Response {
-    match checked(&name) {
-        Ok(()) => ds.get(&name, request).await,
-        Err(res) => res,
-    }
+    ds.get(&name, request).await
 }
 
 pub(crate) async fn head_handler<B: Backend>(
     State(ds): State<DurableStreams<B>>,
-    Path(name): Path<String>,
+    StreamName(name): StreamName,
 ) -> Response {
-    match checked(&name) {
-        Ok(()) => ds.head(&name).await,
-        Err(res) => res,
-    }
+    ds.head(&name).await
 }
 
 pub(crate) async fn delete_handler<B: Backend>(
     State(ds): State<DurableStreams<B>>,
-    Path(name): Path<String>,
+    StreamName(name): StreamName,
 ) -> Response {
-    match checked(&name) {
-        Ok(()) => ds.delete(&name).await,
-        Err(res) => res,
-    }
-}
-
-/// A name the collection cannot hold does not exist (`404`), except that
-/// creating one is `400`.
-#[allow(clippy::result_large_err)] // once per request
-fn checked(name: &str) -> Result<(), Response> {
-    crate::event_log::check_name(name).map_err(IntoResponse::into_response)
+    ds.delete(&name).await
 }
