@@ -33,6 +33,9 @@ mod harness;
 #[path = "support/redis_demo.rs"]
 mod redis_demo;
 
+#[path = "support/redis_server.rs"]
+mod redis_server;
+
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;

@@ -18,6 +18,11 @@ mod common;
 #[path = "support/harness.rs"]
 mod harness;
 
+#[path = "support/redis_server.rs"]
+mod redis_server;
+
+use redis_server::RedisServer;
+
 #[allow(dead_code, unreachable_pub)]
 #[path = "../examples/demo/app.rs"]
 mod demo;
@@ -1343,57 +1348,10 @@ async fn ws_phases_upgrading_open_closing() {
 // A log that cannot be read: Redis down
 // ---------------------------------------------------------------------------
 
-/// A `redis-server` on a free port, killed on drop.
-struct RedisServer {
-    port: u16,
-    child: Option<std::process::Child>,
-}
-
-impl RedisServer {
-    /// Starts one (the harness checked that `redis-server` is installed).
-    async fn start() -> Self {
-        use std::process::{Command, Stdio};
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start redis-server");
-        let server = Self {
-            port,
-            child: Some(child),
-        };
-        let deadline = Instant::now() + IO_GUARD;
-        while TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not listen");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        server
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
 /// Redis down: a long-poll is `unavailable`, a stream of each framing and
 /// a WebSocket (`LiveSocket::serve`) end in `error`, all `503`.
 async fn a_log_that_cannot_be_read_is_unavailable_or_error() {
-    let mut redis = RedisServer::start().await;
+    let mut redis = RedisServer::start(false).await;
     let client =
         axum_longpoll::redis::Client::open(format!("redis://127.0.0.1:{}", redis.port)).unwrap();
     let log = EventLog::builder()

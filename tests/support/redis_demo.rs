@@ -1,105 +1,23 @@
 //! A `redis-server` per test, and instances of the demo on it, each in a
 //! Tokio runtime and a thread of its own (so stopping one drops everything
 //! it had, as a stopped process would), for the Durable Streams tests
-//! (`#[path = "support/redis_demo.rs"] mod redis_demo;` beside `mod demo`).
+//! (`#[path = "support/redis_demo.rs"] mod redis_demo;` beside `mod demo`
+//! and `mod redis_server`).
 //!
 //! A test that starts one needs `harness::REDIS_SERVER`: without
 //! `redis-server` it is reported ignored, or failed under `CI=true`
 //! (`.ci/run` installs it).
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum_longpoll::durable::DurableStreams;
 use axum_longpoll::event_log::Redis;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::demo;
 
-/// A `redis-server` child on `127.0.0.1:<port>` with its own directory;
-/// killed and removed on drop.
-pub struct RedisServer {
-    pub port: u16,
-    dir: PathBuf,
-    child: Option<Child>,
-}
-
-static NEXT_DIR: AtomicUsize = AtomicUsize::new(0);
-
-impl RedisServer {
-    /// Starts a server (`appendonly yes` if asked); the harness checked
-    /// that `redis-server` is installed.
-    pub async fn start(appendonly: bool) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let dir = std::env::temp_dir().join(format!(
-            "axum-longpoll-ds-redis-{}-{}",
-            std::process::id(),
-            NEXT_DIR.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .arg("--dir")
-            .arg(&dir)
-            .args(["--save", ""])
-            .args(["--appendonly", if appendonly { "yes" } else { "no" }])
-            .args(["--daemonize", "no", "--loglevel", "warning"])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start redis-server");
-        let server = Self {
-            port,
-            dir,
-            child: Some(child),
-        };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !server.ping().await {
-            assert!(
-                Instant::now() < deadline,
-                "redis-server did not answer PING"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        server
-    }
-
-    pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    async fn ping(&self) -> bool {
-        let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await else {
-            return false;
-        };
-        if s.write_all(b"PING\r\n").await.is_err() {
-            return false;
-        }
-        let mut buf = [0u8; 16];
-        matches!(
-            tokio::time::timeout(Duration::from_secs(2), s.read(&mut buf)).await,
-            Ok(Ok(n)) if buf[..n].starts_with(b"+PONG")
-        )
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
+pub use crate::redis_server::RedisServer;
 
 /// The demo as `main.rs` serves it with `REDIS_URL`: its root log, named
 /// streams and Durable Streams on Redis under `key`, in a runtime and
