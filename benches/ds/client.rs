@@ -6,175 +6,49 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::io::AsyncReadExt as _;
 use tokio::net::TcpStream;
 
-/// Hang guard for any one response the harness waits for.
-pub(crate) const GUARD: Duration = Duration::from_secs(60);
+#[path = "../shared/http1.rs"]
+mod http1;
+
+use http1::{chunk_size, find};
+pub(crate) use http1::{get, Answer, GUARD};
 
 /// The string every appended payload holds exactly once: a subscriber
 /// counts it to know that an append reached it.
 pub(crate) const MARK: &[u8] = b"bench-mark";
 
-pub(crate) async fn connect(addr: SocketAddr) -> io::Result<TcpStream> {
-    let stream = TcpStream::connect(addr).await?;
-    stream.set_nodelay(true)?;
-    Ok(stream)
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
-}
-
-/// A parsed response.
-pub(crate) struct Answer {
-    pub(crate) status: u16,
-    head: String,
-    pub(crate) body: Vec<u8>,
-}
-
-impl Answer {
-    /// The value of header `name` (case-insensitive).
-    pub(crate) fn header(&self, name: &str) -> Option<&str> {
-        self.head.split("\r\n").skip(1).find_map(|line| {
-            let (n, v) = line.split_once(':')?;
-            n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
-        })
-    }
-
-    pub(crate) fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-}
-
-/// Status, header length and the body length (`None`: chunked).
-fn head(buf: &[u8]) -> Option<(u16, usize, Option<usize>)> {
-    let end = find(buf, b"\r\n\r\n")? + 4;
-    let text = std::str::from_utf8(&buf[..end]).ok()?;
-    let mut lines = text.split("\r\n");
-    let status: u16 = lines.next()?.split(' ').nth(1)?.parse().ok()?;
-    let mut length = Some(0);
-    for line in lines {
-        let Some((name, value)) = line.split_once(':') else {
-            continue;
-        };
-        let value = value.trim();
-        if name.eq_ignore_ascii_case("content-length") {
-            length = value.parse().ok();
-        } else if name.eq_ignore_ascii_case("transfer-encoding")
-            && value.eq_ignore_ascii_case("chunked")
-        {
-            length = None;
-        }
-    }
-    // 1xx, 204 and 304 have no body whatever the headers say.
-    if status == 204 || status == 304 || status < 200 {
-        length = Some(0);
-    }
-    Some((status, end, length))
-}
-
-/// A complete chunked body at the start of `buf`: the body and the bytes
-/// it took; `None` while incomplete.
-fn dechunk(buf: &[u8]) -> io::Result<Option<(Vec<u8>, usize)>> {
-    let mut body = Vec::new();
-    let mut at = 0;
-    loop {
-        let Some(eol) = find(&buf[at..], b"\r\n") else {
-            return Ok(None);
-        };
-        let size = std::str::from_utf8(&buf[at..at + eol])
-            .ok()
-            .and_then(|s| usize::from_str_radix(s.split(';').next()?.trim(), 16).ok())
-            .ok_or_else(|| io::Error::other("bad chunk size"))?;
-        at += eol + 2;
-        if buf.len() < at + size + 2 {
-            return Ok(None);
-        }
-        body.extend_from_slice(&buf[at..at + size]);
-        at += size + 2;
-        if size == 0 {
-            return Ok(Some((body, at)));
-        }
-    }
-}
-
-/// One HTTP/1.1 keep-alive connection with its read buffer.
-pub(crate) struct Conn {
-    pub(crate) stream: TcpStream,
-    buf: Vec<u8>,
-}
+/// A keep-alive connection whose answers keep their head (the Durable
+/// Streams figures read `Stream-Next-Offset`).
+pub(crate) struct Conn(http1::Conn);
 
 impl Conn {
     pub(crate) async fn open(addr: SocketAddr) -> io::Result<Self> {
-        Ok(Self {
-            stream: connect(addr).await?,
-            buf: Vec::with_capacity(512),
-        })
+        Ok(Self(http1::Conn::open(addr).await?.keep_heads()))
     }
+}
 
-    pub(crate) async fn send(&mut self, request: &[u8]) -> io::Result<()> {
-        self.stream.write_all(request).await
+impl std::ops::Deref for Conn {
+    type Target = http1::Conn;
+    fn deref(&self) -> &http1::Conn {
+        &self.0
     }
+}
 
-    async fn fill(&mut self) -> io::Result<()> {
-        let mut chunk = [0u8; 4096];
-        let n = self.stream.read(&mut chunk).await?;
-        if n == 0 {
-            return Err(io::ErrorKind::UnexpectedEof.into());
-        }
-        self.buf.extend_from_slice(&chunk[..n]);
-        Ok(())
+impl std::ops::DerefMut for Conn {
+    fn deref_mut(&mut self) -> &mut http1::Conn {
+        &mut self.0
     }
+}
 
-    /// Reads one complete response.
-    pub(crate) async fn answer(&mut self) -> io::Result<Answer> {
-        loop {
-            if let Some((status, end, length)) = head(&self.buf) {
-                let done = match length {
-                    Some(length) if self.buf.len() >= end + length => {
-                        Some((self.buf[end..end + length].to_vec(), length))
-                    }
-                    Some(_) => None,
-                    None => dechunk(&self.buf[end..])?,
-                };
-                if let Some((body, used)) = done {
-                    let head = String::from_utf8_lossy(&self.buf[..end]).into_owned();
-                    self.buf.drain(..end + used);
-                    return Ok(Answer { status, head, body });
-                }
-            }
-            self.fill().await?;
-        }
-    }
-
-    /// One request/response round trip, with the hang guard.
-    pub(crate) async fn call(&mut self, request: &[u8]) -> io::Result<Answer> {
-        self.send(request).await?;
-        tokio::time::timeout(GUARD, self.answer())
-            .await
-            .map_err(|_| io::Error::other("no answer within the guard"))?
-    }
-
-    /// Reads the head of a streaming response: its status and head; the
-    /// body bytes already read stay in the buffer.
-    pub(crate) async fn stream_head(&mut self) -> io::Result<(u16, String)> {
-        loop {
-            if let Some((status, end, _)) = head(&self.buf) {
-                let head = String::from_utf8_lossy(&self.buf[..end]).into_owned();
-                self.buf.drain(..end);
-                return Ok((status, head));
-            }
-            self.fill().await?;
-        }
-    }
-
+impl Conn {
     /// Turns the connection, positioned after a chunked response's head,
     /// into a reader of the de-chunked body.
     pub(crate) fn into_sse(self) -> Sse {
         Sse {
-            stream: self.stream,
-            raw: self.buf,
+            stream: self.0.stream,
+            raw: self.0.buf,
             state: ChunkState::Size,
             size_line: Vec::new(),
             tail: Vec::new(),
@@ -221,13 +95,7 @@ impl Sse {
                         Some(nl) => {
                             self.size_line.extend_from_slice(&rest[..nl]);
                             at += nl + 1;
-                            let line = std::str::from_utf8(&self.size_line)
-                                .map_err(|_| io::Error::other("bad chunk size"))?;
-                            let size = usize::from_str_radix(
-                                line.trim().split(';').next().unwrap_or("").trim(),
-                                16,
-                            )
-                            .map_err(|_| io::Error::other(format!("bad chunk size {line:?}")))?;
+                            let size = chunk_size(&self.size_line)?;
                             self.size_line.clear();
                             self.state = if size == 0 {
                                 ChunkState::End
@@ -298,10 +166,6 @@ impl Sse {
         }
         Ok(found)
     }
-}
-
-pub(crate) fn get(path: &str) -> Vec<u8> {
-    format!("GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n").into_bytes()
 }
 
 pub(crate) fn put_json(path: &str) -> Vec<u8> {

@@ -23,7 +23,7 @@
 //! | `GET ?offset=now&live=sse` | `event: control` at once, then per publish `event: data` (the body) + `event: control` |
 
 use std::convert::Infallible;
-use std::io::{self, BufRead as _, BufReader};
+use std::io;
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -124,14 +124,7 @@ impl Server {
                     .stdout(Stdio::piped())
                     .stderr(log_file(kind))
                     .spawn()?;
-                let stdout = child.stdout.take().expect("piped");
-                let mut line = String::new();
-                BufReader::new(stdout).read_line(&mut line)?;
-                let addr = line
-                    .trim()
-                    .strip_prefix("LISTEN ")
-                    .and_then(|a| a.parse().ok())
-                    .ok_or_else(|| io::Error::other(format!("{kind:?} server said {line:?}")))?;
+                let addr = crate::measure::listen_line(&mut child, &format!("{kind:?}"))?;
                 (child, addr)
             }
             Kind::Ours => {
@@ -231,18 +224,12 @@ impl Server {
 
     /// Resident set size in bytes.
     pub(crate) fn rss(&self) -> io::Result<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid))?;
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
-            .map(|kib| kib * 1024)
-            .ok_or_else(|| io::Error::other(format!("no VmRSS in /proc/{}/status", self.pid)))
+        crate::measure::rss(self.pid)
     }
 
     /// User + system CPU time in clock ticks.
     pub(crate) fn cpu_ticks(&self) -> u64 {
-        crate::cpu_ticks(&format!("/proc/{}/stat", self.pid))
+        crate::measure::cpu_ticks(self.pid)
     }
 
     /// Waits until the server has used no CPU for two checks in a row

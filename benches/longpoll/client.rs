@@ -17,134 +17,14 @@ use tokio::net::TcpStream;
 /// How many connects are in flight at once when opening many connections.
 const CONNECT_CONCURRENCY: usize = 200;
 
-/// Hang guard for any one response the harness waits for.
-pub(crate) const GUARD: Duration = Duration::from_secs(60);
+#[path = "../shared/http1.rs"]
+mod http1;
 
-pub(crate) async fn connect(addr: SocketAddr) -> io::Result<TcpStream> {
-    let stream = TcpStream::connect(addr).await?;
-    stream.set_nodelay(true)?;
-    Ok(stream)
-}
+use http1::{chunk_size, find, head};
+pub(crate) use http1::{connect, get, Answer, Conn, GUARD};
 
-/// One HTTP/1.1 keep-alive connection with its read buffer.
-pub(crate) struct Conn {
-    pub(crate) stream: TcpStream,
-    buf: Vec<u8>,
-}
-
-/// A parsed response: status and body.
-pub(crate) struct Answer {
-    pub(crate) status: u16,
-    pub(crate) body: Vec<u8>,
-}
-
-impl Answer {
-    pub(crate) fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
-}
-
-/// Status, header length and whether the body is chunked / its length.
-fn head(buf: &[u8]) -> Option<(u16, usize, Option<usize>)> {
-    let end = find(buf, b"\r\n\r\n")? + 4;
-    let text = std::str::from_utf8(&buf[..end]).ok()?;
-    let mut lines = text.split("\r\n");
-    let status = lines.next()?.split(' ').nth(1)?.parse().ok()?;
-    let mut length = Some(0);
-    for line in lines {
-        let Some((name, value)) = line.split_once(':') else {
-            continue;
-        };
-        let value = value.trim();
-        if name.eq_ignore_ascii_case("content-length") {
-            length = value.parse().ok();
-        } else if name.eq_ignore_ascii_case("transfer-encoding")
-            && value.eq_ignore_ascii_case("chunked")
-        {
-            length = None;
-        }
-    }
-    Some((status, end, length))
-}
-
-/// A complete chunked body at the start of `buf`: the body and the bytes
-/// it took; `None` while incomplete.
-fn dechunk(buf: &[u8]) -> io::Result<Option<(Vec<u8>, usize)>> {
-    let mut body = Vec::new();
-    let mut at = 0;
-    loop {
-        let Some(eol) = find(&buf[at..], b"\r\n") else {
-            return Ok(None);
-        };
-        let size = std::str::from_utf8(&buf[at..at + eol])
-            .ok()
-            .and_then(|s| usize::from_str_radix(s.split(';').next()?.trim(), 16).ok())
-            .ok_or_else(|| io::Error::other("bad chunk size"))?;
-        at += eol + 2;
-        if buf.len() < at + size + 2 {
-            return Ok(None);
-        }
-        body.extend_from_slice(&buf[at..at + size]);
-        at += size + 2;
-        if size == 0 {
-            return Ok(Some((body, at)));
-        }
-    }
-}
-
+/// What only this bench reads: a long chunked body, counted, not kept.
 impl Conn {
-    pub(crate) async fn open(addr: SocketAddr) -> io::Result<Self> {
-        Ok(Self::new(connect(addr).await?))
-    }
-
-    pub(crate) fn new(stream: TcpStream) -> Self {
-        Self {
-            stream,
-            buf: Vec::with_capacity(512),
-        }
-    }
-
-    pub(crate) async fn send(&mut self, request: &[u8]) -> io::Result<()> {
-        self.stream.write_all(request).await
-    }
-
-    async fn fill(&mut self) -> io::Result<()> {
-        let mut chunk = [0u8; 4096];
-        let n = self.stream.read(&mut chunk).await?;
-        if n == 0 {
-            return Err(io::ErrorKind::UnexpectedEof.into());
-        }
-        self.buf.extend_from_slice(&chunk[..n]);
-        Ok(())
-    }
-
-    /// Reads one response with a `Content-Length` body (or none).
-    pub(crate) async fn answer(&mut self) -> io::Result<Answer> {
-        loop {
-            if let Some((status, end, length)) = head(&self.buf) {
-                match length {
-                    Some(length) if self.buf.len() >= end + length => {
-                        let body = self.buf[end..end + length].to_vec();
-                        self.buf.drain(..end + length);
-                        return Ok(Answer { status, body });
-                    }
-                    Some(_) => {}
-                    None => {
-                        if let Some((body, used)) = dechunk(&self.buf[end..])? {
-                            self.buf.drain(..end + used);
-                            return Ok(Answer { status, body });
-                        }
-                    }
-                }
-            }
-            self.fill().await?;
-        }
-    }
-
     /// Reads a chunked response to its end without keeping it; returns the
     /// status, the payload bytes and the number of `\n` in them.
     pub(crate) async fn drain_chunked(&mut self) -> io::Result<(u16, u64, u64)> {
@@ -184,10 +64,7 @@ impl Conn {
                     break;
                 };
                 let line = &rest[rest_start..rest_start + eol];
-                let size = std::str::from_utf8(line)
-                    .ok()
-                    .and_then(|s| usize::from_str_radix(s.split(';').next()?.trim(), 16).ok())
-                    .ok_or_else(|| io::Error::other("bad chunk size"))?;
+                let size = chunk_size(line)?;
                 if size == 0 {
                     // The final CRLF after the last chunk.
                     let tail = rest_start + eol + 2;
@@ -212,18 +89,6 @@ impl Conn {
             pending.extend_from_slice(&chunk[..n]);
         }
     }
-
-    /// One request/response round trip.
-    pub(crate) async fn call(&mut self, request: &[u8]) -> io::Result<Answer> {
-        self.send(request).await?;
-        tokio::time::timeout(GUARD, self.answer())
-            .await
-            .map_err(|_| io::Error::other("no answer within the guard"))?
-    }
-}
-
-pub(crate) fn get(path: &str) -> Vec<u8> {
-    format!("GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n").into_bytes()
 }
 
 pub(crate) fn post(path: &str, body: &str) -> Vec<u8> {

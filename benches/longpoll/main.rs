@@ -21,7 +21,13 @@ mod redis_phase;
 mod report;
 mod servers;
 
-use std::io::{self, BufRead as _, BufReader};
+#[path = "../shared/measure.rs"]
+mod measure;
+
+use measure::cpu_ticks;
+pub(crate) use measure::{median, percentile};
+
+use std::io;
 use std::net::SocketAddr;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -146,14 +152,7 @@ impl Server {
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()?;
-        let stdout = child.stdout.take().expect("piped");
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line)?;
-        let addr = line
-            .trim()
-            .strip_prefix("LISTEN ")
-            .and_then(|a| a.parse().ok())
-            .ok_or_else(|| io::Error::other(format!("{kind:?} server said {line:?}")))?;
+        let addr = measure::listen_line(&mut child, &format!("{kind:?}"))?;
         Ok(Self {
             kind,
             stdin: child.stdin.take(),
@@ -163,23 +162,14 @@ impl Server {
         })
     }
 
-    fn status_field(&self, field: &str) -> io::Result<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid))?;
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(field))
-            .and_then(|v| v.split_whitespace().next()?.parse().ok())
-            .ok_or_else(|| io::Error::other(format!("no {field} in /proc/{}/status", self.pid)))
-    }
-
     /// Resident set size in bytes.
     pub(crate) fn rss(&self) -> io::Result<u64> {
-        Ok(self.status_field("VmRSS:")? * 1024)
+        measure::rss(self.pid)
     }
 
     /// User + system CPU time in clock ticks.
     pub(crate) fn cpu_ticks(&self) -> u64 {
-        cpu_ticks(&format!("/proc/{}/stat", self.pid))
+        cpu_ticks(self.pid)
     }
 
     /// Takes the child to wait for its exit.
@@ -211,18 +201,6 @@ impl Drop for Server {
     }
 }
 
-fn cpu_ticks(path: &str) -> u64 {
-    let Ok(stat) = std::fs::read_to_string(path) else {
-        return 0;
-    };
-    // Fields after the command name (which may hold spaces): state is 3rd.
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let utime: u64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0);
-    let stime: u64 = fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
-    utime + stime
-}
-
 pub(crate) fn clock_ticks_per_sec() -> f64 {
     Command::new("getconf")
         .arg("CLK_TCK")
@@ -238,20 +216,6 @@ fn kinds(go: bool) -> Vec<Kind> {
         kinds.push(Kind::Go);
     }
     kinds
-}
-
-fn percentile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1]
-}
-
-fn median(values: &[f64]) -> f64 {
-    let mut v = values.to_vec();
-    v.sort_by(f64::total_cmp);
-    percentile(&v, 0.5)
 }
 
 fn log(msg: &str) {
@@ -686,10 +650,10 @@ async fn plain(cfg: &Config, go: bool, run: &mut Run) -> io::Result<()> {
         for k in 0..servers.len() {
             let i = (r + k) % servers.len();
             let s = &servers[i];
-            let (c0, s0, t0) = (cpu_ticks("/proc/self/stat"), s.cpu_ticks(), Instant::now());
+            let (c0, s0, t0) = (cpu_ticks(std::process::id()), s.cpu_ticks(), Instant::now());
             rps[i].push(plain_round(s.addr, cfg.connections, cfg.round).await?);
             let secs = t0.elapsed().as_secs_f64();
-            client_cpu[i].push((cpu_ticks("/proc/self/stat") - c0) as f64 / hz / secs);
+            client_cpu[i].push((cpu_ticks(std::process::id()) - c0) as f64 / hz / secs);
             server_cpu[i].push((s.cpu_ticks() - s0) as f64 / hz / secs);
         }
     }
