@@ -137,9 +137,7 @@ struct Head {
 
 impl Head {
     fn new(parts: &Parts) -> Result<Self, LongPollRejection> {
-        let ctx = MissingDisconnectLayer::check(parts)
-            .map_err(LongPollRejection::MissingLayer)?
-            .clone();
+        let ctx = MissingDisconnectLayer::check().map_err(LongPollRejection::MissingLayer)?;
         let config: LongPollConfig = ctx.config(parts);
         let counters = ctx.shared.stats.counters_arc();
 
