@@ -8,8 +8,17 @@
 //! cargo test --release --test alloc_per_request -- --nocapture
 //! ```
 //!
-//! Printed for the benchmark report; the test fails only if the crate's
-//! setup allocates more per plain request than bare `axum::serve`.
+//! Printed for the benchmark report. The crate's server and layer cost a
+//! plain request four allocations more than bare `axum::serve` (18.88
+//! against 14.88 when this was written): the request's `CancellationToken`
+//! node and its `RequestContext` in the request's extensions (the box, and
+//! the extension map growing for a fourth entry). The context stays in the
+//! extensions on purpose: an extractor run on another task (under tower's
+//! `Buffer`, or `extract_parts` in a spawned task) must still find it.
+//! `serve` turns the router's handlers into routes once at start, so no
+//! request boxes a clone of its handler.
+//!
+//! The test fails if that grows: an allocation count, exact, not a timing.
 
 use std::alloc::System;
 use std::io::{Read as _, Write as _};
@@ -94,8 +103,11 @@ fn serve_in_thread(crate_server: bool) -> SocketAddr {
     rx.recv().unwrap()
 }
 
+/// Allocations per plain request the crate may add to bare `axum::serve`.
+const EXTRA_ALLOWED: f64 = 4.0;
+
 #[test]
-fn a_plain_request_allocates_no_more_than_bare_axum() {
+fn a_plain_request_allocates_at_most_four_more_than_bare_axum() {
     // `ALLOC_ONLY=crate|bare`: one server only (for heaptrack).
     let only = std::env::var("ALLOC_ONLY").unwrap_or_default();
     let bare = if only == "crate" {
@@ -113,4 +125,15 @@ fn a_plain_request_allocates_no_more_than_bare_axum() {
          axum_longpoll::serve + DisconnectLayer {:.2} allocations ({:.0} B)",
         bare.0, bare.1, ours.0, ours.1
     );
+    if only.is_empty() {
+        // A few hundredths of slack: the runtime's own bookkeeping may
+        // allocate once or twice over the 2,000 requests.
+        assert!(
+            ours.0 <= bare.0 + EXTRA_ALLOWED + 0.05,
+            "a plain request allocates {:.2} times through the crate, \
+             more than bare axum::serve's {:.2} + {EXTRA_ALLOWED}",
+            ours.0,
+            bare.0
+        );
+    }
 }

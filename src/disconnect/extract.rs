@@ -58,8 +58,9 @@ impl Deref for DisconnectToken {
 impl<S: Sync> FromRequestParts<S> for DisconnectToken {
     type Rejection = MissingDisconnectLayer;
 
-    async fn from_request_parts(_parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        RequestContext::current()
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        RequestContext::of(parts)
+            .cloned()
             .map(|ctx| Self { ctx })
             .ok_or(MissingDisconnectLayer)
     }
@@ -69,10 +70,10 @@ impl<S: Sync> OptionalFromRequestParts<S> for DisconnectToken {
     type Rejection = Infallible;
 
     async fn from_request_parts(
-        _parts: &mut Parts,
+        parts: &mut Parts,
         _state: &S,
     ) -> Result<Option<Self>, Self::Rejection> {
-        Ok(RequestContext::current().map(|ctx| Self { ctx }))
+        Ok(RequestContext::of(parts).cloned().map(|ctx| Self { ctx }))
     }
 }
 
@@ -88,8 +89,8 @@ impl Reject for MissingDisconnectLayer {
     }
     fn describe(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(
-            "no `axum_longpoll::DisconnectLayer` around this request: add it to the router \
-             (`Router::layer(DisconnectLayer::new())`) or serve with `axum_longpoll::serve`",
+            "missing request extension: add `axum_longpoll::DisconnectLayer` to the router \
+             (`Router::layer(DisconnectLayer::new())`)",
         )
     }
 }
@@ -97,8 +98,8 @@ impl Reject for MissingDisconnectLayer {
 rejection!(MissingDisconnectLayer);
 
 impl MissingDisconnectLayer {
-    /// The context of the layer around this request, or this rejection.
-    pub(crate) fn check() -> Result<RequestContext, Self> {
-        RequestContext::current().ok_or(Self)
+    /// The context the layer inserted, or this rejection.
+    pub(crate) fn check(parts: &Parts) -> Result<&RequestContext, Self> {
+        RequestContext::of(parts).ok_or(Self)
     }
 }

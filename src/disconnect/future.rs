@@ -4,39 +4,31 @@ use std::task::{ready, Context, Poll};
 
 use http::{Response, StatusCode};
 use pin_project_lite::pin_project;
+use tokio_util::sync::{CancellationToken, DropGuard};
 use tokio_util::task::task_tracker::TaskTrackerToken;
 
-use super::context::{lend, Lent};
 use super::DisconnectBody;
 
-/// What a request holds until its response has ended: its context (with
-/// the token, once an extractor made it), cancelled if dropped armed, and
-/// its place among the requests in flight.
+/// What a request holds until its response has ended: the guard that
+/// cancels its token if dropped armed, and its place among the requests in
+/// flight.
 pub(crate) struct Armed {
-    lent: Option<Lent>,
+    guard: DropGuard,
     _in_flight: TaskTrackerToken,
 }
 
 impl Armed {
-    pub(crate) fn new(lent: Lent, in_flight: TaskTrackerToken) -> Self {
+    pub(crate) fn new(token: &CancellationToken, in_flight: TaskTrackerToken) -> Self {
         Self {
-            lent: Some(lent),
+            guard: token.clone().drop_guard(),
             _in_flight: in_flight,
         }
     }
 
     /// The response completed: the token stays uncancelled. (Disarm, never
-    /// just drop: dropping cancels.)
-    pub(crate) fn disarm(mut self) {
-        self.lent = None;
-    }
-}
-
-impl Drop for Armed {
-    fn drop(&mut self) {
-        if let Some(token) = self.lent.as_ref().and_then(|lent| lent.token.as_ref()) {
-            token.cancel();
-        }
+    /// just drop: dropping a `DropGuard` cancels.)
+    pub(crate) fn disarm(self) {
+        self.guard.disarm();
     }
 }
 
@@ -57,15 +49,12 @@ pin_project! {
 }
 
 impl<F> ResponseFuture<F> {
-    /// Makes the inner future with `call`, `lent` current meanwhile (a
-    /// service may extract as it is called).
-    pub(crate) fn new(call: impl FnOnce() -> F, armed: Armed, head: bool) -> Self {
-        let mut armed = Some(armed);
-        let inner = match &mut armed {
-            Some(a) => lend(&mut a.lent, call),
-            None => unreachable!("set above"),
-        };
-        Self { armed, inner, head }
+    pub(crate) fn new(inner: F, armed: Armed, head: bool) -> Self {
+        Self {
+            armed: Some(armed),
+            inner,
+            head,
+        }
     }
 }
 
@@ -94,14 +83,7 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let inner = this.inner;
-        // The handler and its extractors run in here: the request's context
-        // is theirs meanwhile.
-        let result = match this.armed {
-            Some(armed) => lend(&mut armed.lent, || inner.poll(cx)),
-            None => inner.poll(cx),
-        };
-        let result = ready!(result);
+        let result = ready!(this.inner.poll(cx));
         let armed = this.armed.take();
         Poll::Ready(match result {
             Ok(res) => {

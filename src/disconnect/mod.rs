@@ -42,19 +42,9 @@
 //!
 //! # Cost
 //!
-//! A request that never asks for its token (a plain route) costs no
-//! allocation: the layer lends the request's context to the extractors
-//! while the request's future runs, instead of inserting it into the
-//! request's extensions, and the token's node is made only when an
-//! extractor asks for it ([`DisconnectToken`], the modes). What remains per
-//! request is a reference-count increment on the layer's shared state, its
-//! place among the requests in flight, and the body wrapper that sees the
-//! response end. No task, no timer, no lock on the normal path.
-//!
-//! The extractors find the context only while the request's future runs
-//! under the layer: axum runs every extractor and the handler there. An
-//! extractor run elsewhere (on a task the handler spawned, say) finds no
-//! layer; take the token first and hand it on.
+//! Per request: one `CancellationToken` node and one request-extension entry
+//! holding two reference-counted pointers. No task, no timer, no lock on the
+//! normal path.
 //!
 //! Where the layer goes matters more than the layer for memory (measured in
 //! `BENCHMARKS.md`): `Router::layer` makes axum box every route's layered

@@ -2,9 +2,10 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::{Method, Request, Response};
+use tokio_util::sync::CancellationToken;
 use tower::Service;
 
-use super::context::{Lent, Shared};
+use super::context::{RequestContext, Shared};
 use super::future::Armed;
 use super::{DisconnectBody, ResponseFuture};
 
@@ -52,19 +53,16 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        // Nothing is allocated here: the request's context is lent to the
-        // extractors while its future runs, and its token made only if one
-        // asks for it.
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        // The one allocation the layer makes per request: the token's node
+        // (and the extension's entry).
+        let token = CancellationToken::new();
         let head = req.method() == Method::HEAD;
-        let armed = Armed::new(
-            Lent {
-                shared: Arc::clone(&self.shared),
-                token: None,
-            },
-            self.shared.in_flight.token(),
-        );
-        let inner = &mut self.inner;
-        ResponseFuture::new(|| inner.call(req), armed, head)
+        let armed = Armed::new(&token, self.shared.in_flight.token());
+        req.extensions_mut().insert(RequestContext {
+            token,
+            shared: Arc::clone(&self.shared),
+        });
+        ResponseFuture::new(self.inner.call(req), armed, head)
     }
 }

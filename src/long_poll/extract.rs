@@ -137,7 +137,9 @@ struct Head {
 
 impl Head {
     fn new(parts: &Parts) -> Result<Self, LongPollRejection> {
-        let ctx = MissingDisconnectLayer::check().map_err(LongPollRejection::MissingLayer)?;
+        let ctx = MissingDisconnectLayer::check(parts)
+            .map_err(LongPollRejection::MissingLayer)?
+            .clone();
         let config: LongPollConfig = ctx.config(parts);
         let counters = ctx.shared.stats.counters_arc();
 

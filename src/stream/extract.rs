@@ -54,7 +54,9 @@ impl<S: Sync> FromRequestParts<S> for Streaming {
     type Rejection = StreamRejection;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let ctx = MissingDisconnectLayer::check().map_err(StreamRejection::MissingLayer)?;
+        let ctx = MissingDisconnectLayer::check(parts)
+            .map_err(StreamRejection::MissingLayer)?
+            .clone();
         let config: StreamConfig = ctx.config(parts);
         Ok(Self {
             ctx,

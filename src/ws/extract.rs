@@ -47,7 +47,9 @@ impl<S: Send + Sync> FromRequestParts<S> for LiveSocket {
     type Rejection = LiveSocketRejection;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let ctx = MissingDisconnectLayer::check().map_err(LiveSocketRejection::MissingLayer)?;
+        let ctx = MissingDisconnectLayer::check(parts)
+            .map_err(LiveSocketRejection::MissingLayer)?
+            .clone();
         let config: WsConfig = ctx.config(parts);
         let upgrade = WebSocketUpgrade::from_request_parts(parts, state)
             .await
