@@ -4,7 +4,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
-use bytes::Bytes;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
@@ -336,12 +335,22 @@ impl<T> EventLog<T, Memory> {
             close,
             seq,
         } = append;
-        // Made outside the lock: the JSON that retention by bytes weighs.
-        let json = match (&data, self.inner.config.retention.max_bytes) {
-            (Some(data), Some(_)) => Some(Bytes::from(
-                serde_json::to_vec(data).map_err(PublishError::Encode)?,
-            )),
-            _ => None,
+        // The event serialized once, here, outside the lock: its buffer
+        // (its cursors are written under the lock) is what every reader
+        // shares, so no reader serializes, least of all under the read
+        // lock that this publish then waits for. A log that retains by
+        // bytes must weigh the JSON, so a failure is this publish's error;
+        // otherwise the event is published and each reader reports the
+        // failure (a `skipped` frame), as before.
+        let prepared = match &data {
+            Some(data) => match super::encoded::prepare(data) {
+                Ok(buf) => Some(buf),
+                Err(e) if self.inner.config.retention.max_bytes.is_some() => {
+                    return Err(PublishError::Encode(e));
+                }
+                Err(_) => None,
+            },
+            None => None,
         };
         let cursor = {
             let mut state = self.inner.state_mut();
@@ -374,7 +383,12 @@ impl<T> EventLog<T, Memory> {
             }
             if let Some(data) = data {
                 let position = state.head + 1;
-                let entry = Entry::new(position, Instant::now(), data, json);
+                let at = Cursor {
+                    epoch: state.epoch,
+                    position,
+                };
+                let encoded = prepared.map(|buf| super::encoded::finish(buf, at));
+                let entry = Entry::new(position, Instant::now(), data, encoded);
                 state.push(entry, self.inner.config.retention);
             }
             state.closed = close;
