@@ -14,13 +14,18 @@
 //! (small sizes, for a smoke test; writes nothing unless `BENCH_OUT` is set),
 //! `BENCH_OUT` (directory to write into, default the crate root),
 //! `BENCH_ONLY` (comma-separated phases: detection, parked, h2, ws, plain,
-//! stream, storm, redis; for profiling one figure).
+//! stream, storm, streams, redis; for profiling one figure).
+//!
+//! Phases: `storm` is the publish storm (`storm.rs`); `streams` the memory
+//! per idle named stream beside a `HashMap<String, ()>` of the same names
+//! (`streams_mem.rs`, each figure in a child process of its own).
 
 mod client;
 mod redis_phase;
 mod report;
 mod servers;
 mod storm;
+mod streams_mem;
 
 use std::io::{self, BufRead as _, BufReader};
 use std::net::SocketAddr;
@@ -66,6 +71,8 @@ pub(crate) struct Config {
     pub(crate) storm_warmup: Duration,
     /// A storm's measured window.
     pub(crate) storm_window: Duration,
+    /// Idle named streams, one measurement each.
+    pub(crate) streams_mem: Vec<usize>,
 }
 
 impl Config {
@@ -84,6 +91,7 @@ impl Config {
             storm: vec![100, 1000, 2000],
             storm_warmup: Duration::from_millis(1000),
             storm_window: Duration::from_secs(3),
+            streams_mem: vec![100_000, 1_000_000],
         }
     }
 
@@ -102,6 +110,7 @@ impl Config {
             storm: vec![100, 500],
             storm_warmup: Duration::from_millis(300),
             storm_window: Duration::from_secs(1),
+            streams_mem: vec![10_000, 100_000],
         }
     }
 }
@@ -803,6 +812,9 @@ async fn pass(cfg: &Config, go: bool) -> io::Result<Run> {
     if wanted("storm") {
         run.storm = storm::phase(cfg, go).await?;
     }
+    if wanted("streams") {
+        run.streams_mem = streams_mem::phase(cfg)?;
+    }
     if wanted("redis") {
         run.redis = Some(redis_phase::phase(cfg, &run).await?);
     }
@@ -813,6 +825,11 @@ fn main() -> io::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("server") {
         return servers::run(args.get(1).map_or("", String::as_str));
+    }
+    if args.first().map(String::as_str) == Some("streams-mem") {
+        // A child of the `streams` phase: `longpoll streams-mem KIND N`.
+        let n: usize = args.get(2).and_then(|v| v.parse().ok()).unwrap_or(100_000);
+        return streams_mem::child(args.get(1).map_or("", String::as_str), n);
     }
     if args.first().map(String::as_str) == Some("park") {
         // Profiling aid: `longpoll park ADDR N SECONDS` parks N polls on a
