@@ -32,6 +32,11 @@
 //! to hundreds of bytes typically; an event published and never read now
 //! holds its buffer too. Retention by bytes (`max_bytes`) weighs the JSON
 //! only, as before.
+//!
+//! Measured (`longpoll streams-mem event 1000000`, RSS, 1,000,000 streams
+//! of one `u64` event each, never read): 829 B per stream against 685 B
+//! before the buffer (when an unread event had no JSON at all): 144 B per
+//! such event, the buffer and its allocation's rounding.
 
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::Serialize;
