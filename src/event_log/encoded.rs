@@ -19,7 +19,9 @@
 //! woken by that one event sends the buffer itself (body and `Cursor`
 //! header), an NDJSON stream its line, a WebSocket its text; a batch of
 //! several events and an SSE frame (`id:`/`data:` lines, a layout of their
-//! own) copy the JSON from it, and nothing serializes again.
+//! own) copy the JSON from it, and nothing serializes again. A durable
+//! stream's chunk is not serialized at publish (`Append::not_encoded`):
+//! its reads hand out its bytes, and no JSON answer carries it.
 //!
 //! # Memory
 //!
@@ -103,7 +105,9 @@ pub(crate) fn finish(mut out: BytesMut, cursor: Cursor) -> Bytes {
     Bytes::from(out)
 }
 
-/// The buffer of the event at `cursor` whose JSON is `json`.
+/// The buffer of the event at `cursor` whose JSON is `json` (the JSON a
+/// Redis stream holds).
+#[cfg(any(feature = "redis", test))]
 pub(crate) fn from_json(cursor: Cursor, json: &[u8]) -> Bytes {
     let mut out = start(json.len());
     out.put_slice(json);

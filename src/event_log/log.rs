@@ -62,6 +62,10 @@ pub struct Append<T> {
     pub(crate) event: Option<T>,
     pub(crate) close: bool,
     pub(crate) seq: Option<Box<str>>,
+    /// Whether the event is serialized at publish for the crate's JSON
+    /// answers ([`encoded`](super::encoded)); not for a durable stream's
+    /// chunk, which its reads hand out as it is.
+    pub(crate) encode: bool,
 }
 
 impl<T> Append<T> {
@@ -71,6 +75,7 @@ impl<T> Append<T> {
             event: Some(data),
             close: false,
             seq: None,
+            encode: true,
         }
     }
 
@@ -80,6 +85,7 @@ impl<T> Append<T> {
             event: None,
             close: true,
             seq: None,
+            encode: true,
         }
     }
 
@@ -95,6 +101,14 @@ impl<T> Append<T> {
     /// (zero-padded) can retry without duplicating one.
     pub fn seq(mut self, seq: impl Into<Box<str>>) -> Self {
         self.seq = Some(seq.into());
+        self
+    }
+
+    /// Not serialized at publish: for an event that no JSON answer carries
+    /// (a durable stream's chunk), made on first use if ever.
+    #[cfg(feature = "durable")]
+    pub(crate) fn not_encoded(mut self) -> Self {
+        self.encode = false;
         self
     }
 }
@@ -334,6 +348,7 @@ impl<T> EventLog<T, Memory> {
             event: data,
             close,
             seq,
+            encode,
         } = append;
         // The event serialized once, here, outside the lock: its buffer
         // (its cursors are written under the lock) is what every reader
@@ -341,16 +356,18 @@ impl<T> EventLog<T, Memory> {
         // lock that this publish then waits for. A log that retains by
         // bytes must weigh the JSON, so a failure is this publish's error;
         // otherwise the event is published and each reader reports the
-        // failure (a `skipped` frame), as before.
+        // failure (a `skipped` frame), as before. A durable stream's chunk
+        // is not (`Append::not_encoded`): its reads use its bytes.
+        let bytes_retention = self.inner.config.retention.max_bytes.is_some();
         let prepared = match &data {
-            Some(data) => match super::encoded::prepare(data) {
+            Some(data) if encode || bytes_retention => match super::encoded::prepare(data) {
                 Ok(buf) => Some(buf),
-                Err(e) if self.inner.config.retention.max_bytes.is_some() => {
+                Err(e) if bytes_retention => {
                     return Err(PublishError::Encode(e));
                 }
                 Err(_) => None,
             },
-            None => None,
+            _ => None,
         };
         let cursor = {
             let mut state = self.inner.state_mut();

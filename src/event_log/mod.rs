@@ -186,6 +186,8 @@
 //! shared by every answer, stream and socket that carries the event: a
 //! one-event long-poll answer, an NDJSON line and a WebSocket text are
 //! slices of it, not copies (the layout and its memory cost: `encoded.rs`).
+//! A durable stream's chunks are the exception: their reads use their
+//! bytes, so they are not serialized at publish.
 //!
 //! # The Redis backend
 //!
