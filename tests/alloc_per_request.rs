@@ -10,13 +10,14 @@
 //!
 //! Printed for the benchmark report. The crate's server and layer cost a
 //! plain request four allocations more than bare `axum::serve` (18.88
-//! against 14.88 when this was written): the request's `CancellationToken`
-//! node and its `RequestContext` in the request's extensions (the box, and
-//! the extension map growing for a fourth entry). The context stays in the
-//! extensions on purpose: an extractor run on another task (under tower's
-//! `Buffer`, or `extract_parts` in a spawned task) must still find it.
-//! `serve` turns the router's handlers into routes once at start, so no
-//! request boxes a clone of its handler.
+//! against 14.88 when this was written): hyper's header-read timer, which
+//! `serve` sets against slow headers, and three for the layer: the
+//! request's `CancellationToken` node, its `RequestContext` boxed in the
+//! request's extensions, and the extension map growing for that fourth
+//! entry. The context stays in the extensions on purpose: an extractor run
+//! on another task (under tower's `Buffer`, or `extract_parts` in a spawned
+//! task) must still find it. `serve` turns the router's handlers into
+//! routes once at start, so no request boxes a clone of its handler.
 //!
 //! The test fails if that grows: an allocation count, exact, not a timing.
 
