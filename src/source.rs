@@ -51,7 +51,7 @@ pub(crate) mod sealed {
 pub(crate) fn json_item<T: Serialize>(entry: &Entry<T>, cursor: Cursor) -> JsonItem {
     JsonItem {
         id: Some(cursor),
-        json: entry.json().map(crate::wire::Json::Shared),
+        json: entry.encoded(cursor).map(crate::wire::Json::Event),
     }
 }
 

@@ -31,7 +31,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use http::HeaderValue;
 use serde::Serialize;
 
-use crate::event_log::{Cursor, CursorGone};
+use crate::event_log::{encoded, Cursor, CursorGone};
 use crate::stats::Mode;
 
 /// `Stream-Closed: true`: on every answer that tells a client it has
@@ -194,11 +194,13 @@ pub struct JsonItem {
     pub(crate) json: Result<Json, String>,
 }
 
-/// An item's JSON: shared (an event's, made once in the log) or its own (a
-/// plain item's, made for this frame, which a framing may take over).
+/// An item's JSON: an event's (its buffer, made once in the log and
+/// shared: [`encoded`](crate::event_log::encoded), the JSON inside), or its
+/// own (a plain item's, made for this frame, which a framing may take
+/// over).
 #[derive(Clone, Debug)]
 pub(crate) enum Json {
-    Shared(Bytes),
+    Event(Bytes),
     Owned(Vec<u8>),
 }
 
@@ -207,7 +209,7 @@ impl std::ops::Deref for Json {
 
     fn deref(&self) -> &[u8] {
         match self {
-            Self::Shared(bytes) => bytes,
+            Self::Event(encoded) => encoded::json(encoded),
             Self::Owned(bytes) => bytes,
         }
     }
@@ -249,17 +251,28 @@ impl JsonItem {
     }
 
     /// `{"id":"<cursor>","data":<json>}` (or the plain JSON).
-    fn write_json(&self, json: &[u8], out: &mut BytesMut) {
-        match self.id {
-            Some(id) => {
+    fn write_json(&self, json: &Json, out: &mut BytesMut) {
+        match (self.id, json) {
+            // Written once, in the event's buffer.
+            (Some(_), Json::Event(buf)) => out.put_slice(&encoded::text(buf)),
+            (Some(id), json) => {
                 out.reserve(json.len() + 48);
                 out.put_slice(b"{\"id\":\"");
-                let _ = write!(out, "{id}");
+                out.put_slice(&id.text());
                 out.put_slice(b"\",\"data\":");
                 out.put_slice(json);
                 out.put_u8(b'}');
             }
-            None => out.put_slice(json),
+            (None, json) => out.put_slice(json),
+        }
+    }
+
+    /// The event's NDJSON line (with its newline), when it is written
+    /// already: shared, not copied.
+    pub(crate) fn line(&self) -> Option<Bytes> {
+        match (&self.id, &self.json) {
+            (Some(_), Ok(Json::Event(buf))) => Some(encoded::line(buf)),
+            _ => None,
         }
     }
 }
@@ -324,6 +337,13 @@ impl Framing<JsonItem> for Ndjson {
     }
 
     fn frame(&mut self, frame: Frame<'_, JsonItem>) -> Bytes {
+        // An event's line is in its buffer: every stream sends the same
+        // bytes.
+        if let Frame::Item(item) = &frame {
+            if let Some(line) = item.line() {
+                return line;
+            }
+        }
         // The line of an item of a plain stream is its JSON, made for this
         // frame alone: the newline goes into the same allocation.
         if let Frame::Item(JsonItem {
@@ -368,15 +388,22 @@ pub(crate) fn write_item(item: &JsonItem, out: &mut BytesMut) {
     }
 }
 
-/// The WebSocket text of a frame: its NDJSON line without the newline.
+/// The WebSocket text of a frame: its NDJSON line without the newline (an
+/// event's shares its buffer).
 #[cfg(feature = "ws")]
-pub(crate) fn json_text(frame: &Frame<'_, JsonItem>) -> Option<String> {
+pub(crate) fn json_text(frame: &Frame<'_, JsonItem>) -> Option<Bytes> {
+    if let Frame::Item(JsonItem {
+        id: Some(_),
+        json: Ok(Json::Event(buf)),
+    }) = frame
+    {
+        return Some(encoded::text(buf));
+    }
     let mut out = BytesMut::new();
     if !write_json(frame, &mut out) {
         return None;
     }
-    // JSON is UTF-8.
-    String::from_utf8(out.to_vec()).ok()
+    Some(out.freeze())
 }
 
 /// Server-sent events (`text/event-stream`), written by the crate so that
@@ -452,7 +479,9 @@ impl Framing<JsonItem> for Sse {
                     // One allocation for the event: id, data, blank line.
                     out.reserve(json.len() + 56);
                     if let Some(id) = item.id {
-                        Self::field(out, "id", id);
+                        out.put_slice(b"id: ");
+                        out.put_slice(&id.text());
+                        out.put_u8(b'\n');
                     }
                     out.put_slice(b"data: ");
                     out.put_slice(json);
@@ -493,7 +522,7 @@ mod tests {
     fn event(json: &str) -> JsonItem {
         JsonItem {
             id: Some(C),
-            json: Ok(Json::Shared(Bytes::copy_from_slice(json.as_bytes()))),
+            json: Ok(Json::Event(encoded::from_json(C, json.as_bytes()))),
         }
     }
 

@@ -12,7 +12,7 @@ mod common;
 
 use common::PublishNow as _;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::extract::State;
@@ -761,15 +761,25 @@ async fn settled(counter: &AtomicU64) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stalled_reader_holds_back_at_most_a_batch() {
     const N: u64 = 100_000;
-    /// An event that counts each time it is serialized: the log makes an
-    /// event's JSON once, when a reader first pulls it, so with one reader
-    /// the count is the events the response body pulled from the log.
-    #[derive(Clone, serde::Deserialize)]
+    /// An event that counts each time it is serialized by a reader. The log
+    /// serializes an event at publish; this one refuses the first time (at
+    /// publish), so the log makes its JSON when a reader first pulls it,
+    /// and with one reader the count is the events the response body
+    /// pulled from the log.
+    #[derive(serde::Deserialize)]
     #[serde(transparent)]
-    struct Pulled(u64);
+    struct Pulled(u64, #[serde(skip)] AtomicBool);
     static PULLED: AtomicU64 = AtomicU64::new(0);
+    impl Clone for Pulled {
+        fn clone(&self) -> Self {
+            Self(self.0, AtomicBool::new(self.1.load(Ordering::SeqCst)))
+        }
+    }
     impl serde::Serialize for Pulled {
         fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            if !self.1.swap(true, Ordering::SeqCst) {
+                return Err(serde::ser::Error::custom("not at publish"));
+            }
             PULLED.fetch_add(1, Ordering::SeqCst);
             self.0.serialize(s)
         }
@@ -798,7 +808,7 @@ async fn stalled_reader_holds_back_at_most_a_batch() {
     body.nd_some().await.open();
     // Stop reading; publish everything.
     for i in 0..N {
-        log.publish_now(Pulled(i));
+        log.publish_now(Pulled(i, AtomicBool::new(false)));
     }
     assert_eq!(log.len(), 100_000);
     let stalled_at = settled(pulled).await;

@@ -14,12 +14,18 @@
 //! (small sizes, for a smoke test; writes nothing unless `BENCH_OUT` is set),
 //! `BENCH_OUT` (directory to write into, default the crate root),
 //! `BENCH_ONLY` (comma-separated phases: detection, parked, h2, ws, plain,
-//! stream, redis; for profiling one figure).
+//! stream, storm, streams, redis; for profiling one figure).
+//!
+//! Phases: `storm` is the publish storm (`storm.rs`); `streams` the memory
+//! per idle named stream beside a `HashMap<String, ()>` of the same names
+//! (`streams_mem.rs`, each figure in a child process of its own).
 
 mod client;
 mod redis_phase;
 mod report;
 mod servers;
+mod storm;
+mod streams_mem;
 
 #[path = "../shared/measure.rs"]
 mod measure;
@@ -65,6 +71,14 @@ pub(crate) struct Config {
     pub(crate) connections: usize,
     /// Events per streaming response.
     pub(crate) stream_events: u64,
+    /// Pollers of the publish storm, one round each.
+    pub(crate) storm: Vec<u64>,
+    /// Before a storm's measured window.
+    pub(crate) storm_warmup: Duration,
+    /// A storm's measured window.
+    pub(crate) storm_window: Duration,
+    /// Idle named streams, one measurement each.
+    pub(crate) streams_mem: Vec<usize>,
 }
 
 impl Config {
@@ -80,6 +94,10 @@ impl Config {
             round: Duration::from_millis(1500),
             connections: 32,
             stream_events: 300_000,
+            storm: vec![100, 1000, 2000],
+            storm_warmup: Duration::from_millis(1000),
+            storm_window: Duration::from_secs(3),
+            streams_mem: vec![100_000, 1_000_000],
         }
     }
 
@@ -95,6 +113,10 @@ impl Config {
             round: Duration::from_millis(300),
             connections: 8,
             stream_events: 20_000,
+            storm: vec![100, 500],
+            storm_warmup: Duration::from_millis(300),
+            storm_window: Duration::from_secs(1),
+            streams_mem: vec![10_000, 100_000],
         }
     }
 }
@@ -210,7 +232,7 @@ pub(crate) fn clock_ticks_per_sec() -> f64 {
         .unwrap_or(100.0)
 }
 
-fn kinds(go: bool) -> Vec<Kind> {
+pub(crate) fn kinds(go: bool) -> Vec<Kind> {
     let mut kinds = vec![Kind::Crate, Kind::Bare];
     if go {
         kinds.push(Kind::Go);
@@ -634,10 +656,14 @@ async fn plain_round(addr: SocketAddr, connections: usize, round: Duration) -> i
 }
 
 async fn plain(cfg: &Config, go: bool, run: &mut Run) -> io::Result<()> {
-    let servers: Vec<Server> = kinds(go)
+    // The crate as its docs teach (`serve`), and with `Router::layer` under
+    // `axum::serve`.
+    let mut servers: Vec<Server> = kinds(go)
         .into_iter()
-        .map(|k| Server::spawn(k, 1))
+        .map(|k| Server::spawn_variant(k, (k == Kind::Crate).then_some("crate-serve"), 1))
         .collect::<io::Result<_>>()?;
+    servers.push(Server::spawn(Kind::Crate, 1)?);
+    let router_layer = servers.len() - 1;
     let hz = clock_ticks_per_sec();
     for s in &servers {
         plain_round(s.addr, cfg.connections, cfg.round / 3).await?;
@@ -660,6 +686,7 @@ async fn plain(cfg: &Config, go: bool, run: &mut Run) -> io::Result<()> {
     for (i, s) in servers.iter().enumerate() {
         run.plain.push(Plain {
             kind: s.kind,
+            router_layer: i == router_layer,
             rps: median(&rps[i]),
             best: rps[i].iter().copied().fold(0.0, f64::max),
             server_cpu: median(&server_cpu[i]),
@@ -746,6 +773,12 @@ async fn pass(cfg: &Config, go: bool) -> io::Result<Run> {
     if wanted("stream") {
         streaming(cfg, &mut run).await?;
     }
+    if wanted("storm") {
+        run.storm = storm::phase(cfg, go).await?;
+    }
+    if wanted("streams") {
+        run.streams_mem = streams_mem::phase(cfg)?;
+    }
     if wanted("redis") {
         run.redis = Some(redis_phase::phase(cfg, &run).await?);
     }
@@ -756,6 +789,11 @@ fn main() -> io::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("server") {
         return servers::run(args.get(1).map_or("", String::as_str));
+    }
+    if args.first().map(String::as_str) == Some("streams-mem") {
+        // A child of the `streams` phase: `longpoll streams-mem KIND N`.
+        let n: usize = args.get(2).and_then(|v| v.parse().ok()).unwrap_or(100_000);
+        return streams_mem::child(args.get(1).map_or("", String::as_str), n);
     }
     if args.first().map(String::as_str) == Some("park") {
         // Profiling aid: `longpoll park ADDR N SECONDS` parks N polls on a
@@ -773,6 +811,32 @@ fn main() -> io::Result<()> {
             log(&format!("{n} parked; holding them {secs} s"));
             tokio::time::sleep(Duration::from_secs(secs)).await;
             drop(conns);
+            Ok(())
+        });
+    }
+    if args.first().map(String::as_str) == Some("storm") {
+        // Profiling aid: `longpoll storm ADDR N SECONDS` runs a publish storm
+        // with N pollers on a server started by hand (e.g. under `perf`).
+        let addr: SocketAddr = args
+            .get(1)
+            .and_then(|a| a.parse().ok())
+            .ok_or_else(|| io::Error::other("usage: longpoll storm ADDR N SECONDS"))?;
+        let n: u64 = args.get(2).and_then(|v| v.parse().ok()).unwrap_or(1000);
+        let secs: u64 = args.get(3).and_then(|v| v.parse().ok()).unwrap_or(10);
+        let cfg = Config {
+            storm_window: Duration::from_secs(secs),
+            ..Config::full()
+        };
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?;
+        return rt.block_on(async move {
+            let s = storm::storm_on(&cfg, Kind::Crate, n, addr, || 0).await?;
+            println!(
+                "{:.0} deliveries/s, {:.0} answers/s, {:.0} publishes/s, publish p50 {:.0} µs p99 {:.0} µs",
+                s.deliveries, s.answers, s.publishes, s.publish_p50_us, s.publish_p99_us
+            );
             Ok(())
         });
     }

@@ -99,8 +99,41 @@ pub(crate) struct Shutdown {
     pub(crate) clean: bool,
 }
 
+/// Memory per idle named stream (the `streams` phase), RSS bytes per
+/// stream.
+pub(crate) struct StreamsMem {
+    /// Streams.
+    pub(crate) n: usize,
+    /// A `HashMap<String, ()>` of the same names.
+    pub(crate) baseline: f64,
+    pub(crate) empty: f64,
+    pub(crate) one_event: f64,
+    pub(crate) one_reader: f64,
+}
+
+/// One round of the publish storm.
+pub(crate) struct Storm {
+    pub(crate) kind: Kind,
+    /// Pollers.
+    pub(crate) n: u64,
+    /// Events received by the pollers, per second.
+    pub(crate) deliveries: f64,
+    /// Answers received by the pollers, per second.
+    pub(crate) answers: f64,
+    pub(crate) publishes: f64,
+    pub(crate) publish_p50_us: f64,
+    pub(crate) publish_p99_us: f64,
+    pub(crate) stats_p50_us: f64,
+    pub(crate) stats_p99_us: f64,
+    /// Cores busy in the server.
+    pub(crate) server_cpu: f64,
+}
+
 pub(crate) struct Plain {
     pub(crate) kind: Kind,
+    /// The crate with `Router::layer` under `axum::serve` (else: under
+    /// `axum_longpoll::serve`, as its docs teach).
+    pub(crate) router_layer: bool,
     pub(crate) rps: f64,
     pub(crate) best: f64,
     pub(crate) server_cpu: f64,
@@ -130,6 +163,10 @@ pub(crate) struct Run {
     pub(crate) ws_rss: Vec<(Kind, f64)>,
     /// The `redis` phase, when it ran.
     pub(crate) redis: Option<RedisRun>,
+    /// The publish storm.
+    pub(crate) storm: Vec<Storm>,
+    /// Memory per idle named stream.
+    pub(crate) streams_mem: Vec<StreamsMem>,
 }
 
 impl Run {
@@ -144,7 +181,13 @@ impl Run {
     }
 
     fn plain(&self, kind: Kind) -> Option<&Plain> {
-        self.plain.iter().find(|p| p.kind == kind)
+        self.plain
+            .iter()
+            .find(|p| p.kind == kind && !p.router_layer)
+    }
+
+    fn storm(&self, kind: Kind, n: u64) -> Option<&Storm> {
+        self.storm.iter().find(|s| s.kind == kind && s.n == n)
     }
 
     fn shut(&self, kind: Kind) -> Option<&Shutdown> {
@@ -381,6 +424,29 @@ fn targets(run: &Run) -> Vec<(String, &'static str, Check)> {
                 Some(c.rps >= 0.97 * b.rps),
             ),
         ));
+    }
+    if let Some(n) = run.storm.iter().map(|s| s.n).max() {
+        if let (Some(c), Some(b)) = (run.storm(Kind::Crate, n), run.storm(Kind::Bare, n)) {
+            let g = run.storm(Kind::Go, n);
+            let mut text = format!("{:.0} vs bare {:.0}", c.deliveries, b.deliveries);
+            if let Some(g) = g {
+                let _ = write!(text, ", Go {:.0}", g.deliveries);
+            }
+            out.push((
+                format!("Publish storm, {n} pollers: deliveries/s"),
+                "≥ bare axum",
+                check(text, Some(c.deliveries >= b.deliveries)),
+            ));
+            let mut text = format!("{} vs bare {}", us(c.publish_p99_us), us(b.publish_p99_us));
+            if let Some(g) = g {
+                let _ = write!(text, ", Go {}", us(g.publish_p99_us));
+            }
+            out.push((
+                format!("Publish storm, {n} pollers: publish latency p99"),
+                "≤ bare axum",
+                check(text, Some(c.publish_p99_us <= b.publish_p99_us)),
+            ));
+        }
     }
     if let (Some(c), Some(b)) = (of(&run.stream, Kind::Crate), of(&run.stream, Kind::Bare)) {
         out.push((
@@ -707,19 +773,35 @@ fn figures(w: &mut String, cfg: &Config, run: &Run, number: usize) {
     );
     let _ = writeln!(w, "|---|---|---|---|---|---|");
     let bare = run.plain(Kind::Bare).map_or(f64::NAN, |p| p.rps);
-    for kind in KINDS {
-        if let Some(p) = run.plain(kind) {
-            let _ = writeln!(
-                w,
-                "| {} | {:.0} | {:.0} | {} | {:.2} | {:.2} |",
-                kind.name(),
-                p.rps,
-                p.best,
-                ratio(p.rps, bare),
-                p.server_cpu,
-                p.client_cpu
-            );
-        }
+    let rows = KINDS
+        .iter()
+        .filter_map(|&kind| run.plain(kind))
+        .chain(run.plain.iter().filter(|p| p.router_layer));
+    for p in rows {
+        let _ = writeln!(
+            w,
+            "| {} | {:.0} | {:.0} | {} | {:.2} | {:.2} |",
+            if p.router_layer {
+                "axum-longpoll, `Router::layer` under `axum::serve` ²"
+            } else {
+                p.kind.name()
+            },
+            p.rps,
+            p.best,
+            ratio(p.rps, bare),
+            p.server_cpu,
+            p.client_cpu
+        );
+    }
+    if run.plain.iter().any(|p| p.router_layer) {
+        let _ = writeln!(
+            w,
+            "\nThe crate's row is `axum_longpoll::serve(listener, router).layer(DisconnectLayer)`, \
+             as the README teaches: its server sets hyper's header-read timer (a boxed timer per \
+             request) and bounds the request body. ² The same routes with \
+             `Router::layer(DisconnectLayer)` under `axum::serve` (no timer; axum boxes every \
+             layered route and each request's future)."
+        );
     }
 
     let _ = writeln!(w, "\n### Streaming to one client\n");
@@ -756,7 +838,95 @@ fn figures(w: &mut String, cfg: &Config, run: &Run, number: usize) {
             );
         }
     }
+    storm_table(w, cfg, run);
+    streams_mem_table(w, run);
     let _ = writeln!(w);
+}
+
+fn streams_mem_table(w: &mut String, run: &Run) {
+    if run.streams_mem.is_empty() {
+        return;
+    }
+    let _ = writeln!(w, "\n### Memory per idle named stream\n");
+    let _ = writeln!(
+        w,
+        "N streams made in one `Streams<u64>` collection (capacity 1024 each), each case in a \
+         fresh process: its `VmRSS` after minus before, divided by N (so the allocator's \
+         overhead is in). Baseline: a `HashMap<String, ()>` of the same names (`room-0000000`), \
+         the least a server keeps per named stream. Empty: created by a read, nothing \
+         published; one event: one `u64` published; one reader: a subscription open on it \
+         (held in a `Vec`). The exact heap figures at 100,000 are in \
+         `tests/streams_memory.rs`.\n"
+    );
+    let _ = writeln!(
+        w,
+        "| streams | `HashMap<String, ()>` | empty | one event | one reader | empty − baseline |"
+    );
+    let _ = writeln!(w, "|---|---|---|---|---|---|");
+    for s in &run.streams_mem {
+        let _ = writeln!(
+            w,
+            "| {} | {:.0} B | {:.0} B | {:.0} B | {:.0} B | {:.0} B |",
+            s.n,
+            s.baseline,
+            s.empty,
+            s.one_event,
+            s.one_reader,
+            s.empty - s.baseline
+        );
+    }
+}
+
+fn storm_table(w: &mut String, cfg: &Config, run: &Run) {
+    if run.storm.is_empty() {
+        return;
+    }
+    let _ = writeln!(w, "\n### Publish storm\n");
+    let _ = writeln!(
+        w,
+        "N pollers long-poll in a loop, each on its own HTTP/1.1 keep-alive connection, \
+         resuming with the cursor of its last answer (`/poll?cursor=C`: the events after `C` \
+         at once, else the next ones); meanwhile {} publishers send `POST /publish` back to \
+         back (each on its own connection) and a prober sends `GET /stats` every 10 ms. \
+         Measured over {:.0} s after {:.1} s of warm-up; a fresh server (2 worker threads) \
+         per round, servers interleaved. Deliveries: events the pollers received. The bare \
+         axum and Go servers keep the last 1024 events in a ring under a lock and answer \
+         with `serde_json` / `fmt`; the crate is `LongPoll::serve` over an `EventLog` under \
+         `axum_longpoll::serve`.\n",
+        crate::storm::PUBLISHERS,
+        cfg.storm_window.as_secs_f64(),
+        cfg.storm_warmup.as_secs_f64()
+    );
+    let _ = writeln!(
+        w,
+        "| pollers | server | deliveries/s | ÷ bare | answers/s | publishes/s | publish p50 | \
+         publish p99 | `/stats` p50 | `/stats` p99 | server CPU |"
+    );
+    let _ = writeln!(w, "|---|---|---|---|---|---|---|---|---|---|---|");
+    let mut ns: Vec<u64> = run.storm.iter().map(|s| s.n).collect();
+    ns.sort_unstable();
+    ns.dedup();
+    for n in ns {
+        let bare = run.storm(Kind::Bare, n).map_or(f64::NAN, |s| s.deliveries);
+        for kind in KINDS {
+            if let Some(s) = run.storm(kind, n) {
+                let _ = writeln!(
+                    w,
+                    "| {n} | {} | {:.0} | {} | {:.0} | {:.0} | {} | {} | {} | {} | {:.2} |",
+                    kind.name(),
+                    s.deliveries,
+                    ratio(s.deliveries, bare),
+                    s.answers,
+                    s.publishes,
+                    us(s.publish_p50_us),
+                    us(s.publish_p99_us),
+                    us(s.stats_p50_us),
+                    us(s.stats_p99_us),
+                    s.server_cpu
+                );
+            }
+        }
+    }
 }
 
 /// "Redis: two instances" (issue 9): one row per pass that ran the phase.

@@ -5,6 +5,7 @@
 //! | route | what |
 //! |---|---|
 //! | `GET /poll?id=N` | long-poll: `200` JSON event, `204` timeout, `503` shutdown |
+//! | `GET /poll?id=N&cursor=C` | the events after `C` at once, else the next ones (the publish storm) |
 //! | `POST /publish` | wake every parked poll with one event |
 //! | `GET /plain` | `ok` |
 //! | `GET /stream?n=N` | N NDJSON events to one client |
@@ -306,9 +307,15 @@ fn crate_routes_on<B: Backend>(
 // The bare axum baseline: nothing from this crate
 // ---------------------------------------------------------------------------
 
+/// The bare server's retained events: (sequence number, data).
+type Ring = std::collections::VecDeque<(u64, Arc<str>)>;
+
 #[derive(Clone)]
 struct BareApp {
     events: watch::Sender<(u64, Arc<str>)>,
+    /// The last [`BARE_RETAINED`] events, for polls with a cursor (the
+    /// publish storm): what a hand-written server keeps to lose no event.
+    ring: Arc<std::sync::RwLock<Ring>>,
     shutdown: CancellationToken,
     parked: Arc<AtomicI64>,
     probe: Arc<Probe>,
@@ -350,7 +357,88 @@ fn no_store(mut res: Response) -> Response {
     res
 }
 
+/// Events a bare server keeps for polls with a cursor (as the crate's log).
+const BARE_RETAINED: usize = 1024;
+/// The most events in one bare answer (as the crate's `max_batch`).
+const BARE_MAX_BATCH: usize = 100;
+
+fn poll_cursor(query: Option<&str>) -> Option<u64> {
+    query
+        .unwrap_or_default()
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("cursor="))
+        .and_then(|v| v.parse().ok())
+}
+
+#[derive(serde::Serialize)]
+struct BareEvents<'a> {
+    events: Vec<BareEvent<'a>>,
+    cursor: String,
+}
+
+/// `GET /poll?cursor=N`: the events after `N` at once, else the next ones
+/// (the publish storm's pollers resume with their cursor).
+async fn bare_poll_cursor(app: BareApp, id: u64, cursor: u64) -> Response {
+    let mut rx = app.events.subscribe();
+    app.parked.fetch_add(1, Ordering::Relaxed);
+    let mut guard = BareGuard {
+        app: &app,
+        id,
+        armed: true,
+    };
+    let deadline = tokio::time::Instant::now() + POLL_TIMEOUT;
+    let res = loop {
+        rx.borrow_and_update();
+        let batch: Vec<(u64, Arc<str>)> = {
+            let ring = app
+                .ring
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let from = ring.partition_point(|(seq, _)| *seq <= cursor);
+            ring.iter()
+                .skip(from)
+                .take(BARE_MAX_BATCH)
+                .cloned()
+                .collect()
+        };
+        if let Some((last, _)) = batch.last() {
+            let body = BareEvents {
+                events: batch
+                    .iter()
+                    .map(|(seq, data)| BareEvent {
+                        id: seq.to_string(),
+                        data,
+                    })
+                    .collect(),
+                cursor: last.to_string(),
+            };
+            let res = no_store(Json(body).into_response());
+            app.probe.answered();
+            break res;
+        }
+        tokio::select! {
+            biased;
+            () = app.shutdown.cancelled() => {
+                break no_store(StatusCode::SERVICE_UNAVAILABLE.into_response());
+            }
+            changed = rx.changed() => {
+                if changed.is_err() {
+                    break StatusCode::SERVICE_UNAVAILABLE.into_response();
+                }
+            }
+            () = tokio::time::sleep_until(deadline) => {
+                break no_store(StatusCode::NO_CONTENT.into_response());
+            }
+        }
+    };
+    guard.armed = false;
+    res
+}
+
 async fn bare_poll(State(app): State<BareApp>, RawQuery(query): RawQuery) -> Response {
+    if let Some(cursor) = poll_cursor(query.as_deref()) {
+        return bare_poll_cursor(app, poll_id(query.as_deref()), cursor).await;
+    }
     let mut rx = app.events.subscribe();
     app.parked.fetch_add(1, Ordering::Relaxed);
     let mut guard = BareGuard {
@@ -387,9 +475,18 @@ async fn bare_poll(State(app): State<BareApp>, RawQuery(query): RawQuery) -> Res
 async fn bare_publish(State(app): State<BareApp>, body: Bytes) -> &'static str {
     let text = String::from_utf8_lossy(&body);
     app.probe.published();
-    app.events.send_modify(|(seq, data)| {
+    let data: Arc<str> = Arc::from(text.as_ref());
+    app.events.send_modify(|(seq, last)| {
         *seq += 1;
-        *data = Arc::from(text.as_ref());
+        *last = Arc::clone(&data);
+        let mut ring = app
+            .ring
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if ring.len() == BARE_RETAINED {
+            ring.pop_front();
+        }
+        ring.push_back((*seq, data));
     });
     "ok"
 }
@@ -413,6 +510,7 @@ async fn bare_stream(State(app): State<BareApp>, RawQuery(query): RawQuery) -> R
 fn bare_router(shutdown: CancellationToken) -> Router {
     let app = BareApp {
         events: watch::Sender::new((0, Arc::from(""))),
+        ring: Arc::default(),
         shutdown: shutdown.clone(),
         parked: Arc::default(),
         probe: Arc::default(),

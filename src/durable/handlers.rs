@@ -262,8 +262,8 @@ impl<B: Backend> DurableStreams<B> {
             }
         } else if initial.is_some() || closed {
             let append = match initial {
-                Some(chunk) if closed => Append::event(chunk).and_close(),
-                Some(chunk) => Append::event(chunk),
+                Some(chunk) if closed => Append::event(chunk).not_encoded().and_close(),
+                Some(chunk) => Append::event(chunk).not_encoded(),
                 None => Append::close(),
             };
             if let Err(err) = log.append(append).await {
@@ -407,7 +407,7 @@ impl<B: Backend> DurableStreams<B> {
                 Ok(None) => return bad_request("empty JSON array: allowed at least one value"),
                 Err(res) => return res,
             };
-            let append = Append::event(chunk);
+            let append = Append::event(chunk).not_encoded();
             if close {
                 append.and_close()
             } else {

@@ -38,7 +38,7 @@ const LEN: usize = 16 + 1 + MAX_POSITION_DIGITS;
 impl Cursor {
     /// The cursor's text, written digit by digit into a fixed buffer (it is
     /// written into every event a client gets: no formatter machinery).
-    fn text(&self) -> [u8; LEN] {
+    pub(crate) fn text(&self) -> [u8; LEN] {
         let mut out = [b'0'; LEN];
         let mut epoch = self.epoch;
         for slot in out[..16].iter_mut().rev() {

@@ -4,7 +4,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
-use bytes::Bytes;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
@@ -63,6 +62,10 @@ pub struct Append<T> {
     pub(crate) event: Option<T>,
     pub(crate) close: bool,
     pub(crate) seq: Option<Box<str>>,
+    /// Whether the event is serialized at publish for the crate's JSON
+    /// answers ([`encoded`](super::encoded)); not for a durable stream's
+    /// chunk, which its reads hand out as it is.
+    pub(crate) encode: bool,
 }
 
 impl<T> Append<T> {
@@ -72,6 +75,7 @@ impl<T> Append<T> {
             event: Some(data),
             close: false,
             seq: None,
+            encode: true,
         }
     }
 
@@ -81,6 +85,7 @@ impl<T> Append<T> {
             event: None,
             close: true,
             seq: None,
+            encode: true,
         }
     }
 
@@ -96,6 +101,14 @@ impl<T> Append<T> {
     /// (zero-padded) can retry without duplicating one.
     pub fn seq(mut self, seq: impl Into<Box<str>>) -> Self {
         self.seq = Some(seq.into());
+        self
+    }
+
+    /// Not serialized at publish: for an event that no JSON answer carries
+    /// (a durable stream's chunk), made on first use if ever.
+    #[cfg(feature = "durable")]
+    pub(crate) fn not_encoded(mut self) -> Self {
+        self.encode = false;
         self
     }
 }
@@ -335,12 +348,25 @@ impl<T> EventLog<T, Memory> {
             event: data,
             close,
             seq,
+            encode,
         } = append;
-        // Made outside the lock: the JSON that retention by bytes weighs.
-        let json = match (&data, self.inner.config.retention.max_bytes) {
-            (Some(data), Some(_)) => Some(Bytes::from(
-                serde_json::to_vec(data).map_err(PublishError::Encode)?,
-            )),
+        // The event serialized once, here, outside the lock: its buffer
+        // (its cursors are written under the lock) is what every reader
+        // shares, so no reader serializes, least of all under the read
+        // lock that this publish then waits for. A log that retains by
+        // bytes must weigh the JSON, so a failure is this publish's error;
+        // otherwise the event is published and each reader reports the
+        // failure (a `skipped` frame), as before. A durable stream's chunk
+        // is not (`Append::not_encoded`): its reads use its bytes.
+        let bytes_retention = self.inner.config.retention.max_bytes.is_some();
+        let prepared = match &data {
+            Some(data) if encode || bytes_retention => match super::encoded::prepare(data) {
+                Ok(buf) => Some(buf),
+                Err(e) if bytes_retention => {
+                    return Err(PublishError::Encode(e));
+                }
+                Err(_) => None,
+            },
             _ => None,
         };
         let cursor = {
@@ -374,7 +400,12 @@ impl<T> EventLog<T, Memory> {
             }
             if let Some(data) = data {
                 let position = state.head + 1;
-                let entry = Entry::new(position, Instant::now(), data, json);
+                let at = Cursor {
+                    epoch: state.epoch,
+                    position,
+                };
+                let encoded = prepared.map(|buf| super::encoded::finish(buf, at));
+                let entry = Entry::new(position, Instant::now(), data, encoded);
                 state.push(entry, self.inner.config.retention);
             }
             state.closed = close;

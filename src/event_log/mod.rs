@@ -181,9 +181,13 @@
 //! [`EventLog::reader`], every mode's serve call and [`EventLog::subscribe`]
 //! are generic over the backend and work unchanged on either.
 //!
-//! Each event's JSON is made once, by the first reader that needs it (on
-//! Redis it is the JSON the stream holds), and shared by every answer,
-//! stream and socket that carries the event.
+//! Each event is serialized once, at publish and outside the log's lock
+//! (on Redis the JSON the stream holds is taken as it is), into one buffer
+//! shared by every answer, stream and socket that carries the event: a
+//! one-event long-poll answer, an NDJSON line and a WebSocket text are
+//! slices of it, not copies (the layout and its memory cost: `encoded.rs`).
+//! A durable stream's chunks are the exception: their reads use their
+//! bytes, so they are not serialized at publish.
 //!
 //! # The Redis backend
 //!
@@ -375,6 +379,7 @@
 
 pub(crate) mod backend;
 mod cursor;
+pub(crate) mod encoded;
 mod gone;
 mod log;
 mod presence;

@@ -14,6 +14,8 @@ use bytes::Bytes;
 use serde::Serialize;
 use tokio::time::Instant;
 
+use super::Cursor;
+
 /// How much a log retains.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Retention {
@@ -31,40 +33,45 @@ pub(crate) struct Entry<T> {
     pub(crate) position: u64,
     pub(crate) at: Instant,
     pub(crate) data: T,
-    /// The JSON of `data`, made once by the first reader that needs it (or
-    /// at publish, for a log that retains by bytes; or taken from Redis)
-    /// and shared by every answer and framing after.
-    json: OnceLock<Bytes>,
+    /// The event as every answer writes it ([`encoded`](super::encoded)),
+    /// made at publish (or from the JSON taken from Redis) and shared by
+    /// every answer and framing; made by the first reader that needs it
+    /// only if serializing failed at publish.
+    encoded: OnceLock<Bytes>,
 }
 
 impl<T> Entry<T> {
-    pub(crate) fn new(position: u64, at: Instant, data: T, json: Option<Bytes>) -> Self {
+    /// `encoded`: the event's buffer, when it is made already.
+    pub(crate) fn new(position: u64, at: Instant, data: T, encoded: Option<Bytes>) -> Self {
         Self {
             position,
             at,
             data,
-            json: json.map(OnceLock::from).unwrap_or_default(),
+            encoded: encoded.map(OnceLock::from).unwrap_or_default(),
         }
     }
 
-    /// The JSON of the event's data, serialized on first use. A failure is
-    /// not cached (it is a bug in a `Serialize` impl, and rare): each
-    /// reader reports it.
     /// Its size for retention by bytes: the length of its JSON, once made
     /// (a log that retains by bytes makes it at publish).
     fn size(&self) -> usize {
-        self.json.get().map_or(0, Bytes::len)
+        self.encoded.get().map_or(0, super::encoded::json_len)
     }
 
-    pub(crate) fn json(&self) -> Result<Bytes, String>
+    /// The event's buffer ([`encoded`](super::encoded)), the event being at
+    /// `at` (its log's epoch and its position); made here only if it was
+    /// not at publish. A failure to serialize is not cached (it is a bug in a `Serialize`
+    /// impl, and rare): each reader reports it.
+    pub(crate) fn encoded(&self, at: Cursor) -> Result<Bytes, String>
     where
         T: Serialize,
     {
-        if let Some(json) = self.json.get() {
-            return Ok(json.clone());
+        debug_assert_eq!(at.position, self.position);
+        if let Some(encoded) = self.encoded.get() {
+            debug_assert!(super::encoded::is_for(encoded, at));
+            return Ok(encoded.clone());
         }
-        let json = Bytes::from(serde_json::to_vec(&self.data).map_err(|e| e.to_string())?);
-        Ok(self.json.get_or_init(|| json).clone())
+        let encoded = super::encoded::encode(at, &self.data).map_err(|e| e.to_string())?;
+        Ok(self.encoded.get_or_init(|| encoded).clone())
     }
 }
 
@@ -195,7 +202,13 @@ mod tests {
             max_bytes: Some(10),
         };
         let mut s = State::new(1);
-        let json = |n: usize| Some(Bytes::from(vec![b'1'; n]));
+        let json = |n: usize| {
+            let at = Cursor {
+                epoch: 1,
+                position: 1,
+            };
+            Some(super::super::encoded::from_json(at, &vec![b'1'; n]))
+        };
         s.push(Entry::new(1, now, (), json(4)), retention);
         s.push(Entry::new(2, now, (), json(4)), retention);
         assert_eq!((s.entries.len(), s.bytes), (2, 8));

@@ -1,58 +1,87 @@
 //! The long-poll answer from a log: the events after the client's cursor as
 //! one JSON body, built from each event's shared JSON.
 
-use std::fmt::Write as _;
 use std::future::Future;
 
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
-use bytes::{BufMut, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::future::Either;
-use http::header::CONTENT_TYPE;
+use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderName, HeaderValue, StatusCode};
 use serde::Serialize;
 
 use super::{LongPoll, Outcome};
-use crate::event_log::{Backend, Cursor, EventLog, LogReader};
-use crate::response::{no_store, with_header};
+use crate::event_log::{encoded, Backend, Cursor, EventLog, LogReader};
+use crate::response::with_header;
 use crate::source::json_item;
 use crate::stats::LongPollEnd;
-use crate::wire::{write_item, JsonItem, STREAM_CLOSED};
+use crate::wire::{write_item, Json, JsonItem, STREAM_CLOSED};
 
 /// The `Cursor` response header: where to continue, on every long-poll
 /// answer of [`LongPoll::serve`] (also the ones without a body).
 pub const CURSOR: HeaderName = HeaderName::from_static("cursor");
 
 /// `{"events":[…],"cursor":"<next>"}`: each event as the JSON framings
-/// write it (an event that does not serialize as its `skipped` frame).
+/// write it (an event that does not serialize as its `skipped` frame),
+/// with the `Cursor` header. One event that is not the end of a closed log
+/// is the most common answer (every poll woken by one publish gets it): its
+/// buffer is that answer already, shared by every poll that gets it.
 fn batch_body(events: &[(Cursor, JsonItem)], next: Cursor, closed: bool) -> Response {
     crate::observe::answered("long_poll", events.len());
-    let size: usize = events
-        .iter()
-        .map(|(_, item)| item.json.as_ref().map_or(64, |json| json.len() + 48))
-        .sum();
-    let mut out = BytesMut::with_capacity(size + 64);
-    out.put_slice(b"{\"events\":[");
-    for (i, (_, item)) in events.iter().enumerate() {
-        if i > 0 {
-            out.put_u8(b',');
+    let (body, cursor) = match events {
+        [(
+            at,
+            JsonItem {
+                json: Ok(Json::Event(buf)),
+                ..
+            },
+        )] if *at == next && !closed => (buf.clone(), encoded::cursor(buf)),
+        _ => {
+            let size: usize = events
+                .iter()
+                .map(|(_, item)| item.json.as_ref().map_or(64, |json| json.len() + 48))
+                .sum();
+            let mut out = BytesMut::with_capacity(size + 64);
+            out.put_slice(b"{\"events\":[");
+            for (i, (_, item)) in events.iter().enumerate() {
+                if i > 0 {
+                    out.put_u8(b',');
+                }
+                write_item(item, &mut out);
+            }
+            out.put_slice(b"],\"cursor\":\"");
+            out.put_slice(&next.text());
+            out.put_u8(b'"');
+            if closed {
+                out.put_slice(b",\"closed\":true");
+            }
+            out.put_u8(b'}');
+            // The cursor as the last event wrote it, else written now.
+            let cursor = match events.last() {
+                Some((
+                    at,
+                    JsonItem {
+                        json: Ok(Json::Event(buf)),
+                        ..
+                    },
+                )) if *at == next => encoded::cursor(buf),
+                _ => Bytes::copy_from_slice(&next.text()),
+            };
+            (out.freeze(), cursor)
         }
-        write_item(item, &mut out);
-    }
-    out.put_slice(b"],\"cursor\":\"");
-    let _ = write!(out, "{next}");
-    out.put_u8(b'"');
-    if closed {
-        out.put_slice(b",\"closed\":true");
-    }
-    out.put_u8(b'}');
-    let mut res = (StatusCode::OK, Body::from(out.freeze())).into_response();
+    };
+    let mut res = Response::new(Body::from(body));
     let headers = res.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Ok(cursor) = HeaderValue::from_maybe_shared(cursor) {
+        headers.insert(CURSOR, cursor);
+    }
     if closed {
         headers.insert(STREAM_CLOSED, HeaderValue::from_static("true"));
     }
-    no_store(res)
+    res
 }
 
 impl LongPoll {
@@ -127,10 +156,8 @@ impl LongPoll {
                 if read.closed {
                     self.count_as(LongPollEnd::Closed);
                 }
-                (
-                    batch_body(&read.events, read.cursor, read.closed),
-                    read.cursor,
-                )
+                // With its `Cursor` header.
+                return batch_body(&read.events, read.cursor, read.closed);
             }
             Outcome::Ready(Err(gone)) => {
                 self.count_as(LongPollEnd::Gone);

@@ -326,7 +326,10 @@ where
         let in_flight = layer.in_flight();
         let cut = CancellationToken::new();
         let spawner = Spawner {
-            app: layer.layer(router),
+            // `with_state(())` once: it turns every handler into its route
+            // now, as `axum::serve` does for each connection; otherwise
+            // each request would box a clone of its handler.
+            app: layer.layer(router.with_state(())),
             connect_info,
             builder: Arc::new(http_builder(&config)),
             shared: Arc::new(Shared {

@@ -27,7 +27,10 @@ impl<S> Messages<S> {
 }
 
 fn text(frame: &Frame<'_, JsonItem>) -> Option<Message> {
-    json_text(frame).map(|text| Message::Text(Utf8Bytes::from(text)))
+    // JSON is UTF-8: the check cannot fail.
+    json_text(frame)
+        .and_then(|text| Utf8Bytes::try_from(text).ok())
+        .map(Message::Text)
 }
 
 impl<S: Stream<Item = Step<JsonItem>>> Stream for Messages<S> {

@@ -6,6 +6,8 @@
 // Same HTTP interface as the two Rust bench servers (benches/longpoll):
 //
 //	GET  /poll?id=N    long-poll; 200 JSON event, 204 timeout, 503 shutdown
+//	GET  /poll?id=N&cursor=C  the events after C at once, else the next ones
+//	                   (the publish storm: pollers resume with their cursor)
 //	POST /publish      wake every parked poll with one event
 //	GET  /plain        "ok"
 //	GET  /stats        "parked=N"
@@ -24,6 +26,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -39,10 +42,23 @@ type generation struct {
 	msg []byte
 }
 
+// retained is how many events the hub keeps for polls with a cursor (as
+// the Rust servers); maxBatch the most events in one answer.
+const (
+	retained = 1024
+	maxBatch = 100
+)
+
+type event struct {
+	seq  uint64
+	data string
+}
+
 type hub struct {
-	mu  sync.Mutex
-	cur *generation
-	seq uint64
+	mu   sync.Mutex
+	cur  *generation
+	seq  uint64
+	ring []event
 }
 
 func newHub() *hub { return &hub{cur: &generation{ch: make(chan struct{})}} }
@@ -58,6 +74,11 @@ func (h *hub) publish(data string) {
 	h.seq++
 	g := h.cur
 	g.msg = []byte(fmt.Sprintf(`{"events":[{"id":"%d","data":%q}],"cursor":"%d"}`, h.seq, data, h.seq))
+	if len(h.ring) == retained {
+		copy(h.ring, h.ring[1:])
+		h.ring = h.ring[:retained-1]
+	}
+	h.ring = append(h.ring, event{h.seq, data})
 	h.cur = &generation{ch: make(chan struct{})}
 	h.mu.Unlock()
 	close(g.ch)
@@ -85,8 +106,77 @@ func pollID(r *http.Request) uint64 {
 	return id
 }
 
+// after returns the events after cursor (at most maxBatch) and the
+// generation to wait on when there are none.
+func (h *hub) after(cursor uint64) ([]event, *generation) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	i := sort.Search(len(h.ring), func(i int) bool { return h.ring[i].seq > cursor })
+	n := len(h.ring) - i
+	if n > maxBatch {
+		n = maxBatch
+	}
+	out := make([]event, n)
+	copy(out, h.ring[i:i+n])
+	return out, h.cur
+}
+
+// pollCursor answers the events after the client's cursor at once, or
+// waits for the next ones.
+func pollCursor(w http.ResponseWriter, r *http.Request, id uint64, cursor uint64) {
+	parked.Add(1)
+	timer := time.NewTimer(pollTimeout)
+	defer timer.Stop()
+	for {
+		evs, g := events.after(cursor)
+		if len(evs) > 0 {
+			parked.Add(-1)
+			var b strings.Builder
+			b.WriteString(`{"events":[`)
+			for i, e := range evs {
+				if i > 0 {
+					b.WriteByte(',')
+				}
+				fmt.Fprintf(&b, `{"id":"%d","data":%q}`, e.seq, e.data)
+			}
+			fmt.Fprintf(&b, `],"cursor":"%d"}`, evs[len(evs)-1].seq)
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Cache-Control", "no-store")
+			io.WriteString(w, b.String())
+			answered.Add(1)
+			return
+		}
+		select {
+		case <-r.Context().Done():
+			at := time.Now().UnixNano()
+			parked.Add(-1)
+			detMu.Lock()
+			detections = append(detections, detection{id, at})
+			detMu.Unlock()
+			return
+		case <-shutdownCh:
+			parked.Add(-1)
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		case <-g.ch:
+		case <-timer.C:
+			parked.Add(-1)
+			w.Header().Set("Cache-Control", "no-store")
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+	}
+}
+
 func poll(w http.ResponseWriter, r *http.Request) {
 	id := pollID(r)
+	if c := r.URL.Query().Get("cursor"); c != "" {
+		if cursor, err := strconv.ParseUint(c, 10, 64); err == nil {
+			pollCursor(w, r, id, cursor)
+			return
+		}
+	}
 	g := events.current()
 	parked.Add(1)
 	timer := time.NewTimer(pollTimeout)

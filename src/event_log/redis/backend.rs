@@ -405,6 +405,7 @@ impl<T: Payload> EventLog<T, Redis> {
             event: data,
             close,
             seq,
+            ..
         } = append;
         // What the mirror knows already: answered as the memory log would.
         {

@@ -139,8 +139,15 @@ pub(crate) fn apply<T>(
             (_, Body::None) => {}
             (Ok(position), _) if position <= state.head => {}
             (Ok(position), Body::Event(data, json)) => {
+                let encoded = crate::event_log::encoded::from_json(
+                    crate::event_log::Cursor {
+                        epoch: state.epoch,
+                        position,
+                    },
+                    &json,
+                );
                 state.push(
-                    Entry::new(position, at(entry.id), data, Some(json)),
+                    Entry::new(position, at(entry.id), data, Some(encoded)),
                     retention,
                 );
                 changed = true;
