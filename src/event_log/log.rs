@@ -390,13 +390,14 @@ impl<T> EventLog<T, Memory> {
                 };
             }
             if let Some(seq) = seq {
-                if state.seq.as_deref().is_some_and(|last| *seq <= *last) {
+                let last = state.seq.as_deref().map(|last| &**last);
+                if last.is_some_and(|last| *seq <= *last) {
                     return Err(PublishError::OutOfOrder {
                         seq: crate::params::echo(&seq),
-                        last: crate::params::echo(state.seq.as_deref().unwrap_or_default()),
+                        last: crate::params::echo(last.unwrap_or_default()),
                     });
                 }
-                state.seq = Some(seq);
+                state.seq = Some(Box::new(seq));
             }
             if let Some(data) = data {
                 let position = state.head + 1;

@@ -3,7 +3,7 @@
 //! it is part of every stream, idle ones included.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::{Arc, Weak};
 
 use tokio::time::Instant;
 
@@ -12,26 +12,7 @@ use tokio::time::Instant;
 const READER: u64 = 1 << 32;
 const WAITER: u64 = 1;
 
-/// The milliseconds of `at` since a base taken once per process (saturating
-/// at 0 for an instant before it). One `u64` per timestamp instead of an
-/// `Instant`.
-pub(crate) fn millis(at: Instant) -> u64 {
-    static BASE: OnceLock<Instant> = OnceLock::new();
-    let base = *BASE.get_or_init(Instant::now);
-    u64::try_from(at.saturating_duration_since(base).as_millis()).unwrap_or(u64::MAX)
-}
-
-/// The instant `ms` milliseconds after the base of [`millis`].
-pub(crate) fn instant(ms: u64) -> Instant {
-    let now = Instant::now();
-    let now_ms = millis(now);
-    if ms >= now_ms {
-        crate::deadline::after(now, std::time::Duration::from_millis(ms - now_ms))
-    } else {
-        now.checked_sub(std::time::Duration::from_millis(now_ms - ms))
-            .unwrap_or(now)
-    }
-}
+pub(crate) use crate::deadline::{instant, millis};
 
 /// Told when a log that belongs to a collection has become idle (its last
 /// reader or waiter left), so that the collection can plan its eviction.
@@ -43,13 +24,34 @@ pub(crate) trait Janitor: Send + Sync {
     fn forget(&self, name: &Arc<str>, log: *const ());
 }
 
-/// A log's place in a collection.
+/// The collection a log belongs to, as its members reach it: one per
+/// collection, shared by all of its streams (a thin pointer each, where a
+/// `Weak<dyn Janitor>` would be two words per stream).
+pub(crate) type JanitorLink = Arc<Weak<dyn Janitor>>;
+
+/// What a stream was created with ([`super::StreamOptions::attribute`]):
+/// most have none, so it costs a stream one word.
+pub(crate) type Attributes = Option<Box<Vec<(Box<str>, Box<str>)>>>;
+
+/// A log's place in a collection. Part of every stream, idle ones included:
+/// kept to six words.
 pub(crate) struct Member {
     pub(crate) name: Arc<str>,
-    pub(crate) janitor: Weak<dyn Janitor>,
+    pub(crate) janitor: JanitorLink,
     pub(crate) expiry: super::streams::Expiry,
-    /// What it was created with ([`super::StreamOptions::attribute`]).
-    pub(crate) attributes: Box<[(Box<str>, Box<str>)]>,
+    pub(crate) attributes: Attributes,
+}
+
+/// [`Attributes`] of `list`: nothing allocated for none.
+pub(crate) fn attributes(list: Vec<(Box<str>, Box<str>)>) -> Attributes {
+    (!list.is_empty()).then(|| Box::new(list))
+}
+
+impl Member {
+    /// What it was created with, in order.
+    pub(crate) fn attributes(&self) -> &[(Box<str>, Box<str>)] {
+        self.attributes.as_deref().map_or(&[][..], Vec::as_slice)
+    }
 }
 
 /// Readers and waiters now, and when the log was last touched.
@@ -103,7 +105,7 @@ impl Presence {
     pub(crate) fn attribute(&self, key: &str) -> Option<&str> {
         let member = self.member.as_ref()?;
         member
-            .attributes
+            .attributes()
             .iter()
             .find(|(k, _)| &**k == key)
             .map(|(_, v)| &**v)
@@ -146,5 +148,25 @@ impl Presence {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every stream is one `Arc<Inner>`, idle ones included: at most 200
+    /// bytes keep it (with the `Arc`'s two counts) in glibc's 224-byte
+    /// chunks; 8 bytes more and each stream costs 16 more. Exact, not a
+    /// timing; `tests/streams_memory.rs` measures the whole stream.
+    #[test]
+    fn a_stream_stays_in_its_allocation_class() {
+        use std::mem::size_of;
+        let inner = size_of::<crate::event_log::log::Inner<u64, crate::event_log::Memory>>();
+        assert!(
+            inner <= 200,
+            "Inner is {inner} bytes (state {}, presence {}, member {})",
+            size_of::<std::sync::RwLock<crate::event_log::state::State<u64>>>(),
+            size_of::<super::Presence>(),
+            size_of::<super::Member>(),
+        );
     }
 }

@@ -95,7 +95,9 @@ pub(crate) struct State<T> {
     /// by bytes only).
     pub(crate) bytes: usize,
     /// The last writer's sequence token accepted ([`Append::seq`](super::Append::seq)).
-    pub(crate) seq: Option<Box<str>>,
+    /// Boxed once more: most logs never see one, and this state is part
+    /// of every stream, idle ones included (one word, not two).
+    pub(crate) seq: Option<Box<Box<str>>>,
 }
 
 impl<T> State<T> {

@@ -5,7 +5,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 use std::time::{Duration, SystemTime};
 
 use http::StatusCode;
@@ -14,7 +14,7 @@ use tokio::time::Instant;
 
 use super::backend::sealed::Open;
 use super::log::{memory_epoch, LogConfig};
-use super::presence::{millis, Janitor, Member, Presence};
+use super::presence::{millis, Attributes, Janitor, JanitorLink, Member, Presence};
 use super::{Backend, EventLog, EventLogBuilder, Figures, Memory, Payload};
 use crate::response::{rejection, Overloaded, Reject};
 
@@ -95,6 +95,8 @@ struct Registry<T, B: Backend> {
     /// Wakes the janitor: an earlier deadline, or the collection is gone.
     wake: Arc<Notify>,
     janitor: AtomicBool,
+    /// How its streams reach it (made with the first member).
+    link: OnceLock<JanitorLink>,
     /// What the backend shares between the streams (Redis: the hub).
     hub: B::Hub,
 }
@@ -184,6 +186,7 @@ impl StreamsBuilder {
                 queue: Mutex::default(),
                 wake: Arc::default(),
                 janitor: AtomicBool::new(false),
+                link: OnceLock::new(),
                 hub,
             }),
         }
@@ -607,13 +610,15 @@ impl<T: Send + Sync + 'static, B: Backend> Streams<T, B> {
         &self,
         name: &Arc<str>,
         options: &StreamOptions,
-        attributes: Box<[(Box<str>, Box<str>)]>,
+        attributes: Attributes,
     ) -> Member {
-        let janitor: Weak<dyn Janitor> =
-            Arc::downgrade(&(Arc::clone(&self.inner) as Arc<dyn Janitor>));
+        let janitor = self
+            .inner
+            .link
+            .get_or_init(|| Arc::new(Arc::downgrade(&self.inner) as Weak<dyn Janitor>));
         Member {
             name: Arc::clone(name),
-            janitor,
+            janitor: Arc::clone(janitor),
             expiry: Expiry::new(options),
             attributes,
         }
@@ -775,7 +780,7 @@ impl<T: Send + Sync + 'static> Streams<T, Memory> {
         let member = self.member(
             &name,
             options,
-            options.attributes.clone().into_boxed_slice(),
+            super::presence::attributes(options.attributes.clone()),
         );
         let log = EventLog::memory(
             Arc::clone(&registry.config),

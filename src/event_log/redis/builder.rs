@@ -382,7 +382,7 @@ impl<T: Payload> Streams<T, Redis> {
         // The stream's own TTL and expiry are counted by Redis, which sees
         // the uses of every instance: not here. Its attributes are as Redis
         // holds them.
-        let attributes = loaded.attributes.clone().into_boxed_slice();
+        let attributes = super::super::presence::attributes(loaded.attributes.clone());
         let member = self.member(&name, &StreamOptions::new(), attributes);
         let log = EventLog::on_redis(
             self.config(),

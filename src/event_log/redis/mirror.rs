@@ -12,7 +12,7 @@ use super::id::Id;
 use super::link::{Loaded, Tail};
 use super::Redis;
 use crate::event_log::log::Inner;
-use crate::event_log::presence::Presence;
+use crate::event_log::presence::{Member, Presence};
 use crate::event_log::state::{Entry, Retention, State};
 
 /// Where a mirror stands in its stream.
@@ -331,10 +331,7 @@ where
     }
 
     fn same_attributes(&self, loaded: &Loaded) -> bool {
-        let mine = self
-            .presence
-            .member()
-            .map_or(&[][..], |m| &m.attributes[..]);
+        let mine = self.presence.member().map_or(&[][..], Member::attributes);
         mine == loaded.attributes.as_slice()
     }
 
