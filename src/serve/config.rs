@@ -72,8 +72,9 @@ impl ServeConfig {
     /// or done with the previous response. A connection that has not sent
     /// a whole head by then is closed (slowloris).
     ///
-    /// On HTTP/1.1 this is hyper's one timer for the idle wait and the head
-    /// together, so it also bounds an idle keep-alive connection: the
+    /// On HTTP/1.1 one bound covers the idle wait and the head together
+    /// (as hyper's header-read timeout does), so it also bounds an idle
+    /// keep-alive connection: the
     /// shorter of this and [`idle_timeout`](Self::idle_timeout) is used for
     /// both. Before the first request, on any protocol, the shorter of the
     /// two bounds the wait for the first request.
@@ -180,7 +181,7 @@ impl ServeConfig {
     }
 
     /// The wait for a request on a connection that has none in progress:
-    /// the shorter of the two timeouts (hyper's HTTP/1.1 timer is one).
+    /// the shorter of the two timeouts (on HTTP/1.1 one bound covers both).
     pub(crate) fn request_wait(&self) -> Duration {
         self.header_read_timeout.min(self.idle_timeout)
     }

@@ -8,7 +8,7 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::{pin, Pin};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
@@ -245,15 +245,18 @@ pub(crate) type Builder = hyper_util::server::conn::auto::Builder<TokioExecutor>
 // Requests in progress on one connection
 // ---------------------------------------------------------------------------
 
-/// What the connection's requests tell its task: whether one has come, and
-/// on HTTP/2 how many are in progress.
+/// What the connection's requests tell its task: whether one has come, how
+/// many are in progress, and (HTTP/1.x) when the last one ended.
 #[derive(Debug, Default)]
 pub(crate) struct Activity {
     started: AtomicBool,
     h2: AtomicBool,
-    /// HTTP/2 streams in progress (from the call to the end of the response
-    /// body).
+    /// Requests (HTTP/2: streams) in progress, from the call to the end of
+    /// the response body.
     active: AtomicUsize,
+    /// HTTP/1.x: when the last response ended ([`crate::deadline::millis`]),
+    /// the start of the wait for the next request head.
+    ended: AtomicU64,
     /// HTTP/2 streams started, ever: tells an idle period that saw a stream
     /// come and go from one that saw none.
     epoch: AtomicUsize,
@@ -265,15 +268,25 @@ pub(crate) struct Activity {
     stalled: AtomicBool,
 }
 
-/// One HTTP/2 stream in progress, from the call to the end of its response
-/// body.
+/// One request (HTTP/2: stream) in progress, from the call to the end of its
+/// response body.
 #[derive(Debug)]
 pub(crate) struct Active(Arc<Activity>);
 
 impl Drop for Active {
     fn drop(&mut self) {
-        if self.0.active.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.0.waker.wake();
+        let a = &self.0;
+        if a.h2.load(Ordering::Relaxed) {
+            if a.active.fetch_sub(1, Ordering::AcqRel) == 1 {
+                a.waker.wake();
+            }
+        } else {
+            // HTTP/1.x: the wait for the next head starts now. The timer
+            // reads it when it fires: no wake-up, no timer touched, per
+            // request.
+            a.ended
+                .store(crate::deadline::millis(Instant::now()), Ordering::Relaxed);
+            a.active.fetch_sub(1, Ordering::Release);
         }
     }
 }
@@ -309,7 +322,7 @@ impl ConnService {
         }
     }
 
-    /// Records a request; on HTTP/2 it counts until its response ends.
+    /// Records a request: it counts until its response ends.
     fn started(&self, req: &Request<Incoming>) -> Option<Active> {
         let a = &self.activity;
         let h2 = req.version() == Version::HTTP_2;
@@ -319,8 +332,8 @@ impl ConnService {
             a.waker.wake();
         }
         if !h2 {
-            // hyper's header-read timer bounds the wait between requests.
-            return None;
+            a.active.fetch_add(1, Ordering::Acquire);
+            return Some(Active(Arc::clone(a)));
         }
         a.epoch.fetch_add(1, Ordering::AcqRel);
         a.active.fetch_add(1, Ordering::AcqRel);
@@ -584,9 +597,12 @@ enum Idle {
 enum IdleState {
     /// Until the first request: the timer runs from the accept.
     FirstRequest,
-    /// HTTP/1.x after its first request: hyper's header-read timer bounds
-    /// every later wait.
-    Off,
+    /// HTTP/1.x after its first request: each wait for a request head,
+    /// from the end of the last response, is bounded by `request_wait`.
+    /// Checked when the timer fires (at most once per `request_wait`), so
+    /// that a request costs no timer of its own (hyper's header-read timer
+    /// boxes and registers one per request).
+    Http1,
     /// HTTP/2 with streams in progress: no timer.
     Busy,
     /// HTTP/2 with none since the timer was set, at this epoch.
@@ -598,6 +614,7 @@ pin_project! {
     /// progress for too long. Polled again after it fired, it goes on.
     struct IdleTimer<'a> {
         activity: &'a Activity,
+        request_wait: Duration,
         idle: Duration,
         #[pin]
         sleep: Sleep,
@@ -611,6 +628,7 @@ impl<'a> IdleTimer<'a> {
     fn new(activity: &'a Activity, request_wait: Duration, idle: Duration) -> Self {
         Self {
             activity,
+            request_wait,
             idle,
             sleep: tokio::time::sleep_until(crate::deadline::after(Instant::now(), request_wait)),
             state: IdleState::FirstRequest,
@@ -642,7 +660,7 @@ impl<'a> IdleTimer<'a> {
             // HTTP/1.x: hyper closes an idle connection at once and a busy
             // one after its answer. HTTP/2 busy: the grace starts when its
             // last stream ends.
-            IdleState::Off | IdleState::Busy => {}
+            IdleState::Http1 | IdleState::Busy => {}
         }
     }
 }
@@ -670,10 +688,28 @@ impl Future for IdleTimer<'_> {
                     *this.state = if a.h2.load(Ordering::Relaxed) {
                         IdleState::Busy
                     } else {
-                        IdleState::Off
+                        IdleState::Http1
                     };
                 }
-                IdleState::Off => return Poll::Pending,
+                IdleState::Http1 => {
+                    ready!(this.sleep.as_mut().poll(cx));
+                    let now = Instant::now();
+                    let next = if a.active.load(Ordering::Acquire) > 0 {
+                        // A request in progress (a long-poll, a stream): no
+                        // head is awaited; look again later.
+                        crate::deadline::after(now, *this.request_wait)
+                    } else {
+                        let ended = crate::deadline::instant(a.ended.load(Ordering::Relaxed));
+                        let due = crate::deadline::after(ended, *this.request_wait);
+                        if due <= now {
+                            // No complete head within the wait: slow or
+                            // silent, as hyper's header-read timeout.
+                            return Poll::Ready(Idle::Drop);
+                        }
+                        due
+                    };
+                    this.sleep.as_mut().reset(next);
+                }
                 IdleState::Busy => {
                     a.waker.register(cx.waker());
                     if a.active.load(Ordering::Acquire) > 0 {

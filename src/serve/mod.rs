@@ -5,7 +5,9 @@
 //! [`serve()`] takes the place of `axum::serve`: same listener, same router,
 //! a builder that is awaited. It runs hyper-util's own connection builder
 //! (`server::conn::auto`: HTTP/1.1 with upgrades and HTTP/2 on one port)
-//! with hyper's timers turned on, and puts the
+//! with deadlines on every phase (hyper's HTTP/2 keep-alive timer, and
+//! one timer per connection of its own for the waits between requests),
+//! and puts the
 //! [`DisconnectLayer`](crate::DisconnectLayer) around the whole router.
 //!
 //! ```no_run
@@ -96,7 +98,7 @@
 //! | phase | bound | what happens |
 //! |---|---|---|
 //! | first bytes, request head | [`header_read_timeout`](ServeConfig::header_read_timeout) (30 s) | the connection is closed |
-//! | waiting for the next request | HTTP/1.1: the same timer (hyper starts it as soon as the connection is idle), at most [`idle_timeout`](ServeConfig::idle_timeout); HTTP/2: [`idle_timeout`](ServeConfig::idle_timeout) (60 s) with no open stream | closed; HTTP/2: `GOAWAY`, dropped if still idle after as long again |
+//! | waiting for the next request | HTTP/1.1: the same bound, counted from the end of the last response (the connection's own timer, one per connection, checked when it fires: no timer per request), at most [`idle_timeout`](ServeConfig::idle_timeout); HTTP/2: [`idle_timeout`](ServeConfig::idle_timeout) (60 s) with no open stream | closed; HTTP/2: `GOAWAY`, dropped if still idle after as long again |
 //! | request body | [`body_read_timeout`](ServeConfig::body_read_timeout) (30 s) between its bytes, while the handler waits | the body ends in a [`BodyTimeout`] error: axum's extractors answer `400` |
 //! | request body size | [`max_request_body`](ServeConfig::max_request_body) (2 MiB) | `413`: before the body is read when `Content-Length` says so; else an error axum's extractors answer `413` |
 //! | writing | [`DeadPeer::write_stall`](crate::net::DeadPeer::write_stall) (30 s) | the connection is dropped |

@@ -292,11 +292,10 @@ impl Drop for Spawner {
 }
 
 fn http_builder(config: &ServeConfig) -> Builder {
+    // HTTP/1.x has no hyper timer: the connection's own timer bounds each
+    // wait for a request head (`conn::drive`), where hyper's header-read
+    // timeout would box and register a timer for every request.
     let mut builder = Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(config.request_wait());
     let mut h2 = builder.http2();
     h2.timer(TokioTimer::new())
         // WebSockets over HTTP/2 (extended CONNECT), as axum::serve.
