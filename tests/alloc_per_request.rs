@@ -9,15 +9,16 @@
 //! ```
 //!
 //! Printed for the benchmark report. The crate's server and layer cost a
-//! plain request four allocations more than bare `axum::serve` (18.88
-//! against 14.88 when this was written): hyper's header-read timer, which
-//! `serve` sets against slow headers, and three for the layer: the
+//! plain request three allocations more than bare `axum::serve` (17.88
+//! against 14.88 when this was written), all three the layer's: the
 //! request's `CancellationToken` node, its `RequestContext` boxed in the
 //! request's extensions, and the extension map growing for that fourth
 //! entry. The context stays in the extensions on purpose: an extractor run
 //! on another task (under tower's `Buffer`, or `extract_parts` in a spawned
 //! task) must still find it. `serve` turns the router's handlers into
-//! routes once at start, so no request boxes a clone of its handler.
+//! routes once at start, so no request boxes a clone of its handler, and
+//! bounds HTTP/1.1 head waits with one timer per connection, not hyper's
+//! timer per request.
 //!
 //! The test fails if that grows: an allocation count, exact, not a timing.
 
@@ -105,10 +106,10 @@ fn serve_in_thread(crate_server: bool) -> SocketAddr {
 }
 
 /// Allocations per plain request the crate may add to bare `axum::serve`.
-const EXTRA_ALLOWED: f64 = 4.0;
+const EXTRA_ALLOWED: f64 = 3.0;
 
 #[test]
-fn a_plain_request_allocates_at_most_four_more_than_bare_axum() {
+fn a_plain_request_allocates_at_most_three_more_than_bare_axum() {
     // `ALLOC_ONLY=crate|bare`: one server only (for heaptrack).
     let only = std::env::var("ALLOC_ONLY").unwrap_or_default();
     let bare = if only == "crate" {
