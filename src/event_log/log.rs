@@ -728,6 +728,13 @@ impl<T, B: Backend> EventLog<T, B> {
             // long-poll's future, also for logs that never lag.
             return Box::pin(self.wait_lagging(cursor, make)).await;
         }
+        // Events already there (most polls of a busy log): answered without
+        // registering a wait, which takes the `Notify`'s lock twice.
+        if let Found::Batch(read) = self.find(cursor, make)? {
+            if !read.events.is_empty() || read.closed {
+                return Ok(read);
+            }
+        }
         let mut waited = false;
         loop {
             let published = self.inner.published.notified();
@@ -768,6 +775,13 @@ impl<T, B: Backend> EventLog<T, B> {
         // For a cursor ahead of a lagging log: the count of caught-up rounds
         // when it was first seen ahead.
         let mut ahead_since = None;
+        // Events already there (most polls of a busy log): answered without
+        // registering a wait, which takes the `Notify`'s lock twice.
+        if let Found::Batch(read) = self.find(cursor, make)? {
+            if !read.events.is_empty() || read.closed {
+                return Ok(read);
+            }
+        }
         let mut waited = false;
         loop {
             let published = self.inner.published.notified();

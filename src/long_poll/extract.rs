@@ -5,6 +5,7 @@ use axum::body::Body;
 use axum::extract::{FromRequest, Request};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use futures_util::FutureExt as _;
 use http::header::CONTENT_LENGTH;
 use http::request::Parts;
 use http::StatusCode;
@@ -283,12 +284,27 @@ impl LongPoll {
         self.tracked.enter(Phase::Waiting as u8);
         // Dropped while waiting: hyper saw the client go.
         self.tracked.set(LongPollEnd::Disconnected);
-        let outcome = tokio::select! {
-            biased;
-            () = self.ctx.token.cancelled() => Outcome::Disconnected,
-            () = self.ctx.shared.shutdown.cancelled() => Outcome::Shutdown,
-            value = event => Outcome::Ready(value),
-            () = self.timeout() => Outcome::Timeout,
+        let mut event = std::pin::pin!(event);
+        // Decided at once (most often: events already there), in the same
+        // priority, without registering on the two tokens: each
+        // registration takes a token's lock twice, and the shutdown token
+        // is shared by every request.
+        let now = if self.ctx.token.is_cancelled() {
+            Some(Outcome::Disconnected)
+        } else if self.ctx.shared.shutdown.is_cancelled() {
+            Some(Outcome::Shutdown)
+        } else {
+            event.as_mut().now_or_never().map(Outcome::Ready)
+        };
+        let outcome = match now {
+            Some(outcome) => outcome,
+            None => tokio::select! {
+                biased;
+                () = self.ctx.token.cancelled() => Outcome::Disconnected,
+                () = self.ctx.shared.shutdown.cancelled() => Outcome::Shutdown,
+                value = event => Outcome::Ready(value),
+                () = self.timeout() => Outcome::Timeout,
+            },
         };
         self.tracked.enter(Phase::Handling as u8);
         let end = outcome.end();
