@@ -1,7 +1,11 @@
 //! The "Durable Streams peers" section of `BENCHMARKS.md`.
 
 use std::fmt::Write as _;
-use std::process::Command;
+
+#[path = "../shared/report.rs"]
+mod shared;
+
+use shared::{command, targets_table, Check, Host};
 
 use crate::servers::{Kind, KINDS, LONG_POLL};
 use crate::{median, Config};
@@ -85,26 +89,9 @@ pub(crate) struct Machine {
     date: String,
 }
 
-fn command(cmd: &str, args: &[&str]) -> String {
-    Command::new(cmd)
-        .args(args)
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map_or_else(
-            || "n/a".to_owned(),
-            |o| String::from_utf8_lossy(&o.stdout).trim().to_owned(),
-        )
-}
-
 impl Machine {
     pub(crate) fn collect() -> Self {
-        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-        let cpu = cpuinfo
-            .lines()
-            .find_map(|l| l.strip_prefix("model name"))
-            .map_or("n/a", |v| v.trim_start_matches([' ', '\t', ':']))
-            .to_owned();
+        let host = Host::collect();
         let root = env!("CARGO_MANIFEST_DIR");
         let rev = command("git", &["-C", root, "rev-parse", "--short", "HEAD"]);
         let dirty = !command("git", &["-C", root, "status", "--porcelain", "--", "src"]).is_empty();
@@ -131,21 +118,15 @@ impl Machine {
             Err(_) => ("not run".to_owned(), "not run".to_owned()),
         };
         Self {
-            cpu,
-            cores: std::thread::available_parallelism().map_or(0, usize::from),
-            kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
-                .unwrap_or_default()
-                .trim()
-                .to_owned(),
-            rustc: command(
-                &std::env::var("RUSTC").unwrap_or_else(|_| "rustc".to_owned()),
-                &["--version"],
-            ),
+            cpu: host.cpu,
+            cores: host.cores,
+            kernel: host.kernel,
+            rustc: host.rustc,
             ours,
             rs_peer,
             node,
             node_peer,
-            date: command("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
+            date: host.date,
         }
     }
 }
@@ -326,12 +307,6 @@ fn rows(cfg: &Config, run: &Run) -> Vec<Row> {
     out
 }
 
-/// One target's result in one run.
-struct Check {
-    text: String,
-    met: Option<bool>,
-}
-
 /// The targets of issues 16 and 18 on one run: `(target, goal, check)`.
 fn targets(cfg: &Config, run: &Run) -> Vec<(String, String, Check)> {
     let mut out = Vec::new();
@@ -397,17 +372,6 @@ fn targets(cfg: &Config, run: &Run) -> Vec<(String, String, Check)> {
         }
     }
     out
-}
-
-fn verdict(met: &[Option<bool>]) -> String {
-    let known: Vec<bool> = met.iter().filter_map(|m| *m).collect();
-    let yes = known.iter().filter(|m| **m).count();
-    match (yes, known.len()) {
-        (_, 0) => "n/a".to_owned(),
-        (y, n) if y == n => format!("**met** ({y}/{n} runs)"),
-        (0, n) => format!("**missed** (0/{n} runs)"),
-        (y, n) => format!("**mixed** (met in {y}/{n} runs)"),
-    }
 }
 
 pub(crate) fn markdown(machine: &Machine, cfg: &Config, runs: &[Run]) -> String {
@@ -476,35 +440,7 @@ pub(crate) fn markdown(machine: &Machine, cfg: &Config, runs: &[Run]) -> String 
 
     let _ = writeln!(w, "### Targets (issues 16 and 18)\n");
     let per_run: Vec<_> = runs.iter().map(|r| targets(cfg, r)).collect();
-    let _ = write!(w, "| target | goal |");
-    for i in 0..runs.len() {
-        let _ = write!(w, " run {} |", i + 1);
-    }
-    let _ = writeln!(w, " verdict |");
-    let _ = writeln!(w, "|---|---|{}---|", "---|".repeat(runs.len()));
-    if let Some(first) = per_run.first() {
-        for (row, (name, goal, _)) in first.iter().enumerate() {
-            let _ = write!(w, "| {name} | {goal} |");
-            let mut mets = Vec::new();
-            for run in &per_run {
-                match run.get(row) {
-                    Some((_, _, c)) => {
-                        let mark = match c.met {
-                            Some(true) => "✔ ",
-                            Some(false) => "✘ ",
-                            None => "",
-                        };
-                        let _ = write!(w, " {mark}{} |", c.text);
-                        mets.push(c.met);
-                    }
-                    None => {
-                        let _ = write!(w, " n/a |");
-                    }
-                }
-            }
-            let _ = writeln!(w, " {} |", verdict(&mets));
-        }
-    }
+    targets_table(w, &per_run);
     let _ = writeln!(
         w,
         "\nA target row compares axum-longpoll with `durable-streams-server`: its text \

@@ -1,7 +1,11 @@
 //! `BENCHMARKS.md` and `benches/fanout.svg` from the measured passes.
 
 use std::fmt::Write as _;
-use std::process::Command;
+
+#[path = "../shared/report.rs"]
+mod shared;
+
+use shared::{command, targets_table, Check, Host};
 
 use crate::{median, Config};
 
@@ -209,26 +213,9 @@ pub(crate) struct Machine {
     date: String,
 }
 
-fn command(cmd: &str, args: &[&str]) -> String {
-    Command::new(cmd)
-        .args(args)
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map_or_else(
-            || "n/a".to_owned(),
-            |o| String::from_utf8_lossy(&o.stdout).trim().to_owned(),
-        )
-}
-
 impl Machine {
     pub(crate) fn collect() -> Self {
-        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-        let cpu = cpuinfo
-            .lines()
-            .find_map(|l| l.strip_prefix("model name"))
-            .map_or("n/a", |v| v.trim_start_matches([' ', '\t', ':']))
-            .to_owned();
+        let host = Host::collect();
         let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
         let memory = meminfo
             .lines()
@@ -238,23 +225,17 @@ impl Machine {
                 format!("{:.1} GiB", kib / 1024.0 / 1024.0)
             });
         Self {
-            cpu,
-            cores: std::thread::available_parallelism().map_or(0, usize::from),
-            kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
-                .unwrap_or_default()
-                .trim()
-                .to_owned(),
+            cpu: host.cpu,
+            cores: host.cores,
+            kernel: host.kernel,
             memory,
-            rustc: command(
-                &std::env::var("RUSTC").unwrap_or_else(|_| "rustc".to_owned()),
-                &["--version"],
-            ),
+            rustc: host.rustc,
             go: if std::env::var_os("GO_PEER").is_some() {
                 command("go", &["version"])
             } else {
                 "not run".to_owned()
             },
-            date: command("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
+            date: host.date,
         }
     }
 }
@@ -291,12 +272,6 @@ fn ratio(a: f64, b: f64) -> String {
     } else {
         format!("{:.2}×", a / b)
     }
-}
-
-/// One target's result in one run.
-struct Check {
-    text: String,
-    met: Option<bool>,
 }
 
 fn check(text: String, met: Option<bool>) -> Check {
@@ -461,17 +436,6 @@ fn targets(run: &Run) -> Vec<(String, &'static str, Check)> {
     out
 }
 
-fn verdict(met: &[Option<bool>]) -> String {
-    let known: Vec<bool> = met.iter().filter_map(|m| *m).collect();
-    let yes = known.iter().filter(|m| **m).count();
-    match (yes, known.len()) {
-        (_, 0) => "n/a".to_owned(),
-        (y, n) if y == n => format!("**met** ({y}/{n} runs)"),
-        (0, n) => format!("**missed** (0/{n} runs)"),
-        (y, n) => format!("**mixed** (met in {y}/{n} runs)"),
-    }
-}
-
 pub(crate) fn markdown(machine: &Machine, cfg: &Config, runs: &[Run]) -> String {
     let mut md = String::new();
     let w = &mut md;
@@ -510,35 +474,7 @@ pub(crate) fn markdown(machine: &Machine, cfg: &Config, runs: &[Run]) -> String 
     // Targets.
     let _ = writeln!(w, "## Targets (issue 5)\n");
     let per_run: Vec<Vec<(String, &str, Check)>> = runs.iter().map(targets).collect();
-    let _ = write!(w, "| target | goal |");
-    for i in 0..runs.len() {
-        let _ = write!(w, " run {} |", i + 1);
-    }
-    let _ = writeln!(w, " verdict |");
-    let _ = writeln!(w, "|---|---|{}---|", "---|".repeat(runs.len()));
-    if let Some(first) = per_run.first() {
-        for (row, (name, goal, _)) in first.iter().enumerate() {
-            let _ = write!(w, "| {name} | {goal} |");
-            let mut mets = Vec::new();
-            for run in &per_run {
-                match run.get(row) {
-                    Some((_, _, c)) => {
-                        let mark = match c.met {
-                            Some(true) => "✔ ",
-                            Some(false) => "✘ ",
-                            None => "",
-                        };
-                        let _ = write!(w, " {mark}{} |", c.text);
-                        mets.push(c.met);
-                    }
-                    None => {
-                        let _ = write!(w, " n/a |");
-                    }
-                }
-            }
-            let _ = writeln!(w, " {} |", verdict(&mets));
-        }
-    }
+    targets_table(w, &per_run);
     let _ = writeln!(w);
 
     for (i, run) in runs.iter().enumerate() {
