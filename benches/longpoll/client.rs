@@ -206,23 +206,37 @@ pub(crate) async fn park_many(
 /// Opens `n` WebSockets on `GET /ws` (the handshake by hand) and leaves
 /// them idle: nothing is read after the `101` head.
 pub(crate) async fn open_websockets(addr: SocketAddr, n: u64) -> io::Result<Vec<TcpStream>> {
+    open_held(
+        addr,
+        n,
+        b"GET /ws HTTP/1.1\r\nhost: bench\r\nconnection: upgrade\r\n\
+          upgrade: websocket\r\nsec-websocket-version: 13\r\n\
+          sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        b"HTTP/1.1 101",
+    )
+    .await
+}
+
+/// Opens `n` connections, each sending `request` and reading the response
+/// head (which must start with `status`); the connections are returned
+/// open, their bodies unread.
+pub(crate) async fn open_held(
+    addr: SocketAddr,
+    n: u64,
+    request: &'static [u8],
+    status: &'static [u8],
+) -> io::Result<Vec<TcpStream>> {
     futures_util::stream::iter(0..n)
         .map(|_| async move {
             let mut stream = connect(addr).await?;
-            stream
-                .write_all(
-                    b"GET /ws HTTP/1.1\r\nhost: bench\r\nconnection: upgrade\r\n\
-                      upgrade: websocket\r\nsec-websocket-version: 13\r\n\
-                      sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
-                )
-                .await?;
+            stream.write_all(request).await?;
             let mut head = Vec::with_capacity(256);
             while !head.ends_with(b"\r\n\r\n") {
                 head.push(tokio::time::timeout(GUARD, stream.read_u8()).await??);
             }
-            if !head.starts_with(b"HTTP/1.1 101") {
+            if !head.starts_with(status) {
                 return Err(io::Error::other(format!(
-                    "WebSocket upgrade refused: {}",
+                    "refused: {}",
                     String::from_utf8_lossy(&head)
                 )));
             }

@@ -13,10 +13,12 @@
 //! columns are empty), `BENCH_RUNS` (full passes, default 2), `BENCH_QUICK=1`
 //! (small sizes, for a smoke test; writes nothing unless `BENCH_OUT` is set),
 //! `BENCH_OUT` (directory to write into, default the crate root),
-//! `BENCH_ONLY` (comma-separated phases: detection, parked, h2, ws, plain,
-//! stream, storm, streams, redis; for profiling one figure).
+//! `BENCH_ONLY` (comma-separated phases: detection, parked, h2, h2big, ws,
+//! idle, plain, stream, storm, streams, redis; for profiling one figure).
 //!
-//! Phases: `storm` is the publish storm (`storm.rs`); `streams` the memory
+//! Phases: `h2big` parks 100,000 HTTP/2 streams over 500 connections
+//! (memory per stream, one publish's fan-out); `idle` holds idle NDJSON and
+//! SSE responses (memory per stream); `storm` is the publish storm (`storm.rs`); `streams` the memory
 //! per idle named stream beside a `HashMap<String, ()>` of the same names
 //! (`streams_mem.rs`, each figure in a child process of its own).
 
@@ -59,6 +61,8 @@ pub(crate) struct Config {
     pub(crate) parked: u64,
     /// HTTP/2 connections carrying `parked` streams.
     pub(crate) h2_connections: u64,
+    /// Parked HTTP/2 streams of the `h2big` phase, and their connections.
+    pub(crate) h2_big: (u64, u64),
     /// Fan-out sizes, largest first.
     pub(crate) fanout: Vec<u64>,
     /// Repetitions of each fan-out size.
@@ -88,6 +92,7 @@ impl Config {
             batch: 200,
             parked: 10_000,
             h2_connections: 50,
+            h2_big: (100_000, 500),
             fanout: vec![10_000, 5_000, 2_000, 1_000],
             fanout_reps: 5,
             rounds: 7,
@@ -107,6 +112,7 @@ impl Config {
             batch: 100,
             parked: 1000,
             h2_connections: 5,
+            h2_big: (2_000, 10),
             fanout: vec![1000, 500],
             fanout_reps: 2,
             rounds: 2,
@@ -594,6 +600,111 @@ async fn parked_h2(
     Ok(())
 }
 
+/// Many parked HTTP/2 streams (`cfg.h2_big`: 100,000 over 500
+/// connections): server RSS per stream, then one publish and the time
+/// until every stream has its answer.
+async fn parked_h2_big(cfg: &Config, run: &mut Run) -> io::Result<()> {
+    let (n, connections) = cfg.h2_big;
+    let per = n / connections;
+    for (kind, variant) in [(Kind::Crate, Some("crate-serve")), (Kind::Bare, None)] {
+        let server = Server::spawn_variant(kind, variant, 2)?;
+        let mut ctl = Control::new(server.addr);
+        ctl.call(&get("/plain")).await?;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        log(&format!(
+            "{}: parking {} HTTP/2 streams over {connections} connections",
+            kind.name(),
+            per * connections
+        ));
+        let rss0 = server.rss()?;
+        let mut held = Vec::with_capacity(usize::try_from(n).unwrap_or(0));
+        let mut id = 0;
+        for _ in 0..connections {
+            let mut send = client::h2_connect(server.addr).await?;
+            for _ in 0..per {
+                held.push(client::h2_park(&mut send, server.addr, id).await?);
+                id += 1;
+            }
+        }
+        ctl.wait_parked(per * connections).await?;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let rss1 = server.rss()?;
+        let start = Instant::now();
+        let answer = ctl.call(&post("/publish", "h2big")).await?;
+        if answer.status != 200 {
+            return Err(io::Error::other("publish failed"));
+        }
+        let mut answered = 0u64;
+        // Each sender is kept until its stream has its answer: dropping it
+        // would drop the stream.
+        for (stop, task) in held {
+            if tokio::time::timeout(client::GUARD, task).await.is_ok() {
+                answered += 1;
+            }
+            drop(stop);
+        }
+        let fanout_ms = start.elapsed().as_secs_f64() * 1e3;
+        log(&format!(
+            "{}: {} HTTP/2 streams, {:.0} B RSS each; one publish answered {answered} in {fanout_ms:.1} ms",
+            kind.name(),
+            per * connections,
+            (rss1 as f64 - rss0 as f64) / (per * connections) as f64
+        ));
+        run.h2_big.push(report::H2Big {
+            kind,
+            streams: per * connections,
+            connections,
+            rss_per_stream: (rss1 as f64 - rss0 as f64) / (per * connections) as f64,
+            fanout_ms,
+            answered,
+        });
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// Idle NDJSON and SSE streams: memory
+// ---------------------------------------------------------------------------
+
+/// Server RSS per idle NDJSON and SSE response: `parked` of each opened on
+/// a fresh server and left idle.
+async fn idle_streams(cfg: &Config, run: &mut Run) -> io::Result<()> {
+    let framings: [(&str, &'static [u8]); 2] = [
+        (
+            "NDJSON",
+            b"GET /idle/ndjson HTTP/1.1\r\nhost: bench\r\n\r\n",
+        ),
+        (
+            "SSE",
+            b"GET /idle/sse HTTP/1.1\r\nhost: bench\r\naccept: text/event-stream\r\n\r\n",
+        ),
+    ];
+    for (framing, request) in framings {
+        for (kind, variant) in [(Kind::Crate, Some("crate-serve")), (Kind::Bare, None)] {
+            let server = Server::spawn_variant(kind, variant, 2)?;
+            let mut ctl = Control::new(server.addr);
+            ctl.call(&get("/plain")).await?;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            log(&format!(
+                "{}: opening {} idle {framing} streams",
+                kind.name(),
+                cfg.parked
+            ));
+            let rss0 = server.rss()?;
+            let held = client::open_held(server.addr, cfg.parked, request, b"HTTP/1.1 200").await?;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let rss1 = server.rss()?;
+            run.idle_rss.push((
+                kind,
+                framing,
+                (rss1 as f64 - rss0 as f64) / cfg.parked as f64,
+            ));
+            drop(held);
+        }
+    }
+    Ok(())
+}
+
 // ---------------------------------------------------------------------------
 // Idle WebSockets: memory
 // ---------------------------------------------------------------------------
@@ -764,8 +875,14 @@ async fn pass(cfg: &Config, go: bool) -> io::Result<Run> {
         parked_h2(cfg, Kind::Bare, None, &mut run).await?;
         parked_h2(cfg, Kind::Crate, Some("crate-outer"), &mut run).await?;
     }
+    if wanted("h2big") {
+        parked_h2_big(cfg, &mut run).await?;
+    }
     if wanted("ws") {
         websockets(cfg, &mut run).await?;
+    }
+    if wanted("idle") {
+        idle_streams(cfg, &mut run).await?;
     }
     if wanted("plain") {
         plain(cfg, go, &mut run).await?;

@@ -10,6 +10,11 @@
 //!   rate; each event carries the unix time at which its publish was sent,
 //!   and its latency is the unix time at which the poll's answer was read
 //!   minus that (one machine, one clock).
+//! - Many streams: two instances serving a `Streams` collection on Redis
+//!   (`crate-redis-streams`); streams are made one after another by a
+//!   publish on A, each with one long-poll parked on B; at 1, 10, 100 and
+//!   1,000 streams, Redis's `CLIENT LIST` says how many connections each
+//!   instance holds, and B's RSS growth per stream since the previous size.
 
 use std::io::{self, Read as _, Write as _};
 use std::net::SocketAddr;
@@ -18,7 +23,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::client::{self, get, post, Conn, Control};
-use crate::report::{Kind, Latency, RedisRun, Run};
+use crate::report::{Kind, Latency, RedisRun, RedisStreams, Run};
 use crate::{log, median, park_paced, percentile, read_all, rearm, unix_nanos, Config, Server};
 
 /// Events of one latency measurement, after the warm-up.
@@ -86,6 +91,44 @@ impl RedisServer {
     fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
+
+    /// `CLIENT LIST`, one line per connection.
+    fn client_list(&self) -> io::Result<String> {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port))?;
+        s.set_read_timeout(Some(Duration::from_secs(5)))?;
+        s.write_all(b"CLIENT LIST\r\n")?;
+        // A bulk string: `$<len>\r\n<len bytes>\r\n`.
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 16 * 1024];
+        loop {
+            let n = s.read(&mut chunk)?;
+            if n == 0 {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+            buf.extend_from_slice(&chunk[..n]);
+            let Some(eol) = buf.windows(2).position(|w| w == b"\r\n") else {
+                continue;
+            };
+            let len: usize = std::str::from_utf8(&buf[1..eol])
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .ok_or_else(|| io::Error::other("CLIENT LIST: not a bulk string"))?;
+            if buf.len() >= eol + 2 + len {
+                return Ok(String::from_utf8_lossy(&buf[eol + 2..eol + 2 + len]).into_owned());
+            }
+        }
+    }
+
+    /// Connections whose name starts with `<name>:` (the crate names its
+    /// connections `<client_name>:<role>`).
+    fn connections_of(&self, name: &str) -> io::Result<usize> {
+        let needle = format!(" name={name}:");
+        Ok(self
+            .client_list()?
+            .lines()
+            .filter(|l| l.contains(&needle))
+            .count())
+    }
 }
 
 impl Drop for RedisServer {
@@ -104,6 +147,83 @@ fn spawn_redis_instance(url: &str, key: &str) -> io::Result<Server> {
         WORKERS,
         &[("REDIS_URL", url), ("REDIS_KEY", key)],
     )
+}
+
+/// One `Streams`-on-Redis instance named `name`.
+fn spawn_streams_instance(url: &str, name: &str) -> io::Result<Server> {
+    Server::spawn_with(
+        Kind::Crate,
+        Some("crate-redis-streams"),
+        WORKERS,
+        &[
+            ("REDIS_URL", url),
+            ("REDIS_KEY", "bench:s:"),
+            ("REDIS_NAME", name),
+        ],
+    )
+}
+
+/// The many-streams figures: at each size, Redis connections of A and B,
+/// and B's RSS per stream (each stream with one parked poll on B).
+async fn many_streams(redis: &RedisServer, sizes: &[u64]) -> io::Result<Vec<RedisStreams>> {
+    let url = redis.url();
+    let a = spawn_streams_instance(&url, "bench-a")?;
+    let b = spawn_streams_instance(&url, "bench-b")?;
+    let mut publisher = Control::new(a.addr);
+    let mut ctl_b = Control::new(b.addr);
+    ctl_b.call(&get("/stats")).await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // (streams, B's RSS) at the previous size.
+    let mut previous = (0u64, b.rss()?);
+    let mut held = Vec::new();
+    let mut out = Vec::new();
+    let mut made = 0;
+    for &streams in sizes {
+        for i in made..streams {
+            let answer = publisher
+                .call(&post(&format!("/streams/s{i}/publish"), "x"))
+                .await?;
+            if answer.status != 200 {
+                return Err(io::Error::other(format!(
+                    "publish on stream s{i}: {} {}",
+                    answer.status,
+                    answer.text()
+                )));
+            }
+            let cursor = answer.text();
+            let mut conn = Conn::open(b.addr).await?;
+            conn.send(&get(&format!(
+                "/streams/s{i}/poll?timeout={}&cursor={cursor}",
+                crate::servers::POLL_TIMEOUT.as_secs()
+            )))
+            .await?;
+            held.push(conn);
+        }
+        made = streams;
+        ctl_b.wait_parked(streams).await?;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let rss = b.rss()?;
+        // Since the previous size: what one stream more costs, not the
+        // instance's first allocations.
+        let figures = RedisStreams {
+            streams,
+            connections_a: redis.connections_of("bench-a")?,
+            connections_b: redis.connections_of("bench-b")?,
+            rss_per_stream_b: if previous.0 == 0 {
+                f64::NAN
+            } else {
+                (rss as f64 - previous.1 as f64) / (streams - previous.0) as f64
+            },
+        };
+        previous = (streams, rss);
+        log(&format!(
+            "redis: {streams} streams: connections A {}, B {}; B {:.0} B RSS per stream",
+            figures.connections_a, figures.connections_b, figures.rss_per_stream_b
+        ));
+        out.push(figures);
+    }
+    drop(held);
+    Ok(out)
 }
 
 /// Parks `per` polls on each of `servers`, then `reps` times: one publish
@@ -292,8 +412,16 @@ pub(crate) async fn phase(cfg: &Config, run: &Run) -> io::Result<RedisRun> {
          {memory_server:.1} ms)"
     ));
     drop((a, b));
+    log("redis: many streams on two instances");
+    let sizes: &[u64] = if cfg.parked >= 10_000 {
+        &[1, 10, 100, 1000]
+    } else {
+        &[1, 10, 100]
+    };
+    let streams = many_streams(&redis, sizes).await?;
     drop(redis);
     Ok(RedisRun {
+        streams,
         n,
         e2e_ms: e2e,
         server_ms: server,

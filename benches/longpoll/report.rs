@@ -82,7 +82,20 @@ pub(crate) struct Latency {
 
 /// The `redis` phase: two crate instances on one Redis key, and the
 /// in-memory server of the same pass.
+/// Two instances serving a `Streams` collection on Redis, at one size.
+pub(crate) struct RedisStreams {
+    pub(crate) streams: u64,
+    /// Redis connections of A (publishes) and of B (one parked poll per
+    /// stream).
+    pub(crate) connections_a: usize,
+    pub(crate) connections_b: usize,
+    /// B's RSS per stream (a mirror and a parked poll each).
+    pub(crate) rss_per_stream_b: f64,
+}
+
 pub(crate) struct RedisRun {
+    /// The many-streams figures, by size.
+    pub(crate) streams: Vec<RedisStreams>,
     /// Parked polls, half on each instance.
     pub(crate) n: u64,
     pub(crate) e2e_ms: f64,
@@ -113,6 +126,18 @@ pub(crate) struct StreamsMem {
     pub(crate) empty: f64,
     pub(crate) one_event: f64,
     pub(crate) one_reader: f64,
+}
+
+/// Many parked HTTP/2 streams (the `h2big` phase).
+pub(crate) struct H2Big {
+    pub(crate) kind: Kind,
+    pub(crate) streams: u64,
+    pub(crate) connections: u64,
+    /// Bytes of RSS per parked stream.
+    pub(crate) rss_per_stream: f64,
+    /// One publish sent → every stream has its answer.
+    pub(crate) fanout_ms: f64,
+    pub(crate) answered: u64,
 }
 
 /// One round of the publish storm.
@@ -165,6 +190,10 @@ pub(crate) struct Run {
     pub(crate) stream_cpu: Vec<(Kind, f64)>,
     /// Bytes of RSS per idle WebSocket.
     pub(crate) ws_rss: Vec<(Kind, f64)>,
+    /// Bytes of RSS per idle NDJSON or SSE response, by framing.
+    pub(crate) idle_rss: Vec<(Kind, &'static str, f64)>,
+    /// The `h2big` phase.
+    pub(crate) h2_big: Vec<H2Big>,
     /// The `redis` phase, when it ran.
     pub(crate) redis: Option<RedisRun>,
     /// The publish storm.
@@ -623,6 +652,79 @@ fn figures(w: &mut String, cfg: &Config, run: &Run, number: usize) {
         }
     }
 
+    if !run.idle_rss.is_empty() {
+        let _ = writeln!(w, "\n### Memory per idle NDJSON and SSE stream\n");
+        let _ = writeln!(
+            w,
+            "Server RSS (`VmRSS`) with {} responses open and idle minus before, divided by \
+             {}, each framing on a fresh server. The crate: `Streaming::ndjson` / `sse` of \
+             the log's events from now on (`LogReader`), with its heartbeat, caps and \
+             shutdown watch, under `serve`; bare axum: `Body::from_stream` of a stream that \
+             never yields (NDJSON), axum's `Sse` with its default keep-alive (SSE).\n",
+            cfg.parked, cfg.parked
+        );
+        let _ = writeln!(
+            w,
+            "| server | per idle NDJSON stream | ÷ bare | per idle SSE stream | ÷ bare |"
+        );
+        let _ = writeln!(w, "|---|---|---|---|---|");
+        let idle = |kind: Kind, framing: &str| {
+            run.idle_rss
+                .iter()
+                .find(|(k, f, _)| *k == kind && *f == framing)
+                .map(|(_, _, v)| *v)
+        };
+        for kind in KINDS {
+            if let (Some(nd), Some(sse)) = (idle(kind, "NDJSON"), idle(kind, "SSE")) {
+                let _ = writeln!(
+                    w,
+                    "| {} | {} | {} | {} | {} |",
+                    kind.name(),
+                    bytes(nd),
+                    ratio(nd, idle(Kind::Bare, "NDJSON").unwrap_or(f64::NAN)),
+                    bytes(sse),
+                    ratio(sse, idle(Kind::Bare, "SSE").unwrap_or(f64::NAN))
+                );
+            }
+        }
+    }
+
+    if let Some(first) = run.h2_big.first() {
+        let _ = writeln!(
+            w,
+            "\n### {} parked HTTP/2 streams over {} connections\n",
+            first.streams, first.connections
+        );
+        let _ = writeln!(
+            w,
+            "Server RSS (`VmRSS`) with the streams parked minus before, divided by the streams \
+             (hyper's limit of 200 concurrent streams per connection); then one publish, and \
+             the time until the client has every stream's answer (its head). Fresh server \
+             each, 2 workers. The crate under `serve`.\n"
+        );
+        let _ = writeln!(
+            w,
+            "| server | per parked stream | ÷ bare | one publish → all answered | ÷ bare | answered |"
+        );
+        let _ = writeln!(w, "|---|---|---|---|---|---|");
+        let bare = run.h2_big.iter().find(|b| b.kind == Kind::Bare);
+        for b in &run.h2_big {
+            let _ = writeln!(
+                w,
+                "| {} | {} | {} | {} | {} | {} |",
+                b.kind.name(),
+                bytes(b.rss_per_stream),
+                ratio(
+                    b.rss_per_stream,
+                    bare.map_or(f64::NAN, |x| x.rss_per_stream)
+                ),
+                ms(b.fanout_ms),
+                ratio(b.fanout_ms, bare.map_or(f64::NAN, |x| x.fanout_ms)),
+                b.answered
+            );
+        }
+    }
+
     let _ = writeln!(w, "\n### Fan-out\n");
     let _ = writeln!(
         w,
@@ -954,6 +1056,40 @@ fn redis_section(w: &mut String, cfg: &Config, runs: &[Run]) {
             ratio(l.p50_us, m.p50_us),
             ratio(l.p99_us, m.p99_us)
         );
+    }
+    if rows.iter().any(|(_, r)| !r.streams.is_empty()) {
+        let _ = writeln!(
+            w,
+            "\n**Many streams**: two instances serving a `Streams` collection on the same \
+             Redis (`EventLog::builder().streams().redis(..)`), each with its own client \
+             name. Streams are made one after another by a publish on A, and each gets one \
+             long-poll parked on B. At each size, Redis's `CLIENT LIST` counts each \
+             instance's connections (their names start with the instance's), and B's RSS \
+             growth since the previous size is divided by the streams added (each: its \
+             mirror of the stream's tail, its place in the collection, one parked poll and \
+             its HTTP/1.1 connection).\n"
+        );
+        let _ = writeln!(
+            w,
+            "| run | streams | Redis connections of A | of B | B's RSS per stream added |"
+        );
+        let _ = writeln!(w, "|---|---|---|---|---|");
+        for (i, r) in &rows {
+            for m in &r.streams {
+                let _ = writeln!(
+                    w,
+                    "| {i} | {} | {} | {} | {} |",
+                    m.streams,
+                    m.connections_a,
+                    m.connections_b,
+                    if m.rss_per_stream_b.is_nan() {
+                        "n/a".to_owned()
+                    } else {
+                        bytes(m.rss_per_stream_b)
+                    }
+                );
+            }
+        }
     }
     let _ = writeln!(w);
 }

@@ -15,6 +15,7 @@
 //! | `POST /fanout/reset` | (`crate-redis` only) start that count without publishing |
 //! | `POST /shutdown` | answer parked polls `503`, stop, exit |
 //! | `GET /ws` | (`crate-serve` and `bare`) an idle WebSocket |
+//! | `GET /idle/ndjson`, `GET /idle/sse` | a stream with nothing to send (the crate: the log's events from now on; bare: a stream that never yields) |
 //!
 //! - `crate`: [`DisconnectLayer`] + [`LongPoll`] + [`EventLog`] +
 //!   [`Streaming`], with `Router::layer` under `axum::serve`.
@@ -25,6 +26,10 @@
 //! - `crate-outer`: the layer around the whole router under `axum::serve`.
 //! - `crate-redis`: the same on a Redis log (`REDIS_URL`, `REDIS_KEY`), for
 //!   two instances on one key; `/poll?cursor=C` resumes after `C`.
+//! - `crate-redis-streams`: a `Streams` collection on Redis (`REDIS_URL`,
+//!   `REDIS_KEY` as the key prefix, `REDIS_NAME` for its connections'
+//!   names): `POST /streams/{name}/publish`, `GET /streams/{name}/poll`,
+//!   `GET /stats`, `POST /shutdown` (the `redis` phase's connection count).
 //! - `bare`: hand-written axum: a drop guard for the disconnect, a
 //!   `tokio::sync::watch` for the wake-up, a `select!` with a timer and the
 //!   shutdown token, `Body::from_stream` for streaming, axum's
@@ -233,6 +238,56 @@ async fn crate_stream<B: Backend>(
     s.ndjson(source)
 }
 
+/// An NDJSON stream of the log's events from now on: idle while nothing
+/// is published (its heartbeat apart).
+async fn crate_idle_ndjson<B: Backend>(
+    State(app): State<CrateApp<B>>,
+    resume: Resume,
+    s: Streaming,
+) -> Response {
+    s.ndjson(app.log.reader(resume))
+}
+
+/// The same as SSE.
+async fn crate_idle_sse<B: Backend>(
+    State(app): State<CrateApp<B>>,
+    resume: Resume,
+    s: Streaming,
+) -> Response {
+    s.sse(app.log.reader(resume))
+}
+
+type RedisStreams = axum_longpoll::event_log::Streams<Arc<str>, axum_longpoll::event_log::Redis>;
+
+/// Publishes the body on stream `name` (made on first use).
+async fn streams_publish(
+    State(streams): State<RedisStreams>,
+    axum::extract::Path(name): axum::extract::Path<String>,
+    body: String,
+) -> Response {
+    let log = match streams.get_or_create(&name).await {
+        Ok(log) => log,
+        Err(err) => return err.into_response(),
+    };
+    match log.publish(Arc::from(body)).await {
+        Ok(cursor) => cursor.to_string().into_response(),
+        Err(err) => err.into_response(),
+    }
+}
+
+/// Long-polls stream `name` (made on first use).
+async fn streams_poll(
+    State(streams): State<RedisStreams>,
+    axum::extract::Path(name): axum::extract::Path<String>,
+    resume: Resume,
+    lp: LongPoll,
+) -> Response {
+    match streams.get_or_create(&name).await {
+        Ok(log) => lp.serve(log.reader(resume)).await,
+        Err(err) => err.into_response(),
+    }
+}
+
 /// An idle WebSocket: nothing to send, incoming messages ignored.
 async fn crate_ws(ws: LiveSocket) -> Response {
     ws.on_upgrade(|conn| async move {
@@ -257,7 +312,13 @@ fn crate_routes_on<B: Backend>(
 ) -> (Router, DisconnectLayer) {
     let layer = DisconnectLayer::new()
         .shutdown(shutdown.clone())
-        .config(LongPollConfig::new().max_timeout(POLL_TIMEOUT))
+        // Room for the 100,000 parked HTTP/2 streams of the `h2big` phase
+        // (the default cap is 50,000 per layer).
+        .config(
+            LongPollConfig::new()
+                .max_timeout(POLL_TIMEOUT)
+                .max_in_flight(200_000),
+        )
         .config(
             StreamConfig::new()
                 .max_bytes(usize::MAX)
@@ -274,6 +335,8 @@ fn crate_routes_on<B: Backend>(
         .route("/publish", post(crate_publish::<B>))
         .route("/plain", get(|| async { "ok" }))
         .route("/stream", get(crate_stream::<B>))
+        .route("/idle/ndjson", get(crate_idle_ndjson::<B>))
+        .route("/idle/sse", get(crate_idle_sse::<B>))
         .route(
             "/stats",
             get(|State(app): State<CrateApp<B>>| async move {
@@ -522,6 +585,8 @@ fn bare_router(shutdown: CancellationToken) -> Router {
         .route("/plain", get(|| async { "ok" }))
         .route("/stream", get(bare_stream))
         .route("/ws", get(bare_ws))
+        .route("/idle/ndjson", get(bare_idle_ndjson))
+        .route("/idle/sse", get(bare_idle_sse))
         .route(
             "/stats",
             get(|State(app): State<BareApp>| async move {
@@ -538,6 +603,27 @@ fn bare_router(shutdown: CancellationToken) -> Router {
         )
         .route("/shutdown", post(move || stop(shutdown.clone())))
         .with_state(app)
+}
+
+/// An NDJSON response whose stream never yields: the least a hand-written
+/// streaming handler holds.
+async fn bare_idle_ndjson() -> Response {
+    let body = Body::from_stream(futures_util::stream::pending::<Result<Bytes, Infallible>>());
+    let mut res = body.into_response();
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-ndjson"),
+    );
+    res
+}
+
+/// axum's `Sse` over a stream that never yields, with axum's keep-alive
+/// (the crate's SSE has its heartbeat too).
+async fn bare_idle_sse() -> Response {
+    let events = futures_util::stream::pending::<Result<axum::response::sse::Event, Infallible>>();
+    axum::response::sse::Sse::new(events)
+        .keep_alive(axum::response::sse::KeepAlive::default())
+        .into_response()
 }
 
 /// An idle WebSocket with axum's defaults, read until it ends.
@@ -651,13 +737,47 @@ pub(crate) fn run(kind: &str) -> std::io::Result<()> {
                     .with_graceful_shutdown(signal)
                     .await
             }
+            "crate-redis-streams" => {
+                let url = std::env::var("REDIS_URL")
+                    .map_err(|_| std::io::Error::other("REDIS_URL is not set"))?;
+                let prefix = std::env::var("REDIS_KEY").unwrap_or_else(|_| "bench:s:".into());
+                let name = std::env::var("REDIS_NAME").unwrap_or_else(|_| "bench".into());
+                let client =
+                    axum_longpoll::redis::Client::open(url).map_err(std::io::Error::other)?;
+                let streams = EventLog::builder()
+                    .capacity(64)
+                    .streams()
+                    .max_streams(100_000)
+                    .redis(client, prefix)
+                    .client_name(name)
+                    .connect::<Arc<str>>()
+                    .await
+                    .map_err(std::io::Error::other)?;
+                let layer = DisconnectLayer::new()
+                    .shutdown(shutdown.clone())
+                    .config(LongPollConfig::new().max_timeout(POLL_TIMEOUT));
+                let stats = layer.stats();
+                let router = Router::new()
+                    .route("/streams/{name}/publish", post(streams_publish))
+                    .route("/streams/{name}/poll", get(streams_poll))
+                    .route(
+                        "/stats",
+                        get(move || async move { format!("parked={}", stats.snapshot().parked) }),
+                    )
+                    .route("/shutdown", post(move || stop(shutdown.clone())))
+                    .with_state(streams);
+                axum::serve(listener, router.layer(layer))
+                    .with_graceful_shutdown(signal)
+                    .await
+            }
             "bare" => {
                 axum::serve(listener, bare_router(shutdown))
                     .with_graceful_shutdown(signal)
                     .await
             }
             other => Err(std::io::Error::other(format!(
-                "unknown server {other:?}: allowed crate, crate-serve, crate-outer, crate-redis, bare"
+                "unknown server {other:?}: allowed crate, crate-serve, crate-outer, crate-redis, \
+                 crate-redis-streams, bare"
             ))),
         }
     })
