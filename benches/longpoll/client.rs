@@ -205,17 +205,10 @@ pub(crate) async fn park_many(
 
 /// Opens `n` WebSockets on `GET /ws` (the handshake by hand) and leaves
 /// them idle: nothing is read after the `101` head.
-pub(crate) async fn open_websockets(addr: SocketAddr, n: u64) -> io::Result<Vec<TcpStream>> {
-    open_held(
-        addr,
-        n,
-        b"GET /ws HTTP/1.1\r\nhost: bench\r\nconnection: upgrade\r\n\
-          upgrade: websocket\r\nsec-websocket-version: 13\r\n\
-          sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
-        b"HTTP/1.1 101",
-    )
-    .await
-}
+/// The upgrade request of an idle WebSocket (`GET /ws`).
+pub(crate) const WS_UPGRADE: &[u8] = b"GET /ws HTTP/1.1\r\nhost: bench\r\nconnection: upgrade\r\n\
+      upgrade: websocket\r\nsec-websocket-version: 13\r\n\
+      sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
 
 /// Opens `n` connections, each sending `request` and reading the response
 /// head (which must start with `status`); the connections are returned

@@ -663,11 +663,43 @@ async fn parked_h2_big(cfg: &Config, run: &mut Run) -> io::Result<()> {
 }
 
 // ---------------------------------------------------------------------------
-// Idle NDJSON and SSE streams: memory
+// Idle NDJSON and SSE responses and WebSockets: memory
 // ---------------------------------------------------------------------------
 
-/// Server RSS per idle NDJSON and SSE response: `parked` of each opened on
-/// a fresh server and left idle.
+/// Server RSS per idle held response: on a fresh server of `kind`,
+/// `parked` connections each send `request` (answered `status`) and are
+/// left idle; RSS after minus before, per connection.
+async fn idle_rss(
+    cfg: &Config,
+    kind: Kind,
+    variant: Option<&str>,
+    what: &str,
+    request: &'static [u8],
+    status: &'static [u8],
+) -> io::Result<f64> {
+    let server = Server::spawn_variant(kind, variant, 2)?;
+    let mut ctl = Control::new(server.addr);
+    ctl.call(&get("/plain")).await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    log(&format!(
+        "{}: opening {} idle {what}",
+        kind.name(),
+        cfg.parked
+    ));
+    let rss0 = server.rss()?;
+    let held = client::open_held(server.addr, cfg.parked, request, status).await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rss1 = server.rss()?;
+    drop(held);
+    Ok((rss1 as f64 - rss0 as f64) / cfg.parked as f64)
+}
+
+/// The servers of the idle figures: the crate under `serve`, and bare.
+const IDLE_SERVERS: [(Kind, Option<&str>); 2] =
+    [(Kind::Crate, Some("crate-serve")), (Kind::Bare, None)];
+
+/// Server RSS per idle NDJSON and SSE response, each framing on fresh
+/// servers.
 async fn idle_streams(cfg: &Config, run: &mut Run) -> io::Result<()> {
     let framings: [(&str, &'static [u8]); 2] = [
         (
@@ -680,54 +712,28 @@ async fn idle_streams(cfg: &Config, run: &mut Run) -> io::Result<()> {
         ),
     ];
     for (framing, request) in framings {
-        for (kind, variant) in [(Kind::Crate, Some("crate-serve")), (Kind::Bare, None)] {
-            let server = Server::spawn_variant(kind, variant, 2)?;
-            let mut ctl = Control::new(server.addr);
-            ctl.call(&get("/plain")).await?;
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            log(&format!(
-                "{}: opening {} idle {framing} streams",
-                kind.name(),
-                cfg.parked
-            ));
-            let rss0 = server.rss()?;
-            let held = client::open_held(server.addr, cfg.parked, request, b"HTTP/1.1 200").await?;
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            let rss1 = server.rss()?;
-            run.idle_rss.push((
-                kind,
-                framing,
-                (rss1 as f64 - rss0 as f64) / cfg.parked as f64,
-            ));
-            drop(held);
+        for (kind, variant) in IDLE_SERVERS {
+            let what = format!("{framing} streams");
+            let rss = idle_rss(cfg, kind, variant, &what, request, b"HTTP/1.1 200").await?;
+            run.idle_rss.push((kind, framing, rss));
         }
     }
     Ok(())
 }
 
-// ---------------------------------------------------------------------------
-// Idle WebSockets: memory
-// ---------------------------------------------------------------------------
-
-/// Server RSS per idle WebSocket: `parked` sockets opened and left idle.
+/// Server RSS per idle WebSocket.
 async fn websockets(cfg: &Config, run: &mut Run) -> io::Result<()> {
-    for (kind, variant) in [(Kind::Crate, Some("crate-serve")), (Kind::Bare, None)] {
-        let server = Server::spawn_variant(kind, variant, 2)?;
-        let mut ctl = Control::new(server.addr);
-        ctl.call(&get("/plain")).await?;
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        log(&format!(
-            "{}: opening {} idle WebSockets",
-            kind.name(),
-            cfg.parked
-        ));
-        let rss0 = server.rss()?;
-        let sockets = client::open_websockets(server.addr, cfg.parked).await?;
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let rss1 = server.rss()?;
-        run.ws_rss
-            .push((kind, (rss1 as f64 - rss0 as f64) / cfg.parked as f64));
-        drop(sockets);
+    for (kind, variant) in IDLE_SERVERS {
+        let rss = idle_rss(
+            cfg,
+            kind,
+            variant,
+            "WebSockets",
+            client::WS_UPGRADE,
+            b"HTTP/1.1 101",
+        )
+        .await?;
+        run.ws_rss.push((kind, rss));
     }
     Ok(())
 }
