@@ -553,6 +553,13 @@ pub(crate) struct Read<X> {
     pub(crate) closed: bool,
 }
 
+impl<X> Read<X> {
+    /// Events, or the end of a closed log: a reader is answered at once.
+    fn answers(&self) -> bool {
+        !self.events.is_empty() || self.closed
+    }
+}
+
 /// Makes one retained entry into what a reader hands on.
 pub(crate) type Make<T, X> = fn(&Entry<T>, Cursor) -> X;
 
@@ -717,6 +724,20 @@ impl<T, B: Backend> EventLog<T, B> {
         }
     }
 
+    /// What a reader at `cursor` is answered at once, if anything: the
+    /// events already there (most polls of a busy log), found without
+    /// registering a wait, which takes the `Notify`'s lock twice.
+    fn answer_now<X>(
+        &self,
+        cursor: Cursor,
+        make: Make<T, X>,
+    ) -> Result<Option<Read<X>>, CursorGone> {
+        Ok(match self.find(cursor, make)? {
+            Found::Batch(read) if read.answers() => Some(read),
+            Found::Batch(_) | Found::Ahead => None,
+        })
+    }
+
     /// [`wait`](Self::wait), with each event made into an `X`.
     pub(crate) async fn wait_with<X>(
         &self,
@@ -728,12 +749,8 @@ impl<T, B: Backend> EventLog<T, B> {
             // long-poll's future, also for logs that never lag.
             return Box::pin(self.wait_lagging(cursor, make)).await;
         }
-        // Events already there (most polls of a busy log): answered without
-        // registering a wait, which takes the `Notify`'s lock twice.
-        if let Found::Batch(read) = self.find(cursor, make)? {
-            if !read.events.is_empty() || read.closed {
-                return Ok(read);
-            }
+        if let Some(read) = self.answer_now(cursor, make)? {
+            return Ok(read);
         }
         let mut waited = false;
         loop {
@@ -744,7 +761,7 @@ impl<T, B: Backend> EventLog<T, B> {
             published.as_mut().enable();
             match self.find(cursor, make)? {
                 // Events, or the end of a closed log: answered at once.
-                Found::Batch(read) if !read.events.is_empty() || read.closed => {
+                Found::Batch(read) if read.answers() => {
                     if waited {
                         self.woken();
                     }
@@ -775,12 +792,8 @@ impl<T, B: Backend> EventLog<T, B> {
         // For a cursor ahead of a lagging log: the count of caught-up rounds
         // when it was first seen ahead.
         let mut ahead_since = None;
-        // Events already there (most polls of a busy log): answered without
-        // registering a wait, which takes the `Notify`'s lock twice.
-        if let Found::Batch(read) = self.find(cursor, make)? {
-            if !read.events.is_empty() || read.closed {
-                return Ok(read);
-            }
+        if let Some(read) = self.answer_now(cursor, make)? {
+            return Ok(read);
         }
         let mut waited = false;
         loop {
@@ -795,7 +808,7 @@ impl<T, B: Backend> EventLog<T, B> {
             // counted here.
             let rounds = lag.rounds.load(Ordering::Acquire);
             match self.find(cursor, make)? {
-                Found::Batch(read) if !read.events.is_empty() || read.closed => {
+                Found::Batch(read) if read.answers() => {
                     if waited {
                         self.woken();
                     }
