@@ -818,16 +818,10 @@ async fn appends_phase(cfg: &Config, run: &mut Run) {
 
 async fn pass(cfg: &Config) -> Run {
     let mut run = Run {
-        load: std::fs::read_to_string("/proc/loadavg")
-            .unwrap_or_default()
-            .split_whitespace()
-            .take(3)
-            .collect::<Vec<_>>()
-            .join(" "),
+        load: measure::load_average(),
         ..Run::default()
     };
-    let only = std::env::var("DS_ONLY").unwrap_or_default();
-    let wanted = |phase: &str| only.is_empty() || only.split(',').any(|p| p == phase);
+    let wanted = measure::phases("DS_ONLY");
     if wanted("sse") {
         sse_phase(cfg, &mut run).await;
     }

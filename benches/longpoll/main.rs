@@ -857,16 +857,10 @@ async fn streaming(cfg: &Config, run: &mut Run) -> io::Result<()> {
 
 async fn pass(cfg: &Config, go: bool) -> io::Result<Run> {
     let mut run = Run {
-        load: std::fs::read_to_string("/proc/loadavg")
-            .unwrap_or_default()
-            .split_whitespace()
-            .take(3)
-            .collect::<Vec<_>>()
-            .join(" "),
+        load: measure::load_average(),
         ..Run::default()
     };
-    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
-    let wanted = |phase: &str| only.is_empty() || only.split(',').any(|p| p == phase);
+    let wanted = measure::phases("BENCH_ONLY");
     if wanted("detection") {
         detection(cfg, go, &mut run).await?;
     }

@@ -63,3 +63,20 @@ pub(crate) fn listen_line(child: &mut Child, what: &str) -> io::Result<SocketAdd
         .and_then(|a| a.parse().ok())
         .ok_or_else(|| io::Error::other(format!("{what} server said {line:?}")))
 }
+
+/// The load average now (the first three fields of `/proc/loadavg`).
+pub(crate) fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Which phases run: all when the environment variable `var` is unset or
+/// empty, else those it names (comma-separated).
+pub(crate) fn phases(var: &str) -> impl Fn(&str) -> bool {
+    let only = std::env::var(var).unwrap_or_default();
+    move |phase| only.is_empty() || only.split(',').any(|p| p == phase)
+}
