@@ -191,29 +191,73 @@ fn items(lines: &[String]) -> Vec<usize> {
         .collect()
 }
 
+/// What both clients' tests start from: a `redis-server` with AOF, the
+/// demo on it, the JSON stream `PATH` made on it, and a scratch directory
+/// with the file the followers save their offset in.
+struct Restartable {
+    // Dropped before the Redis server it runs on.
+    instance: redis_demo::Instance,
+    redis: redis_demo::RedisServer,
+    key: String,
+    addr: std::net::SocketAddr,
+    stream_url: String,
+    scratch: PathBuf,
+    offsets: PathBuf,
+}
+
+/// The stream both clients follow.
+const PATH: &str = "/v1/stream/feed";
+
+/// The demo's default long-poll wait in these tests.
+const WAIT: Duration = Duration::from_secs(2);
+
+impl Restartable {
+    async fn start(name: &str) -> Self {
+        let redis = redis_demo::RedisServer::start(true).await;
+        let key = name.to_owned();
+        let instance = redis_demo::Instance::start(&redis.url(), &key, WAIT, 0).await;
+        let addr = instance.addr;
+        let created = try_request(addr, "PUT", PATH, &["content-type: application/json"], b"")
+            .await
+            .unwrap();
+        assert_eq!(created.0, 201, "{}", created.1);
+        let scratch =
+            std::env::temp_dir().join(format!("axum-longpoll-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&scratch).unwrap();
+        let offsets = scratch.join("offset");
+        let _ = std::fs::remove_file(&offsets);
+        Self {
+            stream_url: format!("http://{addr}{PATH}"),
+            redis,
+            key,
+            instance,
+            addr,
+            scratch,
+            offsets,
+        }
+    }
+
+    /// Stops the demo and starts it again on the same port and Redis key.
+    async fn restart(&mut self) {
+        self.instance.stop().await;
+        self.instance =
+            redis_demo::Instance::start(&self.redis.url(), &self.key, WAIT, self.addr.port()).await;
+        assert_eq!(self.instance.addr, self.addr);
+    }
+}
+
+impl Drop for Restartable {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.scratch);
+    }
+}
+
 /// Needs `NODE_CLIENT` and `REDIS_SERVER`.
 async fn follow_across_a_restart(live: &str) {
     let (node, dir) = node_client().unwrap_or_else(|why| panic!("{why}"));
-    let redis = redis_demo::RedisServer::start(true).await;
-    let url = redis.url();
-    let key = format!("clients-{live}");
-    let wait = Duration::from_secs(2);
-    let mut instance = redis_demo::Instance::start(&url, &key, wait, 0).await;
-    let addr = instance.addr;
-    let path = "/v1/stream/feed";
-    let created = try_request(addr, "PUT", path, &["content-type: application/json"], b"")
-        .await
-        .unwrap();
-    assert_eq!(created.0, 201, "{}", created.1);
-
-    let scratch = std::env::temp_dir().join(format!(
-        "axum-longpoll-ds-clients-{}-{live}",
-        std::process::id()
-    ));
-    std::fs::create_dir_all(&scratch).unwrap();
-    let offsets = scratch.join("offset");
-    let _ = std::fs::remove_file(&offsets);
-    let stream_url = format!("http://{addr}{path}");
+    let mut demo = Restartable::start(&format!("ds-clients-{live}")).await;
+    let (addr, path) = (demo.addr, PATH);
+    let (stream_url, offsets) = (demo.stream_url.clone(), demo.offsets.clone());
 
     // The writer: every item once, paced, across the restart.
     let writer = tokio::spawn(async move {
@@ -238,9 +282,7 @@ async fn follow_across_a_restart(live: &str) {
         first.child.try_wait().unwrap().is_none(),
         "the follower is still following when the demo stops"
     );
-    instance.stop().await;
-    instance = redis_demo::Instance::start(&url, &key, wait, addr.port()).await;
-    assert_eq!(instance.addr, addr);
+    demo.restart().await;
     let first = first.finish().await;
     // The second resumes from the saved offset and runs to the end.
     let second = Follower::start(&node, &dir, &stream_url, live, &offsets, usize::MAX);
@@ -257,8 +299,6 @@ async fn follow_across_a_restart(live: &str) {
         Some("closed"),
         "{second:?}"
     );
-    let _ = std::fs::remove_dir_all(&scratch);
-    drop(instance);
 }
 
 async fn the_typescript_client_follows_over_sse_across_a_restart_exactly_once() {
@@ -339,23 +379,9 @@ async fn python_follower(
 /// Needs `PYTHON_CLIENT` and `REDIS_SERVER`.
 async fn python_follows_across_a_restart(live: &str) {
     let (python, dir) = python_client().unwrap_or_else(|why| panic!("{why}"));
-    let redis = redis_demo::RedisServer::start(true).await;
-    let url = redis.url();
-    let key = format!("py-{live}");
-    let wait = Duration::from_secs(2);
-    let mut instance = redis_demo::Instance::start(&url, &key, wait, 0).await;
-    let addr = instance.addr;
-    let path = "/v1/stream/feed";
-    let created = try_request(addr, "PUT", path, &["content-type: application/json"], b"")
-        .await
-        .unwrap();
-    assert_eq!(created.0, 201, "{}", created.1);
-    let scratch =
-        std::env::temp_dir().join(format!("axum-longpoll-ds-py-{}-{live}", std::process::id()));
-    std::fs::create_dir_all(&scratch).unwrap();
-    let offsets = scratch.join("offset");
-    let _ = std::fs::remove_file(&offsets);
-    let stream_url = format!("http://{addr}{path}");
+    let mut demo = Restartable::start(&format!("ds-py-{live}")).await;
+    let (addr, path) = (demo.addr, PATH);
+    let (stream_url, offsets) = (demo.stream_url.clone(), demo.offsets.clone());
     let total = ITEMS / 2;
     let writer = tokio::spawn(async move {
         for n in 0..total {
@@ -377,8 +403,7 @@ async fn python_follows_across_a_restart(live: &str) {
         python_follower(&python2, &dir2, &url2, &live2, &offsets2, total / 2).await
     });
     tokio::time::sleep(Duration::from_millis(600)).await;
-    instance.stop().await;
-    instance = redis_demo::Instance::start(&url, &key, wait, addr.port()).await;
+    demo.restart().await;
     let (mut all, _) = first.await.unwrap();
     let mut runs = 1;
     while all.len() < total {
@@ -401,8 +426,6 @@ async fn python_follows_across_a_restart(live: &str) {
         all, expected,
         "every item exactly once, in order ({live}, {runs} runs)"
     );
-    let _ = std::fs::remove_dir_all(&scratch);
-    drop(instance);
 }
 
 async fn the_python_client_follows_over_sse_across_a_restart_exactly_once() {
